@@ -1,0 +1,84 @@
+"""optreg: optimizers and learning-rate schedulers by name, from any installed plugin.
+
+>>> import optreg
+>>> opt = optreg.get_optimizer("adamw", model, lr=3e-4, weight_decay=0.01)  # doctest: +SKIP
+>>> sched = optreg.get_scheduler("cosine", opt, num_warmup_steps=100,
+...                              num_training_steps=1000)  # doctest: +SKIP
+
+Importing this package loads no plugin and imports neither pluggy nor
+importlib_metadata; the first registry access discovers plugins once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optreg._api import (
+    get_optimizer,
+    get_optimizer_cls,
+    get_scheduler,
+    list_optimizers,
+    list_schedulers,
+    optimizer_info,
+    register_optimizer,
+    register_scheduler,
+    scheduler_info,
+)
+from optreg._discovery import OptregPluginWarning, optimizers, schedulers
+from optreg._errors import (
+    AmbiguousNameError,
+    DuplicateNameError,
+    MissingDependencyError,
+    OptregError,
+    PluginLoadError,
+    UnknownNameError,
+)
+from optreg._names import SchedulerType
+from optreg._registry import Entry, EntryInfo, Registry
+
+__all__ = [
+    "AmbiguousNameError",
+    "DuplicateNameError",
+    "Entry",
+    "EntryInfo",
+    "MissingDependencyError",
+    "OptregError",
+    "OptregPluginWarning",
+    "PluginLoadError",
+    "Registry",
+    "SchedulerType",
+    "UnknownNameError",
+    "__version__",
+    "get_optimizer",
+    "get_optimizer_cls",
+    "get_scheduler",
+    "hookimpl",
+    "list_optimizers",
+    "list_schedulers",
+    "optimizer_info",
+    "optimizers",
+    "register_optimizer",
+    "register_scheduler",
+    "scheduler_info",
+    "schedulers",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # hookimpl needs pluggy and __version__ needs importlib.metadata: both are
+    # resolved on first use so that `import optreg` stays cheap.
+    if name == "hookimpl":
+        import pluggy
+
+        value: Any = pluggy.HookimplMarker("optreg")
+    elif name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("optreg")
+        except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+            value = "0+unknown"
+    else:
+        raise AttributeError(f"module 'optreg' has no attribute {name!r}")
+    globals()[name] = value
+    return value

@@ -1,0 +1,10 @@
+"""``python -m optreg``: the same as the ``optreg`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from optreg.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

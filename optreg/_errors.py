@@ -1,0 +1,78 @@
+"""The optreg exception tree.
+
+::
+
+    OptregError
+     ├── UnknownNameError(OptregError, KeyError, ValueError)
+     ├── DuplicateNameError(OptregError, ValueError)
+     ├── AmbiguousNameError(OptregError, ValueError)
+     ├── PluginLoadError(OptregError, ImportError)
+     └── MissingDependencyError(OptregError, ImportError)
+
+Every error names the thing, shows the value and says what is allowed. The
+multiple inheritance keeps code written for ``transformers.get_scheduler`` (which
+raises ``ValueError``) or for a plain mapping (``KeyError``) working.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "AmbiguousNameError",
+    "DuplicateNameError",
+    "MissingDependencyError",
+    "OptregError",
+    "PluginLoadError",
+    "UnknownNameError",
+    "close_matches",
+]
+
+
+def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Return up to ``n`` candidates that look like ``word``, best first."""
+    return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.6)
+
+
+class OptregError(Exception):
+    """Base class of every error optreg raises on purpose."""
+
+
+class UnknownNameError(OptregError, KeyError, ValueError):
+    """A name that no registered optimizer or scheduler answers to.
+
+    Attributes:
+        kind: ``"optimizer"`` or ``"scheduler"``.
+        name: the name as the caller gave it.
+        suggestions: close registered names, best first.
+    """
+
+    def __init__(self, kind: str, name: object, known: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        known = sorted(known)
+        self.suggestions = close_matches(str(name).strip().lower().replace("-", "_"), known)
+        super().__init__(kind, name)
+
+    def __str__(self) -> str:  # KeyError would repr() the args otherwise
+        msg = f"unknown {self.kind} {self.name!r}"
+        if self.suggestions:
+            msg += "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+        return msg + f" (see `optreg list {self.kind}s`)"
+
+
+class DuplicateNameError(OptregError, ValueError):
+    """A name registered twice without ``override=True``."""
+
+
+class AmbiguousNameError(OptregError, ValueError):
+    """Two third-party distributions provide the same plain name."""
+
+
+class PluginLoadError(OptregError, ImportError):
+    """A plugin's entry point or hook failed; chained to the original error."""
+
+
+class MissingDependencyError(OptregError, ImportError):
+    """A name needs an optional dependency that is not installed."""

@@ -1,0 +1,187 @@
+"""Parameter-group helpers: the weight-decay split and per-name overrides.
+
+:func:`param_groups` turns whatever a user passes as ``params`` into a list of
+param-group dicts. With an ``nn.Module`` it knows parameter names, so it can
+
+* put biases, normalisation weights and every 1-D parameter in a group with
+  ``weight_decay=0.0`` (the transformers / timm convention), and
+* apply per-name ``overrides``: ``{"pattern": {"lr": 1e-4}}``, where a pattern
+  matches a parameter name as a substring or as an ``fnmatch`` glob.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["NORM_LAYERS", "matches", "named_no_decay", "param_groups"]
+
+#: Module types whose weights are never decayed by the default rule.
+NORM_LAYERS: tuple[type[nn.Module], ...] = tuple(
+    t
+    for t in (
+        getattr(nn, n, None)
+        for n in (
+            "LayerNorm",
+            "GroupNorm",
+            "LocalResponseNorm",
+            "RMSNorm",
+            "BatchNorm1d",
+            "BatchNorm2d",
+            "BatchNorm3d",
+            "SyncBatchNorm",
+            "InstanceNorm1d",
+            "InstanceNorm2d",
+            "InstanceNorm3d",
+        )
+    )
+    if isinstance(t, type)
+)
+
+
+def matches(name: str, pattern: str) -> bool:
+    """True when ``pattern`` matches parameter ``name`` as a substring or a glob."""
+    return pattern in name or fnmatch.fnmatchcase(name, pattern)
+
+
+def named_no_decay(model: nn.Module) -> set[str]:
+    """Names of parameters the default rule exempts from weight decay.
+
+    Biases, weights of normalisation layers (:data:`NORM_LAYERS`, or any module
+    whose class name ends in ``Norm``) and every parameter with fewer than 2 dims.
+    """
+    names: set[str] = set()
+    for mod_name, module in model.named_modules():
+        is_norm = isinstance(module, NORM_LAYERS) or type(module).__name__.endswith("Norm")
+        for p_name, p in module.named_parameters(recurse=False):
+            full = f"{mod_name}.{p_name}" if mod_name else p_name
+            if is_norm or p_name == "bias" or p.ndim < 2:
+                names.add(full)
+    return names
+
+
+def param_groups(
+    params: Any,
+    *,
+    weight_decay: float | None = None,
+    no_decay: Iterable[str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Turn ``params`` into a list of param-group dicts.
+
+    Args:
+        params: an ``nn.Module``, an iterable of tensors, an iterable of
+            ``(name, tensor)`` pairs, or an iterable of param-group dicts.
+        weight_decay: with a module (or named pairs) and a value > 0, parameters
+            matched by ``no_decay`` go to a group with ``weight_decay=0.0``.
+        no_decay: name patterns (substring or glob) exempt from weight decay;
+            default: biases, normalisation weights and every 1-D parameter.
+        overrides: ``{pattern: {option: value}}``; every parameter whose name
+            matches ``pattern`` (first matching pattern wins) gets those group
+            options, e.g. ``{"embed": {"lr": 1e-4}}``.
+
+    Returns:
+        Param-group dicts (fresh dicts; the caller may mutate them).
+
+    Raises:
+        TypeError: ``params`` is a single tensor or holds something else.
+        ValueError: no parameters, or ``overrides`` / ``no_decay`` without names.
+    """
+    if isinstance(params, torch.Tensor):
+        raise TypeError(
+            "params must be an iterable of tensors, of (name, tensor) pairs, of "
+            f"param-group dicts, or an nn.Module; got a single {torch.typename(params)}"
+        )
+    if isinstance(params, Mapping):
+        raise TypeError(
+            "params must be an iterable of tensors or param-group dicts, or an nn.Module; "
+            "got a single dict (wrap it in a list: [{'params': ...}])"
+        )
+    named: list[tuple[str, torch.Tensor]] | None = None
+    default_rule: set[str] | None = None
+    if isinstance(params, nn.Module):
+        named = [(n, p) for n, p in params.named_parameters() if p.requires_grad]
+        default_rule = named_no_decay(params) if no_decay is None else None
+        if not named:
+            raise ValueError(f"{type(params).__name__} has no trainable parameters")
+    else:
+        items = list(params)
+        if not items:
+            raise ValueError("optimizer got an empty parameter list")
+        if all(isinstance(x, dict) for x in items):
+            if overrides or no_decay is not None:
+                raise ValueError(
+                    "overrides= and no_decay= need parameter names: pass the nn.Module "
+                    "or (name, tensor) pairs instead of param-group dicts"
+                )
+            return [dict(g) for g in items]
+        if all(_is_named_pair(x) for x in items):
+            named = [(str(n), p) for n, p in items]
+        else:
+            bad = next((x for x in items if not isinstance(x, torch.Tensor)), None)
+            if bad is not None:
+                raise TypeError(
+                    "params must hold tensors, (name, tensor) pairs or param-group dicts; "
+                    f"found {type(bad).__name__}: {bad!r:.80}"
+                )
+            if overrides or no_decay is not None:
+                raise ValueError(
+                    "overrides= and no_decay= need parameter names: pass the nn.Module "
+                    "or (name, tensor) pairs instead of bare tensors"
+                )
+            return [{"params": items}]
+    return _split(named, weight_decay, no_decay, default_rule, dict(overrides or {}))
+
+
+def _is_named_pair(x: object) -> bool:
+    return (
+        isinstance(x, tuple)
+        and len(x) == 2
+        and isinstance(x[0], str)
+        and isinstance(x[1], torch.Tensor)
+    )
+
+
+def _split(
+    named: list[tuple[str, torch.Tensor]],
+    weight_decay: float | None,
+    no_decay: Iterable[str] | None,
+    default_rule: set[str] | None,
+    overrides: dict[str, Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    for pattern, opts in overrides.items():
+        if not isinstance(pattern, str) or not isinstance(opts, Mapping):
+            raise TypeError(
+                "overrides must map name patterns to option dicts, e.g. "
+                f"{{'embed': {{'lr': 1e-4}}}}; got {pattern!r}: {opts!r}"
+            )
+        if not any(matches(n, pattern) for n, _ in named):
+            raise ValueError(
+                f"override pattern {pattern!r} matches no parameter; "
+                f"names look like {', '.join(n for n, _ in named[:3])}"
+            )
+    patterns = list(no_decay) if no_decay is not None else None
+    split_decay = weight_decay is not None and weight_decay > 0
+    groups: dict[tuple[bool, str | None], dict[str, Any]] = {}
+    for name, p in named:
+        exempt = False
+        if split_decay:
+            if patterns is not None:
+                exempt = any(matches(name, pat) for pat in patterns)
+            else:
+                exempt = name in (default_rule or set()) or p.ndim < 2 or name.endswith("bias")
+        pattern = next((pat for pat in overrides if matches(name, pat)), None)
+        key = (exempt, pattern)
+        if key not in groups:
+            group: dict[str, Any] = {"params": []}
+            if exempt:
+                group["weight_decay"] = 0.0
+            if pattern is not None:
+                group.update(overrides[pattern])
+            groups[key] = group
+        groups[key]["params"].append(p)
+    return list(groups.values())
