@@ -1,0 +1,71 @@
+"""Shared fixtures: a fresh registry per test, throwaway installed distributions."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from optreg import _discovery
+
+
+@pytest.fixture
+def fresh_registry() -> Iterator[None]:
+    """Forget every discovered and runtime-registered name, before and after the test."""
+    _discovery.reset()
+    yield
+    _discovery.reset()
+
+
+MakeDist = Callable[..., Path]
+
+
+@pytest.fixture
+def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> MakeDist:
+    """Install throwaway distributions: a ``*.dist-info`` plus modules on ``sys.path``.
+
+    ``make_dist("acme-opt", entry_points={"optreg.optimizers": {"lion": "acme_opt:Lion"}},
+    modules={"acme_opt": "class Lion: ..."})`` returns the site directory. Modules
+    written here are removed from ``sys.modules`` after the test.
+    """
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    created: list[str] = []
+
+    def make(
+        name: str,
+        *,
+        version: str = "1.0",
+        entry_points: dict[str, dict[str, str]] | None = None,
+        modules: dict[str, str] | None = None,
+    ) -> Path:
+        dist_dir = site / f"{name.replace('-', '_')}-{version}.dist-info"
+        dist_dir.mkdir()
+        (dist_dir / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+        lines: list[str] = []
+        for group, eps in (entry_points or {}).items():
+            lines.append(f"[{group}]")
+            lines.extend(f"{k} = {v}" for k, v in eps.items())
+            lines.append("")
+        (dist_dir / "entry_points.txt").write_text("\n".join(lines))
+        for mod, source in (modules or {}).items():
+            path = site / (mod.replace(".", "/") + ".py")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for parent in path.relative_to(site).parents:
+                if str(parent) != ".":
+                    (site / parent / "__init__.py").touch()
+            path.write_text(textwrap.dedent(source))
+            created.append(mod)
+        _discovery.reset()
+        return site
+
+    yield make  # type: ignore[misc]
+    for mod in created:
+        for key in [k for k in sys.modules if k == mod or k.startswith(mod + ".")]:
+            del sys.modules[key]
