@@ -24,7 +24,9 @@ MakeDist = Callable[..., Path]
 
 
 @pytest.fixture
-def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> MakeDist:
+def make_dist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+) -> Iterator[MakeDist]:
     """Install throwaway distributions: a ``*.dist-info`` plus modules on ``sys.path``.
 
     ``make_dist("acme-opt", entry_points={"optreg.optimizers": {"lion": "acme_opt:Lion"}},
@@ -65,7 +67,7 @@ def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: N
         _discovery.reset()
         return site
 
-    yield make  # type: ignore[misc]
+    yield make
     for mod in created:
         for key in [k for k in sys.modules if k == mod or k.startswith(mod + ".")]:
             del sys.modules[key]
