@@ -108,6 +108,9 @@ def get_optimizer(
     entry = optimizers.resolve(name)
     factory = optimizers.load(entry)
     _check_kwargs(entry, factory, kwargs, skip_first=True)
+    _check_values(entry, kwargs)
+    for options in (overrides or {}).values():
+        _check_values(entry, options)
     groups = param_groups(
         params,
         weight_decay=kwargs.get("weight_decay", _default(factory, "weight_decay")),
@@ -192,6 +195,24 @@ def _parameters(factory: Any) -> Mapping[str, inspect.Parameter] | None:
         return inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return None
+
+
+_NON_NEGATIVE = ("lr", "weight_decay", "eps", "momentum")
+
+
+def _check_values(entry: Entry, kwargs: Mapping[str, Any]) -> None:
+    """Reject NaN anywhere and negative / infinite standard hyperparameters."""
+    for key, value in kwargs.items():
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if math.isnan(v):
+                raise ValueError(f"{entry.kind} {entry.name!r}: {key} must be a number, got {value!r}")
+            if key in _NON_NEGATIVE and (v < 0 or math.isinf(v)):
+                raise ValueError(
+                    f"{entry.kind} {entry.name!r}: {key} must be finite and >= 0, got {value!r}"
+                )
 
 
 def _default(factory: Any, arg: str) -> Any:

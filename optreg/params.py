@@ -184,4 +184,6 @@ def _split(
                 group.update(overrides[pattern])
             groups[key] = group
         groups[key]["params"].append(p)
-    return list(groups.values())
+    # deterministic order: un-overridden groups first, then by pattern; decay before no-decay
+    order = {pat: i for i, pat in enumerate(overrides)}
+    return [groups[k] for k in sorted(groups, key=lambda k: (order.get(k[1], -1), k[0]))]
