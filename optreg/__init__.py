@@ -11,7 +11,7 @@ importlib_metadata; the first registry access discovers plugins once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optreg._api import (
     get_optimizer,
@@ -62,6 +62,12 @@ __all__ = [
     "scheduler_info",
     "schedulers",
 ]
+
+
+if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
+    import pluggy
+
+    hookimpl: pluggy.HookimplMarker
 
 
 def __getattr__(name: str) -> Any:
