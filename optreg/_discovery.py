@@ -140,16 +140,23 @@ def _dist_name(dist: Any) -> str:
     return normalize_dist(str(name))
 
 
-def _allowed(dist: str, ep_name: str) -> bool:
-    block = _env_list("OPTREG_BLOCK_PLUGINS") or set()
-    if dist in block or _norm_ep(f"{dist}:{ep_name}") in block:
-        return False
-    if dist == BUILTIN_DIST:
-        return True
-    if os.environ.get("OPTREG_DISABLE_PLUGIN_AUTOLOAD", "").strip() not in ("", "0"):
-        return False
-    only = _env_list("OPTREG_PLUGINS")
-    return only is None or dist in only
+class _Filter:
+    """The autoload controls, read from the environment once per discovery."""
+
+    def __init__(self) -> None:
+        self.block = _env_list("OPTREG_BLOCK_PLUGINS") or set()
+        self.only = _env_list("OPTREG_PLUGINS")
+        flag = os.environ.get("OPTREG_DISABLE_PLUGIN_AUTOLOAD", "").strip()
+        self.disabled = flag not in ("", "0")
+
+    def allowed(self, dist: str, ep_name: str) -> bool:
+        if dist in self.block or (self.block and _norm_ep(f"{dist}:{ep_name}") in self.block):
+            return False
+        if dist == BUILTIN_DIST:
+            return True
+        if self.disabled:
+            return False
+        return self.only is None or dist in self.only
 
 
 def _discover() -> None:
@@ -164,38 +171,44 @@ def _discover() -> None:
     _State.pm = pm
     registries = {GROUP_OPTIMIZERS: optimizers, GROUP_SCHEDULERS: schedulers}
     eps = importlib_metadata.entry_points()
+    allow = _Filter()
+    dist_names: dict[int, str] = {}
     hook_plugins: list[tuple[str, Any, Any]] = []
-    for group in GROUPS:
-        for ep in eps.select(group=group):
-            dist = ep.dist
-            dist_name = _dist_name(dist) if dist is not None else "unknown"
-            if not _allowed(dist_name, ep.name):
-                continue
-            where = f"{group}: {ep.name} = {ep.value}"
-            if group == GROUP_HOOKS:
-                try:
-                    module = ep.load()
-                    pm.register(module, name=f"{dist_name}:{ep.name}")
-                except Exception as e:
-                    _problem(dist_name, where, e)
-                    continue
-                _State.plugin_dists[f"{dist_name}:{ep.name}"] = dist_name
-                hook_plugins.append((dist_name, dist, where))
-                continue
+    # one pass over the scan (EntryPoints.select would walk it once per group)
+    for ep in sorted((ep for ep in eps if ep.group in GROUPS), key=lambda ep: GROUPS.index(ep.group)):
+        group = ep.group
+        dist = ep.dist
+        key = id(dist)
+        dist_name = dist_names.get(key)
+        if dist_name is None:
+            dist_name = dist_names[key] = _dist_name(dist) if dist is not None else "unknown"
+        if not allow.allowed(dist_name, ep.name):
+            continue
+        where = f"{group}: {ep.name} = {ep.value}"
+        if group == GROUP_HOOKS:
             try:
-                registries[group]._add(
-                    Entry(
-                        name=normalize_name(ep.name),
-                        kind=registries[group].kind,
-                        target=ep.value.strip(),
-                        provider=dist_name,
-                        source="builtin" if dist_name == BUILTIN_DIST else "plugin",
-                        entry_point=where,
-                        dist=dist,
-                    )
-                )
+                module = ep.load()
+                pm.register(module, name=f"{dist_name}:{ep.name}")
             except Exception as e:
                 _problem(dist_name, where, e)
+                continue
+            _State.plugin_dists[f"{dist_name}:{ep.name}"] = dist_name
+            hook_plugins.append((dist_name, dist, where))
+            continue
+        try:
+            registries[group]._add(
+                Entry(
+                    name=normalize_name(ep.name),
+                    kind=registries[group].kind,
+                    target=ep.value.strip(),
+                    provider=dist_name,
+                    source="builtin" if dist_name == BUILTIN_DIST else "plugin",
+                    entry_point=where,
+                    dist=dist,
+                )
+            )
+        except Exception as e:
+            _problem(dist_name, where, e)
     for hookname, registry in (
         ("optreg_add_optimizers", optimizers),
         ("optreg_add_schedulers", schedulers),
