@@ -1,0 +1,466 @@
+"""``adafactor``: transformers' Adafactor, fast; and the ``adafactor`` schedule proxy.
+
+The maths is transformers' (``transformers.optimization.Adafactor``): relative step
+size, parameter scale, factored second moment for parameters with two or more
+dimensions, update clipping, optional first moment, fp16/bf16 parameters updated
+through an fp32 copy. The implementation differs where it is faster only:
+
+* the update's RMS (for clipping) is computed from per-row sums instead of from the
+  full update, and the row/column factors, the clipping and the learning rate are
+  folded into one per-row scale applied by a single ``addcmul_``;
+* one reusable workspace (the size of the largest factored parameter) replaces the
+  full-size temporaries; small parameters are updated with ``torch._foreach_*``;
+* no ``.item()``: the parameter RMS and learning rates stay tensors.
+
+Results agree with transformers to float32 rounding (see ``benchmarks/bench_adafactor.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, cast
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+from optreg import hookimpl
+
+__all__ = ["Adafactor", "AdafactorSchedule", "get_adafactor_schedule"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+_Tensors = list[Tensor] | tuple[Tensor, ...]
+_GROUP_KEYS = ("eps", "relative_step", "scale_parameter", "warmup_init")
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"Adafactor: `{name}` must be a number, got {type(value).__name__}: {value!r}"
+        )
+    if math.isnan(value):
+        raise ValueError(f"Adafactor: `{name}` must not be NaN, got {value}")
+    return float(value)
+
+
+def _relative_step_size(group: dict[str, Any], step: int) -> float:
+    if not group["relative_step"]:
+        return float(group["lr"])
+    min_step = 1e-6 * step if group["warmup_init"] else 1e-2
+    return min(min_step, 1.0 / math.sqrt(step))
+
+
+def adafactor_lr(group: dict[str, Any], state: dict[str, Any]) -> float:
+    """The learning rate ``lr_t`` Adafactor used for the parameter with ``state``.
+
+    ``rho_t * max(eps[1], RMS)`` with parameter scaling, ``rho_t`` otherwise, where
+    ``rho_t`` is the relative step size (or the group's ``lr``).
+    """
+    rho = _relative_step_size(group, int(state["step"]))
+    if group["scale_parameter"]:
+        return rho * max(float(group["eps"][1]), float(state["RMS"]))
+    return rho
+
+
+class Adafactor(Optimizer):
+    """Adafactor (Shazeer & Stern, 2018) with transformers' semantics and defaults.
+
+    Per parameter (fp32 maths for fp16/bf16 parameters), ``t`` the step count::
+
+        RMS = ||p|| / sqrt(numel(p))
+        lr_t = rho_t * (max(eps[1], RMS) if scale_parameter else 1)
+        rho_t = min(1e-6 * t if warmup_init else 1e-2, 1 / sqrt(t)) if relative_step else lr
+        beta2_t = 1 - t ** decay_rate
+        second moment of g**2 + eps[0]: factored (row and column means) for >= 2-D
+        u = g / sqrt(second moment);  u /= max(1, RMS(u) / clip_threshold);  u *= lr_t
+        m = beta1 * m + (1 - beta1) * u;  u = m                 # if beta1 is not None
+        p -= weight_decay * lr_t * p;  p -= u
+
+    Args:
+        params: parameters or param-group dicts.
+        lr: external learning rate; only with ``relative_step=False`` (then required).
+        eps: ``(eps1, eps2)``: added to the squared gradient; floor of the parameter scale.
+        clip_threshold: threshold of the update's RMS (> 0).
+        decay_rate: exponent of the second-moment decay (<= 0).
+        beta1: first-moment coefficient in ``[0, 1)``; None keeps no first moment.
+        weight_decay: decoupled weight decay (>= 0).
+        scale_parameter: scale the step by the parameter's RMS.
+        relative_step: use the time-dependent relative step size instead of ``lr``.
+        warmup_init: warm the relative step size up linearly (needs ``relative_step``).
+
+    Raises:
+        ValueError: ``lr`` together with ``relative_step=True``; ``warmup_init``
+            without ``relative_step``; no ``lr`` without ``relative_step``; a value out
+            of range (the message shows it).
+        TypeError: a hyperparameter that is not a number.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float | None = None,
+        eps: tuple[float, float] = (1e-30, 1e-3),
+        clip_threshold: float = 1.0,
+        decay_rate: float = -0.8,
+        beta1: float | None = None,
+        weight_decay: float = 0.0,
+        scale_parameter: bool = True,
+        relative_step: bool = True,
+        warmup_init: bool = False,
+    ) -> None:
+        if lr is not None and relative_step:
+            raise ValueError(
+                f"Cannot combine manual `lr` and `relative_step=True` options (got lr={lr!r}); "
+                "pass relative_step=False to use an external learning rate"
+            )
+        if warmup_init and not relative_step:
+            raise ValueError("`warmup_init=True` requires `relative_step=True`")
+        if lr is None and not relative_step:
+            raise ValueError("`relative_step=False` requires a learning rate `lr`, got None")
+        if lr is not None and not _number("lr", lr) >= 0.0:
+            raise ValueError(f"Adafactor: `lr` must be >= 0, got {lr}")
+        if not isinstance(eps, (tuple, list)) or len(eps) != 2:
+            raise ValueError(f"Adafactor: `eps` must be a pair (eps1, eps2), got {eps!r}")
+        eps_pair = (_number("eps[0]", eps[0]), _number("eps[1]", eps[1]))
+        if min(eps_pair) < 0.0:
+            raise ValueError(f"Adafactor: `eps` values must be >= 0, got {eps!r}")
+        if not _number("clip_threshold", clip_threshold) > 0.0:
+            raise ValueError(f"Adafactor: `clip_threshold` must be > 0, got {clip_threshold}")
+        if _number("decay_rate", decay_rate) > 0.0:
+            raise ValueError(f"Adafactor: `decay_rate` must be <= 0, got {decay_rate}")
+        if beta1 is not None and not 0.0 <= _number("beta1", beta1) < 1.0:
+            raise ValueError(f"Adafactor: `beta1` must be in [0, 1) or None, got {beta1}")
+        if _number("weight_decay", weight_decay) < 0.0:
+            raise ValueError(f"Adafactor: `weight_decay` must be >= 0, got {weight_decay}")
+        defaults = {
+            "lr": lr,
+            "eps": eps_pair,
+            "clip_threshold": float(clip_threshold),
+            "decay_rate": float(decay_rate),
+            "beta1": None if beta1 is None else float(beta1),
+            "weight_decay": float(weight_decay),
+            "scale_parameter": bool(scale_parameter),
+            "relative_step": bool(relative_step),
+            "warmup_init": bool(warmup_init),
+        }
+        super().__init__(params, defaults)
+        self._workspace: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    @staticmethod
+    def _get_lr(param_group: dict[str, Any], param_state: dict[str, Any]) -> float:
+        """transformers-compatible name of :func:`adafactor_lr`."""
+        return adafactor_lr(param_group, param_state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._workspace = {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict, keeping fp32 state for fp16/bf16 parameters.
+
+        ``torch.optim.Optimizer`` casts floating state to the parameter's dtype; that
+        would round Adafactor's fp32 moments of a bf16 parameter, so the saved dtypes
+        are restored afterwards.
+        """
+        super().load_state_dict(state_dict)
+        saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        for pid, p in zip(saved_ids, params, strict=True):
+            saved = state_dict["state"].get(pid)
+            if not saved:
+                continue
+            state = self.state[p]
+            for key, value in saved.items():
+                if isinstance(value, Tensor) and state[key].dtype != value.dtype:
+                    state[key] = value.to(device=p.device, copy=True)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """Perform one optimization step.
+
+        Args:
+            closure: re-evaluates the model and returns the loss (optional).
+
+        Returns:
+            The closure's loss, or None.
+
+        Raises:
+            RuntimeError: a parameter has a sparse gradient.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            buckets: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("Adafactor does not support sparse gradients.")
+                compute = torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
+                buckets.setdefault((p.device, compute), []).append(p)
+            for (device, dtype), params in buckets.items():
+                self._step_bucket(group, params, device, dtype)
+        return loss
+
+    def _init_state(self, p: Tensor, group: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
+        state: dict[str, Any] = self.state[p]
+        shape = p.shape
+        if not state:
+            state["step"] = 0
+            if group["beta1"] is not None:
+                state["exp_avg"] = torch.zeros(shape, dtype=dtype, device=p.device)
+            if len(shape) >= 2:
+                state["exp_avg_sq_row"] = torch.zeros(shape[:-1], dtype=dtype, device=p.device)
+                state["exp_avg_sq_col"] = torch.zeros(
+                    shape[:-2] + shape[-1:], dtype=dtype, device=p.device
+                )
+            else:
+                state["exp_avg_sq"] = torch.zeros(shape, dtype=dtype, device=p.device)
+            state["RMS"] = torch.zeros((), dtype=dtype, device=p.device)
+        else:
+            for key, value in state.items():
+                if isinstance(value, Tensor) and (value.dtype != dtype or value.device != p.device):
+                    state[key] = value.to(device=p.device, dtype=dtype)
+        return state
+
+    def _buffer(self, device: torch.device, dtype: torch.dtype, numel: int) -> Tensor:
+        buf = self._workspace.get((device, dtype))
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(numel, dtype=dtype, device=device)
+            self._workspace[(device, dtype)] = buf
+        return buf[:numel]
+
+    def _step_bucket(
+        self, group: dict[str, Any], params: list[Tensor], device: torch.device, dtype: torch.dtype
+    ) -> None:
+        eps1, eps2 = group["eps"]
+        beta1 = group["beta1"]
+        clip = group["clip_threshold"]
+        weight_decay = group["weight_decay"]
+        states = [self._init_state(p, group, dtype) for p in params]
+        for state in states:
+            state["step"] += 1
+        steps = [int(s["step"]) for s in states]
+        low = [p for p in params if p.dtype != dtype]
+        p32 = [p.to(dtype) if p.dtype != dtype else p for p in params]
+        grads = [cast(Tensor, p.grad).to(dtype) for p in params]  # no copy when dtype matches
+
+        # RMS of each parameter, then lr_t, as tensors (no host sync).
+        sqrt_numel = torch.tensor(
+            [math.sqrt(p.numel()) for p in params], dtype=dtype, device=device
+        )
+        rms = torch.stack(torch._foreach_norm(p32)).div_(sqrt_numel)
+        rms_list = rms.unbind(0)
+        for state, value in zip(states, rms_list, strict=True):
+            state["RMS"] = value
+        rho = torch.tensor(
+            [_relative_step_size(group, t) for t in steps], dtype=dtype, device=device
+        )
+        lr_t = rms.clamp(min=eps2).mul_(rho) if group["scale_parameter"] else rho
+
+        if weight_decay != 0.0:
+            torch._foreach_mul_(p32, list(lr_t.mul(-weight_decay).add_(1.0).unbind(0)))
+
+        beta2t = [1.0 - t ** group["decay_rate"] for t in steps]
+        factored = [i for i, p in enumerate(params) if p.dim() >= 2]
+        plain = [i for i, p in enumerate(params) if p.dim() < 2]
+        if plain:
+            self._update_plain(
+                [p32[i] for i in plain],
+                [grads[i] for i in plain],
+                [states[i] for i in plain],
+                [beta2t[i] for i in plain],
+                lr_t[plain],
+                eps1=eps1,
+                clip=clip,
+                beta1=beta1,
+            )
+        if factored:
+            lr_f = lr_t[factored].unbind(0)
+            workspace = self._buffer(device, dtype, max(params[i].numel() for i in factored))
+            for k, i in enumerate(factored):
+                self._update_factored(
+                    p32[i],
+                    grads[i],
+                    states[i],
+                    beta2t[i],
+                    lr_f[k],
+                    workspace,
+                    eps1=eps1,
+                    clip=clip,
+                    beta1=beta1,
+                )
+        if low:
+            torch._foreach_copy_(low, [p32[i] for i, p in enumerate(params) if p.dtype != dtype])
+
+    @staticmethod
+    def _update_plain(
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        beta2t: list[float],
+        lr_t: Tensor,
+        *,
+        eps1: float,
+        clip: float,
+        beta1: float | None,
+    ) -> None:
+        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
+        update: _Tensors = torch._foreach_mul(grads, grads)
+        torch._foreach_add_(update, eps1)
+        _ema_(exp_avg_sqs, update, beta2t)
+        update = torch._foreach_rsqrt(exp_avg_sqs)
+        torch._foreach_mul_(update, grads)
+        numel = torch.tensor(
+            [math.sqrt(g.numel()) for g in grads], dtype=lr_t.dtype, device=lr_t.device
+        )
+        denom = torch.stack(torch._foreach_norm(update)).div_(numel).div_(clip).clamp_(min=1.0)
+        torch._foreach_mul_(update, list(lr_t.div(denom).unbind(0)))
+        if beta1 is not None:
+            exp_avgs = [s["exp_avg"] for s in states]
+            torch._foreach_mul_(exp_avgs, beta1)
+            torch._foreach_add_(exp_avgs, update, alpha=1.0 - beta1)
+            update = exp_avgs
+        torch._foreach_sub_(params, update)
+
+    @staticmethod
+    def _update_factored(
+        p: Tensor,
+        grad: Tensor,
+        state: dict[str, Any],
+        beta2t: float,
+        lr_t: Tensor,
+        workspace: Tensor,
+        *,
+        eps1: float,
+        clip: float,
+        beta1: float | None,
+    ) -> None:
+        row, col = state["exp_avg_sq_row"], state["exp_avg_sq_col"]
+        n_rows = grad.shape[-2]
+        two_d = grad.dim() == 2
+        work = workspace[: grad.numel()].view(grad.shape)
+        torch.mul(grad, grad, out=work)  # g**2 (eps1 is added to the means)
+        row_mean = work.mean(-1).add_(eps1)
+        if two_d:  # BLAS column sums: much faster than a strided reduction
+            ones = torch.ones(n_rows, dtype=grad.dtype, device=grad.device)
+            col_mean = torch.mv(work.t(), ones).div_(n_rows).add_(eps1)
+        else:
+            col_mean = work.mean(-2).add_(eps1)
+        row.mul_(beta2t).add_(row_mean, alpha=1.0 - beta2t)
+        col.mul_(beta2t).add_(col_mean, alpha=1.0 - beta2t)
+        r_factor = torch.div(row, row.mean(-1, keepdim=True)).rsqrt_()
+        c_factor = col.rsqrt()
+        # RMS of the update r_i * c_j * g_ij from row sums of g**2 * c**2.
+        c_sq = c_factor.square()
+        if two_d:
+            row_sq = torch.mv(work, c_sq)
+        else:
+            row_sq = torch.matmul(work, c_sq.unsqueeze(-1)).squeeze(-1)
+        sum_sq = torch.dot(r_factor.square().flatten(), row_sq.flatten())
+        denom = sum_sq.div_(grad.numel()).sqrt_().div_(clip).clamp_(min=1.0)
+        scale = r_factor.mul_(lr_t / denom).unsqueeze(-1)
+        torch.mul(grad, c_factor.unsqueeze(-2), out=work)
+        if beta1 is None:
+            p.addcmul_(work, scale, value=-1.0)
+        else:
+            exp_avg = state["exp_avg"]
+            exp_avg.mul_(beta1).addcmul_(work, scale, value=1.0 - beta1)
+            p.sub_(exp_avg)
+
+
+def _ema_(averages: _Tensors, values: _Tensors, betas: list[float]) -> None:
+    """``a = beta * a + (1 - beta) * v`` for each pair (one foreach call when betas agree)."""
+    if len(set(betas)) == 1:
+        torch._foreach_mul_(averages, betas[0])
+        torch._foreach_add_(averages, values, alpha=1.0 - betas[0])
+        return
+    for avg, value, beta in zip(averages, values, betas, strict=True):
+        avg.mul_(beta).add_(value, alpha=1.0 - beta)
+
+
+def _constant(step: int, *, value: float) -> float:
+    return value
+
+
+class AdafactorSchedule(LambdaLR):
+    """Reports the learning rate Adafactor computes itself (transformers' proxy).
+
+    Use it with ``relative_step=True`` (Adafactor's default), where the group's
+    ``lr`` is not used: ``get_last_lr()`` then gives, per group, ``lr_t`` of the
+    group's first parameter, or ``initial_lr`` before that parameter was stepped.
+
+    Args:
+        optimizer: an Adafactor optimizer with ``relative_step=True`` in every group.
+        initial_lr: the value reported before the first step.
+
+    Raises:
+        TypeError: ``optimizer`` is not an Adafactor (its groups lack Adafactor's options).
+        ValueError: a group has ``relative_step=False`` (there this proxy would overwrite
+            the external learning rate; use a regular schedule instead).
+    """
+
+    def __init__(self, optimizer: Optimizer, initial_lr: float = 0.0) -> None:
+        for i, group in enumerate(optimizer.param_groups):
+            missing = [k for k in _GROUP_KEYS if k not in group]
+            if missing:
+                raise TypeError(
+                    f"AdafactorSchedule needs an Adafactor optimizer; param group {i} of "
+                    f"{type(optimizer).__name__} lacks {', '.join(missing)}"
+                )
+            if not group["relative_step"]:
+                raise ValueError(
+                    f"AdafactorSchedule needs relative_step=True, param group {i} has "
+                    "relative_step=False; use a regular schedule with an external lr"
+                )
+        initial_lr = _number("initial_lr", initial_lr)
+        for group in optimizer.param_groups:
+            group["initial_lr"] = initial_lr
+        super().__init__(optimizer, partial(_constant, value=initial_lr))
+        for group in optimizer.param_groups:
+            del group["initial_lr"]
+
+    def get_lr(self) -> list[float | Tensor]:
+        """Per group: ``lr_t`` of its first parameter once stepped, else the base lr."""
+        lrs: list[float | Tensor] = []
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            first = group["params"][0] if group["params"] else None
+            state = self.optimizer.state.get(first) if first is not None else None
+            if first is not None and first.grad is not None and state and "step" in state:
+                lrs.append(adafactor_lr(group, state))
+            else:
+                lrs.append(base)
+        return lrs
+
+
+def get_adafactor_schedule(optimizer: Optimizer, initial_lr: float = 0.0) -> AdafactorSchedule:
+    """Build an :class:`AdafactorSchedule` (the scheduler name ``adafactor``).
+
+    Raises:
+        TypeError: ``optimizer`` is not an Adafactor.
+        ValueError: a group has ``relative_step=False``.
+    """
+    return AdafactorSchedule(optimizer, initial_lr)
+
+
+@hookimpl
+def optreg_add_optimizers(registry: Any) -> None:
+    registry.register(
+        "adafactor",
+        "optreg.builtin.adafactor:Adafactor",
+        description="Adafactor (transformers semantics): factored second moment, fast",
+    )
+
+
+@hookimpl
+def optreg_add_schedulers(registry: Any) -> None:
+    registry.register(
+        "adafactor",
+        "optreg.builtin.adafactor:get_adafactor_schedule",
+        description="AdafactorSchedule: reports Adafactor's own relative-step lr",
+    )
