@@ -1,21 +1,545 @@
-"""The ``optreg`` command (placeholder until the CLI issue lands)."""
+"""The ``optreg`` command (also ``python -m optreg``).
+
+::
+
+    optreg list [optimizers|schedulers] [--json]
+    optreg info NAME [--kind optimizer|scheduler] [--json]
+    optreg check [--strict]
+    optreg plot NAME [NAME...] --num-warmup-steps W --num-training-steps T [--lr LR]
+                [--kw KEY=VALUE ...] [--log-y] -o FILE.png
+    optreg compare OPT [OPT...] [--scheduler NAME] [--steps N] [--lr LR] [--seed S]
+                [--num-warmup-steps W] [--kw KEY=VALUE ...] [--progress] -o FILE.png
+
+Exit status: 0 on success; 1 when ``check`` finds a broken plugin or a
+``compare`` run fails; 2 for usage errors (unknown name, bad ``KEY=VALUE``,
+missing step count, missing optional dependency). Errors are one line on stderr.
+"""
 
 from __future__ import annotations
 
+import argparse
+import ast
+import dataclasses
+import json
+import os
 import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from optreg._errors import (
+    AmbiguousNameError,
+    MissingDependencyError,
+    OptregError,
+    PluginLoadError,
+    UnknownNameError,
+)
+
+__all__ = ["UsageError", "main", "parse_kw"]
+
+PROG = "optreg"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``optreg`` command line."""
-    from optreg import list_optimizers, list_schedulers
+class UsageError(OptregError):
+    """A command-line mistake: reported in one line, exit status 2."""
 
-    args = sys.argv[1:] if argv is None else argv
-    what = args[1] if len(args) > 1 else None
-    if not args or args[0] != "list":
-        print("usage: optreg list [optimizers|schedulers]", file=sys.stderr)
-        return 2
-    if what in (None, "optimizers"):
-        print("\n".join(list_optimizers()))
-    if what in (None, "schedulers"):
-        print("\n".join(list_schedulers()))
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``prog: error: ...``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def parse_kw(text: str) -> tuple[str, Any]:
+    """Parse ``KEY=VALUE``; VALUE is a Python literal when it parses as one, else a str.
+
+    >>> parse_kw("num_cycles=2"), parse_kw("mode=max")
+    (('num_cycles', 2), ('mode', 'max'))
+
+    Raises:
+        argparse.ArgumentTypeError: no ``=``, or KEY is not an identifier.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE with KEY a Python identifier, got {text!r}"
+        )
+    try:
+        value: Any = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = raw
+    return key, value
+
+
+def _kw_dict(pairs: Sequence[tuple[str, Any]] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs or ():
+        if key in out:
+            raise UsageError(f"--kw {key} given twice ({out[key]!r} and {value!r})")
+        out[key] = value
+    return out
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected an integer >= 1, got 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+# -- list -------------------------------------------------------------------
+
+
+def _registries(kind: str | None) -> list[tuple[str, Any]]:
+    from optreg._discovery import optimizers, schedulers
+
+    pairs = [("optimizers", optimizers), ("schedulers", schedulers)]
+    return [(label, reg) for label, reg in pairs if kind in (None, label)]
+
+
+def _listing(registry: Any) -> list[dict[str, Any]]:
+    """Rows for ``list``: one per entry, shadowed/ambiguous ones under their qualified name."""
+    rows: list[dict[str, Any]] = []
+    for entry in registry.entries():
+        try:
+            reached = registry.resolve(entry.name)
+        except AmbiguousNameError:
+            state = "ambiguous"
+        else:
+            state = "ok" if reached is entry else "shadowed"
+        available, reason = registry.status(entry)
+        rows.append(
+            {
+                "name": entry.name if state == "ok" else entry.qualified_name,
+                "canonical_name": entry.name,
+                "qualified_name": entry.qualified_name,
+                "aliases": list(entry.aliases),
+                "provider": entry.provider,
+                "version": entry.version,
+                "source": entry.source,
+                "target": entry.target_ref,
+                "description": entry.description,
+                "available": available,
+                "reason": reason,
+                "extra": entry.extra,
+                "status": state,
+            }
+        )
+    return rows
+
+
+def _provider_text(row: dict[str, Any]) -> str:
+    if row["source"] == "runtime":
+        return "(run time)"
+    return f"{row['provider']} {row['version']}" if row["version"] else row["provider"]
+
+
+def _available_text(row: dict[str, Any]) -> str:
+    if row["available"]:
+        return "yes"
+    return f"no (optreg[{row['extra']}])" if row["extra"] else "no"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in (header, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``optreg list``: every name, its provider, availability and description."""
+    listings = {label: _listing(reg) for label, reg in _registries(args.kind)}
+    if args.json:
+        print(json.dumps(listings, indent=2, default=str))
+        return 0
+    blocks = []
+    for label, rows in listings.items():
+        notes = []
+        for row in rows:
+            if row["status"] == "shadowed":
+                notes.append(f"  {row['name']}: shadowed by the builtin {row['canonical_name']!r}")
+            elif row["status"] == "ambiguous":
+                notes.append(
+                    f"  {row['name']}: {row['canonical_name']!r} is ambiguous; use the qualified name"
+                )
+        table = _table(
+            ("name", "provider", "available", "description"),
+            [(r["name"], _provider_text(r), _available_text(r), r["description"]) for r in rows],
+        )
+        blocks.append(
+            f"{label} ({len(rows)})\n{table}" + ("\n" + "\n".join(notes) if notes else "")
+        )
+    print("\n\n".join(blocks))
     return 0
+
+
+# -- info -------------------------------------------------------------------
+
+
+def _infos(name: str, kind: str | None) -> dict[str, Any]:
+    from optreg._api import optimizer_info, scheduler_info
+
+    found: dict[str, Any] = {}
+    unknown: list[UnknownNameError] = []
+    lookups: list[tuple[str, Callable[[str], Any]]] = [
+        ("optimizer", optimizer_info),
+        ("scheduler", scheduler_info),
+    ]
+    for label, lookup in lookups:
+        if kind not in (None, label):
+            continue
+        try:
+            found[label] = lookup(name)
+        except UnknownNameError as e:
+            unknown.append(e)
+    if found:
+        return found
+    if len(unknown) == 1:
+        raise unknown[0]
+    suggestions = list(dict.fromkeys(s for e in unknown for s in e.suggestions))[:3]
+    hint = f"; did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+    raise UsageError(f"unknown optimizer or scheduler {name!r}{hint} (see `optreg list`)")
+
+
+def _info_text(info: Any) -> str:
+    provider = f"{info.provider} {info.version}" if info.version else info.provider
+    available = "yes" if info.available else f"no: {info.reason}"
+    fields = [
+        ("qualified name", info.qualified_name),
+        ("aliases", ", ".join(info.aliases) or "(none)"),
+        ("provider", provider),
+        ("target", info.target),
+        ("available", available),
+        ("signature", info.signature or "(unknown until the target can be imported)"),
+        ("required", ", ".join(info.required_args) or "(none)"),
+    ]
+    fields.extend((f"metadata.{k}", repr(v)) for k, v in sorted(info.metadata.items()))
+    width = max(len(k) for k, _ in fields) + 1
+    lines = [f"{info.name}  ({info.kind})"]
+    lines += [f"  {(k + ':').ljust(width)} {v}" for k, v in fields]
+    if info.doc:
+        lines += ["", *(f"  {line}" for line in info.doc.splitlines())]
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``optreg info NAME``: signature, defaults, required arguments, provider, doc."""
+    infos = _infos(args.name, args.kind)
+    if args.json:
+        out = {
+            kind: {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
+            for kind, info in infos.items()
+        }
+        for item in out.values():
+            item["metadata"] = dict(item["metadata"])
+        print(json.dumps(out, indent=2, default=repr))
+    else:
+        print("\n\n".join(_info_text(info) for info in infos.values()))
+    return 0
+
+
+# -- check ------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``optreg check``: load every entry; exit 1 if a plugin or an entry is broken."""
+    from optreg._discovery import problems
+
+    broken: list[str] = [f"plugin {p}" for p in problems()]
+    unavailable: list[str] = []
+    warnings: list[str] = []
+    counts: dict[str, int] = {}
+    for label, registry in _registries(None):
+        entries = registry.entries()
+        counts[label] = len(entries)
+        for entry in entries:
+            where = f"{registry.kind} {entry.qualified_name}"
+            try:
+                target = registry.load(entry)
+            except MissingDependencyError as e:
+                unavailable.append(f"{where}: {_one_line(str(e))}")
+                continue
+            except Exception as e:
+                broken.append(f"{where}: {_one_line(f'{type(e).__name__}: {e}')}")
+                continue
+            if not callable(target):
+                broken.append(
+                    f"{where}: target {entry.target_ref} is not callable ({type(target).__name__})"
+                )
+        shadowed, ambiguous = registry.conflicts()
+        for winner, loser in shadowed:
+            warnings.append(
+                f"{registry.kind} {loser.name!r} from {loser.provider} is shadowed by "
+                f"{winner.qualified_name}; reachable only as {loser.qualified_name!r}"
+            )
+        for name, entries_ in ambiguous:
+            warnings.append(
+                f"{registry.kind} name {name!r} is ambiguous (provided by "
+                + ", ".join(e.qualified_name for e in entries_)
+                + "); use a qualified name"
+            )
+    for line in broken:
+        print(f"BROKEN       {line}")
+    for line in warnings:
+        print(f"WARNING      {line}")
+    for line in unavailable:
+        print(f"UNAVAILABLE  {line}")
+    total = sum(counts.values())
+    summary = ", ".join(f"{n} {label}" for label, n in counts.items())
+    print(
+        f"checked {total} entries ({summary}): {len(broken)} broken, "
+        f"{len(warnings)} warnings, {len(unavailable)} unavailable (optional dependency missing)"
+    )
+    if broken or (args.strict and warnings):
+        return 1
+    return 0
+
+
+# -- plot -------------------------------------------------------------------
+
+
+def _output_path(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        raise UsageError(f"-o {text!r} is a directory; give a file name like lr.png")
+    if not path.parent.is_dir():
+        raise UsageError(f"-o {text!r}: directory {str(path.parent)!r} does not exist")
+    return path
+
+
+def _accepts(factory: Any, key: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return True
+    return key in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """``optreg plot``: learning-rate curves of schedules, on one labelled axis."""
+    from optreg._discovery import schedulers
+    from optreg._plot import lr_curve, require_matplotlib, save_lr_figure
+
+    require_matplotlib()
+    path = _output_path(args.output)
+    if args.num_training_steps is None:
+        raise UsageError("--num-training-steps is required (it sets how many steps are plotted)")
+    kw = _kw_dict(args.kw)
+    factories = {name: schedulers.load(name) for name in args.names}
+    for key in kw:
+        if not any(_accepts(f, key) for f in factories.values()):
+            raise UsageError(f"--kw {key}: no schedule among {', '.join(args.names)} takes {key!r}")
+    curves = []
+    for name, factory in factories.items():
+        mine = {k: v for k, v in kw.items() if _accepts(factory, k)}
+        try:
+            curves.append(
+                lr_curve(
+                    name,
+                    lr=args.lr,
+                    num_warmup_steps=args.num_warmup_steps,
+                    num_training_steps=args.num_training_steps,
+                    kwargs=mine,
+                )
+            )
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"scheduler {name!r}: {e}") from e
+    title = f"lr {args.lr:g}, {args.num_training_steps} steps"
+    if args.num_warmup_steps is not None:
+        title += f", {args.num_warmup_steps} warmup"
+    save_lr_figure(curves, path, title=title, log_y=args.log_y)
+    print(f"saved {path} ({len(curves)} schedule{'s' if len(curves) > 1 else ''})")
+    return 0
+
+
+# -- compare ----------------------------------------------------------------
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``optreg compare``: train the built-in task with each optimizer; table and plot."""
+    import torch
+
+    from optreg import _compare
+    from optreg._plot import require_matplotlib, save_loss_figure
+
+    require_matplotlib()
+    path = _output_path(args.output)
+    names = list(dict.fromkeys(args.optimizers))
+    kw = _kw_dict(args.kw)
+    if kw and args.scheduler is None:
+        raise UsageError("--kw sets schedule arguments and needs --scheduler")
+    # the task is tiny: one thread is faster than several fighting over a busy machine,
+    # and it keeps the numbers the same from one machine to the next
+    torch.set_num_threads(1)
+    task = _compare.make_task(args.seed)
+    # build everything once before training, so a usage mistake fails fast
+    for name in names:
+        try:
+            _compare.build(
+                name,
+                _compare.make_student(task),
+                lr=args.lr,
+                scheduler=args.scheduler,
+                num_warmup_steps=args.num_warmup_steps,
+                num_training_steps=args.steps,
+                scheduler_kwargs=kw,
+            )
+        except (UnknownNameError, AmbiguousNameError, MissingDependencyError):
+            raise
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"optimizer {name!r}: {e}") from e
+    results = []
+    for name in names:
+        try:
+            result = _compare.train(
+                name,
+                task,
+                steps=args.steps,
+                lr=args.lr,
+                scheduler=args.scheduler,
+                num_warmup_steps=args.num_warmup_steps,
+                scheduler_kwargs=kw,
+                progress=args.progress,
+            )
+        except Exception as e:
+            result = _compare.RunResult(optimizer=name, error=_one_line(f"{type(e).__name__}: {e}"))
+        results.append(result)
+    lr = "each optimizer's default lr" if args.lr is None else f"lr {args.lr:g}"
+    schedule = f"scheduler {args.scheduler}" if args.scheduler else "no scheduler"
+    print(task.describe())
+    print(
+        f"{args.steps} steps, {lr}, {schedule}, torch {torch.__version__}, 1 thread"
+    )
+    print()
+    print(_compare.format_table(results))
+    curves = {r.optimizer: r.losses for r in results if r.error is None}
+    save_loss_figure(curves, path, title=f"{args.steps} steps, {lr}, {schedule}, seed {args.seed}")
+    print(f"\nloss curves saved to {path}")
+    return 1 if any(r.error for r in results) else 0
+
+
+# -- parser and entry point ---------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``optreg`` command."""
+    parser = _Parser(
+        prog=PROG,
+        description="Optimizers and learning-rate schedulers by name, from any installed plugin.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("list", help="list optimizer and scheduler names (imports no plugin target)")
+    p.add_argument("kind", nargs="?", choices=("optimizers", "schedulers"), help="only this kind")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="signature, defaults, required arguments, provider, doc")
+    p.add_argument("name", metavar="NAME", help="a name, alias or qualified name (dist:name)")
+    p.add_argument("--kind", choices=("optimizer", "scheduler"), help="look in one registry only")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("check", help="load every entry; exit 1 if any plugin is broken")
+    p.add_argument(
+        "--strict", action="store_true", help="also exit 1 on shadowed or ambiguous names"
+    )
+    p.set_defaults(func=cmd_check)
+
+    kw_help = "schedule argument; VALUE is read as a Python literal, else as a string (repeatable)"
+    p = sub.add_parser("plot", help="plot learning-rate curves of schedules")
+    p.add_argument("names", nargs="+", metavar="NAME", help="scheduler names")
+    p.add_argument("--num-warmup-steps", type=_non_negative_int, metavar="W")
+    p.add_argument("--num-training-steps", type=_positive_int, metavar="T")
+    p.add_argument(
+        "--lr", type=_positive_float, default=1.0, help="base learning rate (default 1.0)"
+    )
+    p.add_argument("--kw", type=parse_kw, action="append", metavar="KEY=VALUE", help=kw_help)
+    p.add_argument("--log-y", action="store_true", help="logarithmic learning-rate axis")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="image to write")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("compare", help="train a small built-in task with each optimizer")
+    p.add_argument("optimizers", nargs="+", metavar="OPT", help="optimizer names")
+    p.add_argument("--scheduler", metavar="NAME", help="scheduler for every run (default: none)")
+    p.add_argument("--steps", type=_positive_int, default=300, help="optimizer steps (default 300)")
+    p.add_argument(
+        "--lr", type=_positive_float, help="learning rate (default: each optimizer's own)"
+    )
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="data/init seed (default 0)")
+    p.add_argument("--num-warmup-steps", type=_non_negative_int, default=0, metavar="W")
+    p.add_argument("--kw", type=parse_kw, action="append", metavar="KEY=VALUE", help=kw_help)
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tqdm progress bar on stderr (default: only on a terminal)",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="loss-curve image")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def _fail(command: str | None, message: str, code: int) -> int:
+    prog = f"{PROG} {command}" if command else PROG
+    print(f"{prog}: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``optreg`` command line and return its exit status."""
+    parser = build_parser()
+    command: str | None = None
+    try:
+        args = parser.parse_args(argv)
+        command = args.command
+        code: int = args.func(args)
+        sys.stdout.flush()
+        return code
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
+        return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
+    except (UsageError, UnknownNameError, AmbiguousNameError, MissingDependencyError) as e:
+        return _fail(command, str(e), 2)
+    except PluginLoadError as e:
+        return _fail(command, str(e), 1)
+    except KeyboardInterrupt:
+        return _fail(command, "interrupted", 130)
+    except BrokenPipeError:
+        # the reader went away (`optreg list | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except Exception as e:
+        return _fail(command, f"{type(e).__name__}: {e}", 1)
