@@ -1,0 +1,467 @@
+"""bitsandbytes 8-bit, 32-bit and paged optimizers, registered by name.
+
+Every name is a lazy ``"optreg.builtin.bnb:<name>"`` target: a
+:class:`BnbOptimizerFactory` that imports bitsandbytes only when it is called
+(or asked for its signature), never when optreg starts or lists names. Without
+bitsandbytes the names are listed as unavailable, with the extra to install
+(``pip install "optreg[bnb]"``).
+
+A name fixes what bitsandbytes calls ``optim_bits`` and ``is_paged``, so it
+builds exactly what it says: ``adamw_8bit`` keeps uint8 state for every
+parameter with at least ``min_8bit_size`` (4096) elements, ``paged_lion_32bit``
+keeps paged fp32 state, and so on. Per-parameter settings that bitsandbytes
+reads from its ``GlobalOptimManager`` rather than from param groups
+(:data:`BNB_PARAM_OPTIONS`, e.g. ``optim_bits``) may appear in param groups or in
+``get_optimizer(..., overrides=...)``; the factory hands them to
+``GlobalOptimManager.override_config`` for those parameters.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import sys
+import threading
+import warnings
+import weakref
+from collections.abc import Iterable, Mapping
+from functools import cache
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from optreg import hookimpl
+from optreg._errors import MissingDependencyError, close_matches
+
+__all__ = [
+    "BNB_PARAM_OPTIONS",
+    "FACTORIES",
+    "BnbOptimizerFactory",
+    "PagedFallbackWarning",
+]
+
+#: Options bitsandbytes reads per parameter from its ``GlobalOptimManager`` (not from
+#: param groups). optreg takes them out of the param groups and registers them with
+#: ``GlobalOptimManager.override_config`` for the group's parameters.
+BNB_PARAM_OPTIONS = ("optim_bits", "min_8bit_size", "max_unorm", "skip_zeros")
+
+#: Constructor arguments a name fixes: accepting them would let ``adamw_8bit`` build a
+#: 32-bit or a paged optimizer (``args`` carries ``optim_bits`` too).
+_FIXED_BY_NAME = frozenset({"optim_bits", "is_paged", "args"})
+
+_INSTALL_HINT = 'pip install "optreg[bnb]"'
+
+
+class PagedFallbackWarning(UserWarning):
+    """A paged bitsandbytes optimizer got CPU parameters: their state is not paged."""
+
+
+class _Once:
+    """Process-wide flag: the paged-on-CPU note is shown once per process."""
+
+    lock = threading.Lock()
+    shown = False
+
+
+def _bnb_optim() -> Any:
+    """Import and return ``bitsandbytes.optim``.
+
+    Raises:
+        MissingDependencyError: bitsandbytes is not installed (or cannot be imported).
+    """
+    try:
+        importlib.import_module("bitsandbytes")
+        return importlib.import_module("bitsandbytes.optim")
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"the bitsandbytes optimizers need bitsandbytes, which is not installed "
+            f"({type(e).__name__}: {e}); install it with: {_INSTALL_HINT}"
+        ) from e
+
+
+@cache
+def _cpu_safe_paged_ademamix(base_name: str) -> type[Any]:
+    """Subclass ``bitsandbytes.optim.<base_name>`` whose paged state also works on CPU.
+
+    bitsandbytes (0.50.2) falls back to ordinary state for CPU parameters in
+    ``get_state_buffer`` but not in AdEMAMix's ``_get_state_double_buffer``, which
+    asks the CUDA runtime for paged memory for every CPU parameter of 1e5 elements or
+    more and fails. This subclass gives CPU parameters the same ordinary buffer
+    bitsandbytes' non-paged AdEMAMix uses; CUDA parameters are untouched.
+    """
+    base = getattr(_bnb_optim(), base_name)
+
+    def _get_state_double_buffer(
+        self: Any, p: torch.Tensor, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        if p.device.type == "cpu":
+            return torch.zeros((2, *p.size()), dtype=dtype, device=p.device)
+        return base._get_state_double_buffer(self, p, dtype=dtype)  # type: ignore[no-any-return]
+
+    return type(
+        base.__name__,
+        (base,),
+        {
+            "__module__": __name__,
+            "__qualname__": base.__qualname__,
+            "__doc__": (base.__doc__ or "")
+            + "\n\n(optreg: CPU parameters get ordinary, non-paged state.)",
+            "_get_state_double_buffer": _get_state_double_buffer,
+        },
+    )
+
+
+class BnbOptimizerFactory:
+    """Builds one bitsandbytes optimizer with the bits and paging its name fixes.
+
+    Calling it as ``factory(params, **kwargs)`` returns an instance of the
+    bitsandbytes class (for the paged AdEMAMix names, of a subclass that also
+    works on CPU). It accepts the keyword arguments of that class except the ones
+    the name fixes (``optim_bits``, ``is_paged``, ``args``).
+
+    Args:
+        name: the optreg name, e.g. ``"adamw_8bit"``.
+        class_name: the class in ``bitsandbytes.optim``, e.g. ``"AdamW8bit"``.
+        bits: 8 or 32, the state precision the name stands for.
+        paged: whether the name stands for a paged optimizer.
+        description: one line for listings.
+        aliases: other optreg names for the same optimizer.
+        fixed: keyword arguments always passed to the class (e.g. ``optim_bits=32``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        class_name: str,
+        *,
+        bits: int,
+        paged: bool,
+        description: str,
+        aliases: tuple[str, ...] = (),
+        fixed: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.class_name = class_name
+        self.bits = bits
+        self.paged = paged
+        self.description = description
+        self.aliases = aliases
+        self.fixed: Mapping[str, Any] = MappingProxyType(dict(fixed or {}))
+        self.__doc__ = (
+            f"{description}.\n\nBuilds ``bitsandbytes.optim.{class_name}`` "
+            f"({bits}-bit state{', paged' if paged else ''})."
+        )
+
+    def __repr__(self) -> str:
+        return f"<optreg factory {self.name!r}: bitsandbytes.optim.{self.class_name}>"
+
+    def optimizer_class(self) -> type[Any]:
+        """The class this name builds (imports bitsandbytes).
+
+        Raises:
+            MissingDependencyError: bitsandbytes is not installed.
+        """
+        if self.paged and self.class_name.startswith("PagedAdEMAMix"):
+            return _cpu_safe_paged_ademamix(self.class_name)
+        return getattr(_bnb_optim(), self.class_name)  # type: ignore[no-any-return]
+
+    @property
+    def __signature__(self) -> inspect.Signature | None:
+        """The class's signature without the arguments the name fixes."""
+        try:
+            sig = inspect.signature(self.optimizer_class())
+        except (MissingDependencyError, TypeError, ValueError):
+            return None
+        return sig.replace(
+            parameters=[p for p in sig.parameters.values() if p.name not in _FIXED_BY_NAME]
+        )
+
+    def accepted_keywords(self) -> list[str]:
+        """Keyword arguments this name accepts (imports bitsandbytes)."""
+        sig = self.__signature__
+        if sig is None:  # pragma: no cover - bitsandbytes without a readable signature
+            return []
+        return [p.name for p in list(sig.parameters.values())[1:]]
+
+    def __call__(self, params: Any, **kwargs: Any) -> Any:
+        """Build the optimizer.
+
+        Args:
+            params: tensors or param-group dicts, as for any torch optimizer. A group
+                may carry :data:`BNB_PARAM_OPTIONS` (e.g. ``"optim_bits": 32``).
+            **kwargs: keyword arguments of the bitsandbytes class (``lr``, ``betas``...).
+
+        Returns:
+            The bitsandbytes optimizer.
+
+        Raises:
+            MissingDependencyError: bitsandbytes is not installed.
+            TypeError: a keyword the class does not accept or the name fixes.
+            ValueError: an invalid per-parameter option or hyperparameter.
+        """
+        cls = self.optimizer_class()
+        self._check_kwargs(kwargs)
+        params, per_param = self._split_options(params)
+        optimizer = cls(params, **self.fixed, **kwargs)
+        if per_param:
+            _register_overrides(_bnb_optim().GlobalOptimManager.get_instance(), per_param)
+        if self.paged:
+            self._note_cpu_fallback(optimizer)
+        return optimizer
+
+    # -- helpers ------------------------------------------------------------
+    def _check_kwargs(self, kwargs: Mapping[str, Any]) -> None:
+        accepted = self.accepted_keywords()
+        for key in kwargs:
+            if key in accepted:
+                continue
+            if key in _FIXED_BY_NAME:
+                what = f"{self.bits}-bit{', paged' if self.paged else ', not paged'}"
+                raise TypeError(
+                    f"optimizer {self.name!r} fixes {key!r} (it is {what}); pick the name "
+                    "that says what you want (`optreg list optimizers`), or set optim_bits "
+                    "for some parameters with overrides={pattern: {'optim_bits': 32}}"
+                )
+            hint = close_matches(key, accepted, n=1)
+            did = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise TypeError(
+                f"optimizer {self.name!r} (bitsandbytes.optim.{self.class_name}) got an "
+                f"unexpected keyword argument {key!r}{did} Accepted keywords: "
+                f"{', '.join(accepted)}"
+            )
+
+    def _split_options(self, params: Any) -> tuple[Any, list[tuple[list[Any], dict[str, Any]]]]:
+        """Take :data:`BNB_PARAM_OPTIONS` out of param-group dicts."""
+        if isinstance(params, (torch.Tensor, Mapping)) or not isinstance(params, Iterable):
+            return params, []  # torch's own error message explains what params may be
+        items = list(params)
+        if not items or not all(isinstance(g, Mapping) for g in items):
+            return items, []
+        groups: list[dict[str, Any]] = []
+        per_param: list[tuple[list[Any], dict[str, Any]]] = []
+        for group in items:
+            group = dict(group)
+            options = {k: group.pop(k) for k in BNB_PARAM_OPTIONS if k in group}
+            if options:
+                tensors = group.get("params")
+                tensors = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors or ())
+                group["params"] = tensors
+                for key, value in options.items():
+                    _check_option(self.name, key, value)
+                per_param.append((tensors, options))
+            groups.append(group)
+        return groups, per_param
+
+    def _note_cpu_fallback(self, optimizer: Any) -> None:
+        on_cpu = any(p.device.type == "cpu" for g in optimizer.param_groups for p in g["params"])
+        if not on_cpu:
+            return
+        # bitsandbytes warns once per optimizer, at its first step; optreg says it
+        # once per process, at construction, instead.
+        optimizer._cpu_paged_warned = True
+        with _Once.lock:
+            if _Once.shown:
+                return
+            _Once.shown = True
+        warnings.warn(
+            f"{self.name}: paged optimizers are not supported on CPU by bitsandbytes; "
+            "CPU parameters get ordinary (non-paged) optimizer state, everything else is "
+            "unchanged. Paging needs CUDA parameters. (optreg says this once per process.)",
+            PagedFallbackWarning,
+            stacklevel=_user_stacklevel(),
+        )
+
+
+def _check_option(name: str, key: str, value: Any) -> None:
+    """Validate one per-parameter bitsandbytes option.
+
+    Raises:
+        ValueError: the value is not allowed for ``key``.
+    """
+    ok = True
+    allowed = ""
+    if key == "optim_bits":
+        ok = not isinstance(value, bool) and value in (8, 32)
+        allowed = "8 or 32"
+    elif key == "min_8bit_size":
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        allowed = "an int >= 0"
+    elif key == "max_unorm":
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value >= 0
+        )
+        allowed = "a finite number >= 0"
+    elif key == "skip_zeros":
+        ok = isinstance(value, bool)
+        allowed = "True or False"
+    if not ok:
+        raise ValueError(
+            f"optimizer {name!r}: per-parameter option {key!r} must be {allowed}, got {value!r}"
+        )
+
+
+def _register_overrides(manager: Any, per_param: list[tuple[list[Any], dict[str, Any]]]) -> None:
+    """Hand per-parameter options to bitsandbytes' GlobalOptimManager.
+
+    bitsandbytes keys these by ``id(param)`` in a process-wide manager; the entry is
+    dropped when the parameter is garbage-collected, so that a later tensor that
+    reuses the id does not inherit it.
+    """
+    for tensors, options in per_param:
+        for p in tensors:
+            manager.override_config(p, key_value_dict=dict(options))  # one dict per param
+            weakref.finalize(p, manager.pid2config.pop, id(p), None)
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` of the first frame outside optreg (the user's call)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module != "optreg" and not module.startswith("optreg."):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+# --------------------------------------------------------------------------- names
+# The transformers names (adamw_bnb_8bit, paged_adamw_32bit, rmsprop_bnb, ademamix...)
+# mean what transformers builds for them; sgd/adagrad/lamb/lars 8-bit are optreg's.
+
+adamw_8bit = BnbOptimizerFactory(
+    "adamw_8bit", "AdamW8bit", bits=8, paged=False, aliases=("adamw_bnb_8bit",),
+    description="AdamW with 8-bit state (bitsandbytes)",
+)  # fmt: skip
+adam_8bit = BnbOptimizerFactory(
+    "adam_8bit", "Adam8bit", bits=8, paged=False,
+    description="Adam with 8-bit state (bitsandbytes)",
+)  # fmt: skip
+paged_adamw_32bit = BnbOptimizerFactory(
+    "paged_adamw_32bit", "PagedAdamW32bit", bits=32, paged=True, aliases=("paged_adamw",),
+    description="AdamW with paged 32-bit state (bitsandbytes)",
+)  # fmt: skip
+paged_adamw_8bit = BnbOptimizerFactory(
+    "paged_adamw_8bit", "PagedAdamW8bit", bits=8, paged=True,
+    description="AdamW with paged 8-bit state (bitsandbytes)",
+)  # fmt: skip
+paged_adam_8bit = BnbOptimizerFactory(
+    "paged_adam_8bit", "PagedAdam8bit", bits=8, paged=True,
+    description="Adam with paged 8-bit state (bitsandbytes)",
+)  # fmt: skip
+lion_8bit = BnbOptimizerFactory(
+    "lion_8bit", "Lion8bit", bits=8, paged=False,
+    description="Lion with 8-bit state (bitsandbytes)",
+)  # fmt: skip
+lion_32bit = BnbOptimizerFactory(
+    "lion_32bit", "Lion32bit", bits=32, paged=False,
+    description="Lion with 32-bit state (bitsandbytes)",
+)  # fmt: skip
+paged_lion_8bit = BnbOptimizerFactory(
+    "paged_lion_8bit", "PagedLion8bit", bits=8, paged=True,
+    description="Lion with paged 8-bit state (bitsandbytes)",
+)  # fmt: skip
+paged_lion_32bit = BnbOptimizerFactory(
+    "paged_lion_32bit", "PagedLion32bit", bits=32, paged=True,
+    description="Lion with paged 32-bit state (bitsandbytes)",
+)  # fmt: skip
+rmsprop_bnb = BnbOptimizerFactory(
+    "rmsprop_bnb", "RMSprop32bit", bits=32, paged=False,
+    description="RMSprop with 32-bit state (bitsandbytes; transformers' rmsprop_bnb)",
+)  # fmt: skip
+rmsprop_bnb_8bit = BnbOptimizerFactory(
+    "rmsprop_bnb_8bit", "RMSprop8bit", bits=8, paged=False,
+    description="RMSprop with 8-bit state (bitsandbytes)",
+)  # fmt: skip
+rmsprop_bnb_32bit = BnbOptimizerFactory(
+    "rmsprop_bnb_32bit", "RMSprop32bit", bits=32, paged=False,
+    description="RMSprop with 32-bit state (bitsandbytes)",
+)  # fmt: skip
+sgd_8bit = BnbOptimizerFactory(
+    "sgd_8bit", "SGD8bit", bits=8, paged=False,
+    description="SGD with 8-bit momentum (bitsandbytes; needs momentum > 0)",
+)  # fmt: skip
+adagrad_8bit = BnbOptimizerFactory(
+    "adagrad_8bit", "Adagrad8bit", bits=8, paged=False,
+    description="Adagrad with 8-bit state (bitsandbytes)",
+)  # fmt: skip
+lamb_8bit = BnbOptimizerFactory(
+    "lamb_8bit", "LAMB8bit", bits=8, paged=False,
+    description="LAMB with 8-bit state (bitsandbytes)",
+)  # fmt: skip
+lars_8bit = BnbOptimizerFactory(
+    "lars_8bit", "LARS8bit", bits=8, paged=False,
+    description="LARS with 8-bit momentum (bitsandbytes; needs momentum > 0)",
+)  # fmt: skip
+# AdEMAMix32bit / PagedAdEMAMix32bit of bitsandbytes 0.50.2 lack AdEMAMix's second EMA
+# buffer and fail on the first step; transformers builds AdEMAMix(optim_bits=32) instead.
+ademamix = BnbOptimizerFactory(
+    "ademamix", "AdEMAMix", bits=32, paged=False, fixed={"optim_bits": 32, "is_paged": False},
+    description="AdEMAMix with 32-bit state (bitsandbytes)",
+)  # fmt: skip
+ademamix_8bit = BnbOptimizerFactory(
+    "ademamix_8bit", "AdEMAMix8bit", bits=8, paged=False,
+    description="AdEMAMix with 8-bit state (bitsandbytes)",
+)  # fmt: skip
+paged_ademamix_32bit = BnbOptimizerFactory(
+    "paged_ademamix_32bit", "PagedAdEMAMix", bits=32, paged=True, fixed={"optim_bits": 32},
+    description="AdEMAMix with paged 32-bit state (bitsandbytes)",
+)  # fmt: skip
+paged_ademamix_8bit = BnbOptimizerFactory(
+    "paged_ademamix_8bit", "PagedAdEMAMix8bit", bits=8, paged=True,
+    description="AdEMAMix with paged 8-bit state (bitsandbytes)",
+)  # fmt: skip
+
+#: Every factory, by optreg name.
+FACTORIES: Mapping[str, BnbOptimizerFactory] = MappingProxyType(
+    {
+        f.name: f
+        for f in (
+            adamw_8bit,
+            adam_8bit,
+            paged_adamw_32bit,
+            paged_adamw_8bit,
+            paged_adam_8bit,
+            lion_8bit,
+            lion_32bit,
+            paged_lion_8bit,
+            paged_lion_32bit,
+            rmsprop_bnb,
+            rmsprop_bnb_8bit,
+            rmsprop_bnb_32bit,
+            sgd_8bit,
+            adagrad_8bit,
+            lamb_8bit,
+            lars_8bit,
+            ademamix,
+            ademamix_8bit,
+            paged_ademamix_32bit,
+            paged_ademamix_8bit,
+        )
+    }
+)
+
+
+@hookimpl
+def optreg_add_optimizers(registry: Any) -> None:
+    """Register every bitsandbytes name as a lazy target (bitsandbytes is not imported)."""
+    for name, factory in FACTORIES.items():
+        registry.register(
+            name,
+            f"{__name__}:{name}",
+            aliases=factory.aliases,
+            description=factory.description,
+            requires=("bitsandbytes",),
+            extra="bnb",
+            metadata={
+                "state_bits": factory.bits,
+                "paged": factory.paged,
+                "bitsandbytes_class": factory.class_name,
+            },
+        )
