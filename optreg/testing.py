@@ -207,7 +207,7 @@ class _Runner:
 
         kwargs = {**self.spec.kwargs, **extra}
         try:
-            opt = self.spec.factory(params, **kwargs)
+            opt: Any = self.spec.factory(params, **kwargs)
         except Exception as e:
             raise AssertionError(
                 f"{self.spec.label}: building the optimizer {what} with kwargs {kwargs!r} "
@@ -220,7 +220,7 @@ class _Runner:
                 "(LR schedulers and trainers need one)"
             )
         if self._uses_train_eval(opt):
-            opt.train()
+            opt.train()  # type: ignore[attr-defined]
         return opt
 
     def _uses_train_eval(self, opt: Any) -> bool:
@@ -241,9 +241,9 @@ class _Runner:
                     with warnings.catch_warnings():
                         # torch warns about the param <-> grad reference cycle
                         warnings.simplefilter("ignore", UserWarning)
-                        loss.backward(create_graph=True)
+                        loss.backward(create_graph=True)  # type: ignore[no-untyped-call]
                 else:
-                    loss.backward()
+                    loss.backward()  # type: ignore[no-untyped-call]
             if seen is not None:
                 seen.append(float(loss.detach()))
             return loss
@@ -326,7 +326,11 @@ def _check_build_from_params(run: _Runner) -> None:
     opt = run.build([*unit, frozen], "from a list of tensors")
     groups = opt.param_groups
     got = [p for g in groups for p in g["params"]]
-    if len(groups) != 1 or len(got) != 3 or any(a is not b for a, b in zip(got, [*unit, frozen])):
+    if (
+        len(groups) != 1
+        or len(got) != 3
+        or any(a is not b for a, b in zip(got, [*unit, frozen], strict=False))
+    ):
         raise AssertionError(
             f"{run.spec.label}: built from a list of 3 tensors, the optimizer has "
             f"{len(groups)} param group(s) holding {len(got)} parameter(s); expected 1 group "
@@ -396,14 +400,17 @@ def _check_per_group_lr(run: _Runner) -> str | None:
             start = [[p.detach().clone() for p in u] for u in (first, second)]
             for i in range(3):
                 run.step(opt, [first, second], f"per-group lr check, step {i + 1}")
-        moved = max(_max_diff(p, p0) for p, p0 in zip(first, start[0]))
+        moved = max(_max_diff(p, p0) for p, p0 in zip(first, start[0], strict=True))
         if moved == 0.0:
             raise AssertionError(
                 f"{label}: with lr={base} the parameters of param group 0 did not move in 3 "
                 "steps on a problem with non-zero gradients"
             )
-        deltas = [[p.detach() - p0 for p, p0 in zip(u, u0)] for u, u0 in zip((first, second), start)]
-        if all(torch.equal(a, b) for a, b in zip(*deltas)):
+        deltas = [
+            [p.detach() - p0 for p, p0 in zip(u, u0, strict=True)]
+            for u, u0 in zip((first, second), start, strict=True)
+        ]
+        if all(torch.equal(a, b) for a, b in zip(*deltas, strict=True)):
             raise AssertionError(
                 f"{label}: param group 0 (lr={base}) and param group 1 (lr={other_lr}) got "
                 "identical updates from identical parameters and gradients in 3 steps: the "
@@ -532,7 +539,9 @@ def _check_resume(run: _Runner) -> None:
         run.to_train(fresh)
         for i in range(_RESUME_AFTER):
             run.step(fresh, [new_unit], f"after resuming, step {_RESUME_BEFORE + i + 1}")
-    for i, (got, want) in enumerate(zip([*new_unit, new_frozen], [*ref_unit, ref_frozen])):
+    for i, (got, want) in enumerate(
+        zip([*new_unit, new_frozen], [*ref_unit, ref_frozen], strict=True)
+    ):
         if not _equal(got, want):
             raise AssertionError(
                 f"{label}: resuming is not exact: after state_dict -> torch.save -> "
@@ -545,7 +554,9 @@ def _check_resume(run: _Runner) -> None:
 
 
 def _entry_needs(entry: Entry) -> dict[str, Any]:
-    needs = dict(_BUILTIN_NEEDS.get((entry.kind, entry.name), {})) if entry.source == "builtin" else {}
+    needs = (
+        dict(_BUILTIN_NEEDS.get((entry.kind, entry.name), {})) if entry.source == "builtin" else {}
+    )
     meta = entry.metadata or {}
     declared = meta.get(METADATA_KEY) or {}
     if not isinstance(declared, Mapping):
@@ -751,7 +762,7 @@ class _SchedRun:
     def step(self, opt: Any, sched: Any, units: list[list[torch.Tensor]], t: int) -> None:
         opt.zero_grad(set_to_none=True)
         loss = self.problem.loss([units[0]])
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         try:
             if self.metric_driven:
@@ -760,8 +771,7 @@ class _SchedRun:
                 sched.step()
         except Exception as e:
             raise AssertionError(
-                f"{self.spec.label}: scheduler.step() raised {type(e).__name__}: {e} "
-                f"(step {t + 1})"
+                f"{self.spec.label}: scheduler.step() raised {type(e).__name__}: {e} (step {t + 1})"
             ) from e
 
 
@@ -797,8 +807,8 @@ def _check_scheduler_resume(run: _SchedRun, reference: list[list[float]]) -> Non
         params = _clone_units(units)
         del opt, sched, units
         fresh_opt, fresh, fresh_units = run.make()
-        for target, source in zip(fresh_units, params):
-            for p, q in zip(target, source):
+        for target, source in zip(fresh_units, params, strict=True):
+            for p, q in zip(target, source, strict=True):
                 with _no_grad():
                     p.copy_(q)
         try:
@@ -971,7 +981,9 @@ def check_scheduler(
             build_scheduler=build_scheduler,
             optimizer=make_optimizer,
             optimizer_label=opt_label,
-            metric_driven=metric_driven if metric_driven is not None else needs.get("metric_driven"),
+            metric_driven=metric_driven
+            if metric_driven is not None
+            else needs.get("metric_driven"),
         )
     )
     report = Report(label, skipped=dict(skips))
@@ -1091,7 +1103,11 @@ if pytest is not None:
 
         def reportinfo(self) -> tuple[Any, int | None, str]:
             """Where the test comes from, for pytest's report."""
-            return self.path, None, f"optreg conformance: {self.entry.kind} {self.entry.qualified_name}"
+            return (
+                self.path,
+                None,
+                f"optreg conformance: {self.entry.kind} {self.entry.qualified_name}",
+            )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(

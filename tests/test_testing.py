@@ -287,7 +287,9 @@ class CountingSchedule(LambdaLR):
 
 
 def test_catches_a_scheduler_whose_state_dict_is_incomplete() -> None:
-    with pytest.raises(AssertionError, match="scheduler factory CountingSchedule: resuming is not exact"):
+    with pytest.raises(
+        AssertionError, match="scheduler factory CountingSchedule: resuming is not exact"
+    ):
         check_scheduler(CountingSchedule)
 
 
@@ -334,7 +336,7 @@ def test_optimizer_without_numeric_default_lr_skips_the_group_check() -> None:
 def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_nothing.py").write_text("def test_ok():\n    pass\n")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *args, str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", *args, str(tmp_path)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -342,29 +344,7 @@ def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_pytest_plugin_checks_selected_names(tmp_path: Path) -> None:
-    proc = _pytest(tmp_path, "--optreg-names=adamw,linear,optreg:sgd")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "4 passed" in proc.stdout
-    proc = _pytest(tmp_path, "--optreg-names=adamw,linear", "--co")
-    assert "optreg-conformance::optimizer[optreg:adamw]" in proc.stdout
-    assert "optreg-conformance::scheduler[optreg:linear]" in proc.stdout
-
-
-def test_pytest_plugin_is_silent_without_the_option(tmp_path: Path) -> None:
-    proc = _pytest(tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "1 passed" in proc.stdout
-    assert "optreg" not in proc.stdout
-
-
-def test_pytest_plugin_rejects_unknown_names(tmp_path: Path) -> None:
-    proc = _pytest(tmp_path, "--optreg-names=adamv")
-    assert proc.returncode == 4
-    assert "--optreg-names: 'adamv': " in proc.stderr
-
-
-def test_pytest_plugin_reports_a_defect_without_traceback(tmp_path: Path) -> None:
+def test_pytest_plugin_checks_selected_names_and_reports_defects(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(
         textwrap.dedent(
             """
@@ -378,11 +358,32 @@ def test_pytest_plugin_reports_a_defect_without_traceback(tmp_path: Path) -> Non
             """
         )
     )
-    proc = _pytest(tmp_path, "--optreg-names=bad_lambda")
-    assert proc.returncode == 1
+    proc = _pytest(tmp_path, "-v", "--optreg-names=adamw,linear,optreg:sgd,bad_lambda")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    for node in (
+        "optimizer[optreg:adamw] PASSED",
+        "optimizer[optreg:sgd] PASSED",
+        "scheduler[optreg:linear] PASSED",
+        "scheduler[__runtime__:bad_lambda] FAILED",
+    ):
+        assert f"optreg-conformance::{node}" in proc.stdout
+    # the failure shows the contract violation, not a traceback into the kit
     assert "scheduler '__runtime__:bad_lambda': the scheduler is not picklable: " in proc.stdout
     assert "Traceback" not in proc.stdout
-    assert "1 failed, 1 passed" in proc.stdout
+    assert "1 failed, 4 passed" in proc.stdout
+
+
+def test_pytest_plugin_is_silent_without_the_option(tmp_path: Path) -> None:
+    proc = _pytest(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+    assert "optreg-conformance" not in proc.stdout
+
+
+def test_pytest_plugin_rejects_unknown_names(tmp_path: Path) -> None:
+    proc = _pytest(tmp_path, "--optreg-names=adamv")
+    assert proc.returncode == 4
+    assert "--optreg-names: 'adamv': " in proc.stderr
 
 
 def test_importing_the_plugin_is_cheap() -> None:
