@@ -85,7 +85,10 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": tmp + os.pathsep + os.environ.get("PYTHONPATH", "")}
         out = subprocess.run(
             [sys.executable, "-c", CHILD.replace("REPS", str(args.reps))],
-            env=env, capture_output=True, text=True, check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     res = json.loads(out.stdout)
     ratio = res["ours"] / res["bare"]
@@ -93,8 +96,12 @@ def main() -> None:
     print(f"{args.dists} synthetic distributions, {res['n']} optimizer entry points seen")
     print(f"bare importlib_metadata.entry_points(): median {res['bare'] * 1000:.1f} ms")
     print(f"optreg first get_optimizer('adamw'):     median {res['ours'] * 1000:.1f} ms")
-    print(f"ratio: {ratio:.2f}x (target <= 1.5x); very first call incl. pluggy import: {first:.2f}x")
-    print(f"optimizer names listed: {res['names']}; plugin modules imported: {res['imported'] or 'none'}")
+    print(
+        f"ratio: {ratio:.2f}x (target <= 1.5x); very first call incl. pluggy import: {first:.2f}x"
+    )
+    print(
+        f"optimizer names listed: {res['names']}; plugin modules imported: {res['imported'] or 'none'}"
+    )
     print("PASS" if ratio <= 1.5 and not res["imported"] else "FAIL")
 
 

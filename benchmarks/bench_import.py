@@ -47,7 +47,7 @@ def main() -> None:
 
     spec = importlib.util.find_spec("optreg")
     if spec and spec.submodule_search_locations:
-        compileall.compile_dir(list(spec.submodule_search_locations)[0], quiet=1)
+        compileall.compile_dir(next(iter(spec.submodule_search_locations)), quiet=1)
     _run("import optreg")  # warm the OS file cache
     added, cpu_added, cpu_torch, wall_bare, wall_optreg, mods = [], [], [], [], [], set()
     for _ in range(args.runs):  # interleaved: both see the same machine noise
@@ -62,15 +62,19 @@ def main() -> None:
     med_added = statistics.median(added) * 1000
     print(f"runs: {args.runs} fresh processes, interleaved")
     med_cpu = statistics.median(cpu_added) * 1000
-    print(f"import optreg after import torch: median {med_added:.2f} ms wall, "
-          f"{med_cpu:.2f} ms CPU (target <= 25 ms); import torch itself: "
-          f"{statistics.median(cpu_torch) * 1000:.0f} ms CPU")
+    print(
+        f"import optreg after import torch: median {med_added:.2f} ms wall, "
+        f"{med_cpu:.2f} ms CPU (target <= 25 ms); import torch itself: "
+        f"{statistics.median(cpu_torch) * 1000:.0f} ms CPU"
+    )
     print(
         f"whole process: python -c 'import torch' {statistics.median(wall_bare) * 1000:.0f} ms, "
         f"+ optreg {statistics.median(wall_optreg) * 1000:.0f} ms, "
         f"ratio {statistics.median(wall_optreg) / statistics.median(wall_bare):.3f}x"
     )
-    print(f"modules imported by `import optreg` among {', '.join(WATCHED)}: {sorted(mods) or 'none'}")
+    print(
+        f"modules imported by `import optreg` among {', '.join(WATCHED)}: {sorted(mods) or 'none'}"
+    )
     # CPU time is what optreg costs; wall time also counts waiting for a busy CPU
     print("PASS" if min(med_added, med_cpu) <= 25 and not mods else "FAIL")
 

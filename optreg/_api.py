@@ -9,7 +9,7 @@ from typing import Any
 
 from optreg._discovery import call_hook, optimizers, schedulers
 from optreg._errors import close_matches
-from optreg._registry import Entry, EntryInfo, Registry
+from optreg._registry import Entry, EntryInfo
 
 __all__ = [
     "get_optimizer",
@@ -158,11 +158,17 @@ def get_scheduler(
     factory = schedulers.load(entry)
     specific = dict(scheduler_specific_kwargs or {})
     specific.update(kwargs)
-    for arg, value in (("num_warmup_steps", num_warmup_steps), ("num_training_steps", num_training_steps)):
+    for arg, value in (
+        ("num_warmup_steps", num_warmup_steps),
+        ("num_training_steps", num_training_steps),
+    ):
         _check_steps(entry.name, arg, value)
     params = _parameters(factory)
     call: dict[str, Any] = {}
-    for arg, value in (("num_warmup_steps", num_warmup_steps), ("num_training_steps", num_training_steps)):
+    for arg, value in (
+        ("num_warmup_steps", num_warmup_steps),
+        ("num_training_steps", num_training_steps),
+    ):
         if params is None:  # no signature to read: pass what we were given
             if value is not None:
                 call[arg] = value
@@ -185,7 +191,9 @@ def _check_steps(schedule: str, arg: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             return
-        raise TypeError(f"{schedule}: `{arg}` must be an int, got {type(value).__name__}: {value!r}")
+        raise TypeError(
+            f"{schedule}: `{arg}` must be an int, got {type(value).__name__}: {value!r}"
+        )
     if value < 0:
         raise ValueError(f"{schedule}: `{arg}` must be >= 0, got {value}")
 
@@ -208,7 +216,9 @@ def _check_values(entry: Entry, kwargs: Mapping[str, Any]) -> None:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 continue
             if math.isnan(v):
-                raise ValueError(f"{entry.kind} {entry.name!r}: {key} must be a number, got {value!r}")
+                raise ValueError(
+                    f"{entry.kind} {entry.name!r}: {key} must be a number, got {value!r}"
+                )
             if key in _NON_NEGATIVE and (v < 0 or math.isinf(v)):
                 raise ValueError(
                     f"{entry.kind} {entry.name!r}: {key} must be finite and >= 0, got {value!r}"
@@ -234,9 +244,7 @@ def _check_kwargs(
     if params is None or any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     accepted = [
-        p.name
-        for p in params.values()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        p.name for p in params.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     ]
     if skip_first and accepted and next(iter(params.values())).name == accepted[0]:
         accepted = accepted[1:]
@@ -249,5 +257,3 @@ def _check_kwargs(
                 f"{entry.kind} {entry.name!r} ({entry.target_ref}) got an unexpected keyword "
                 f"argument {key!r}{did} Accepted keywords: {', '.join(accepted) or '(none)'}"
             )
-
-

@@ -25,9 +25,9 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from optreg._errors import OptregError, PluginLoadError
+from optreg._errors import OptregError
 from optreg._registry import (
     BUILTIN_DIST,
     LOCK,
@@ -75,21 +75,30 @@ class PluginProblem:
 class _State:
     discovered = False
     pm: pluggy.PluginManager | None = None
-    problems: list[PluginProblem] = []
+    problems: ClassVar[list[PluginProblem]] = []
     #: hook-plugin name -> distribution name
-    plugin_dists: dict[str, str] = {}
+    plugin_dists: ClassVar[dict[str, str]] = {}
     discoveries = 0  # how many scans ran (tests assert it is one)
+    discovering = False  # set while _discover() runs (re-entrant calls return early)
 
 
 def ensure_discovered() -> None:
-    """Run discovery once per process (thread-safe, cached)."""
+    """Run discovery once per process (thread-safe, cached).
+
+    A hook that reads the registry during discovery (same thread, re-entering the
+    lock) sees the names registered so far instead of starting a nested scan.
+    """
     if _State.discovered:
         return
     with LOCK:
-        if _State.discovered:
+        if _State.discovered or _State.discovering:
             return
-        _discover()
-        _State.discovered = True
+        _State.discovering = True
+        try:
+            _discover()
+            _State.discovered = True
+        finally:
+            _State.discovering = False
 
 
 optimizers = Registry("optimizer", ensure_discovered)
@@ -175,7 +184,9 @@ def _discover() -> None:
     dist_names: dict[int, str] = {}
     hook_plugins: list[tuple[str, Any, Any]] = []
     # one pass over the scan (EntryPoints.select would walk it once per group)
-    for ep in sorted((ep for ep in eps if ep.group in GROUPS), key=lambda ep: GROUPS.index(ep.group)):
+    for ep in sorted(
+        (ep for ep in eps if ep.group in GROUPS), key=lambda ep: GROUPS.index(ep.group)
+    ):
         group = ep.group
         dist = ep.dist
         key = id(dist)
@@ -312,5 +323,3 @@ def call_hook(hookname: str, **kwargs: Any) -> None:
                 OptregPluginWarning,
                 stacklevel=3,
             )
-
-

@@ -65,9 +65,7 @@ def normalize_name(name: object, *, what: str = "name") -> str:
             "('dist:name'); use letters, digits, '_', '-' and '.'"
         )
     if not _NAME_RE.match(key):
-        raise ValueError(
-            f"invalid {what} {name!r}: use letters, digits, '_', '-' and '.' only"
-        )
+        raise ValueError(f"invalid {what} {name!r}: use letters, digits, '_', '-' and '.' only")
     return key
 
 
@@ -105,9 +103,7 @@ class Entry:
     description: str = ""
     requires: tuple[str, ...] = ()
     extra: str | None = None
-    metadata: Mapping[str, Any] = field(
-        default_factory=lambda: MappingProxyType({}), compare=False
-    )
+    metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False)
     entry_point: str | None = None
     dist: Any = field(default=None, compare=False, repr=False)
 
@@ -406,7 +402,9 @@ class Registry(Mapping[str, Entry]):
     def _missing_requirement(self, entry: Entry) -> str | None:
         for mod in entry.requires:
             if importlib.util.find_spec(mod) is None:
-                hint = f'pip install "optreg[{entry.extra}]"' if entry.extra else f"pip install {mod}"
+                hint = (
+                    f'pip install "optreg[{entry.extra}]"' if entry.extra else f"pip install {mod}"
+                )
                 return (
                     f"{self.kind} {entry.name!r} needs {mod}, which is not installed; "
                     f"install it with: {hint}"
@@ -468,9 +466,7 @@ class Registry(Mapping[str, Entry]):
         self._ensure()
         with LOCK:
             unique = {e.qualified_name: e for es in self._by_key.values() for e in es}
-        return sorted(
-            unique.values(), key=lambda e: (e.name, _SOURCE_RANK[e.source], e.provider)
-        )
+        return sorted(unique.values(), key=lambda e: (e.name, _SOURCE_RANK[e.source], e.provider))
 
     def names(self) -> list[str]:
         """Sorted canonical names (each once)."""

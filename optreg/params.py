@@ -153,20 +153,21 @@ def _split(
     default_rule: set[str] | None,
     overrides: dict[str, Mapping[str, Any]],
 ) -> list[dict[str, Any]]:
-    for pattern, opts in overrides.items():
-        if not isinstance(pattern, str) or not isinstance(opts, Mapping):
+    for pat, opts in overrides.items():
+        if not isinstance(pat, str) or not isinstance(opts, Mapping):
             raise TypeError(
                 "overrides must map name patterns to option dicts, e.g. "
-                f"{{'embed': {{'lr': 1e-4}}}}; got {pattern!r}: {opts!r}"
+                f"{{'embed': {{'lr': 1e-4}}}}; got {pat!r}: {opts!r}"
             )
-        if not any(matches(n, pattern) for n, _ in named):
+        if not any(matches(n, pat) for n, _ in named):
             raise ValueError(
-                f"override pattern {pattern!r} matches no parameter; "
+                f"override pattern {pat!r} matches no parameter; "
                 f"names look like {', '.join(n for n, _ in named[:3])}"
             )
     patterns = list(no_decay) if no_decay is not None else None
     split_decay = weight_decay is not None and weight_decay > 0
     groups: dict[tuple[bool, str | None], dict[str, Any]] = {}
+    pattern: str | None
     for name, p in named:
         exempt = False
         if split_decay:
@@ -185,5 +186,5 @@ def _split(
             groups[key] = group
         groups[key]["params"].append(p)
     # deterministic order: un-overridden groups first, then by pattern; decay before no-decay
-    order = {pat: i for i, pat in enumerate(overrides)}
+    order: dict[str | None, int] = {pat: i for i, pat in enumerate(overrides)}
     return [groups[k] for k in sorted(groups, key=lambda k: (order.get(k[1], -1), k[0]))]

@@ -35,7 +35,10 @@ def test_module_weight_decay_split() -> None:
     assert no_decay["weight_decay"] == 0.0
     assert _ids(decay) == {id(net.embed.weight), id(net.fc.weight), id(net.head.weight)}
     assert _ids(no_decay) == {
-        id(net.fc.bias), id(net.norm.weight), id(net.norm.bias), id(net.scale)
+        id(net.fc.bias),
+        id(net.norm.weight),
+        id(net.norm.bias),
+        id(net.scale),
     }
     assert id(net.frozen) not in _ids(decay) | _ids(no_decay)
 
@@ -136,9 +139,13 @@ def _opt() -> torch.optim.Optimizer:
 
 
 def test_get_scheduler_requires_steps() -> None:
-    with pytest.raises(ValueError, match=r"^linear requires `num_warmup_steps`, please provide that argument\.$"):
+    with pytest.raises(
+        ValueError, match=r"^linear requires `num_warmup_steps`, please provide that argument\.$"
+    ):
         optreg.get_scheduler("linear", _opt(), num_training_steps=10)
-    with pytest.raises(ValueError, match=r"^cosine requires `num_training_steps`, please provide that argument\.$"):
+    with pytest.raises(
+        ValueError, match=r"^cosine requires `num_training_steps`, please provide that argument\.$"
+    ):
         optreg.get_scheduler("cosine", _opt(), num_warmup_steps=2)
 
 
@@ -153,7 +160,9 @@ def test_get_scheduler_constant_ignores_step_counts() -> None:
 
 def test_get_scheduler_values_and_enum() -> None:
     opt = _opt()
-    sched = optreg.get_scheduler(SchedulerType.LINEAR, opt, num_warmup_steps=2, num_training_steps=6)
+    sched = optreg.get_scheduler(
+        SchedulerType.LINEAR, opt, num_warmup_steps=2, num_training_steps=6
+    )
     lrs = []
     for _ in range(7):
         lrs.append(sched.get_last_lr()[0])
@@ -165,13 +174,27 @@ def test_get_scheduler_values_and_enum() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"num_warmup_steps": -1, "num_training_steps": 5}, ValueError, "`num_warmup_steps` must be >= 0, got -1"),
-        ({"num_warmup_steps": 1, "num_training_steps": "5"}, TypeError, "must be an int, got str: '5'"),
+        (
+            {"num_warmup_steps": -1, "num_training_steps": 5},
+            ValueError,
+            "`num_warmup_steps` must be >= 0, got -1",
+        ),
+        (
+            {"num_warmup_steps": 1, "num_training_steps": "5"},
+            TypeError,
+            "must be an int, got str: '5'",
+        ),
         ({"num_warmup_steps": float("nan"), "num_training_steps": 5}, TypeError, "got float: nan"),
-        ({"num_warmup_steps": 1, "num_training_steps": 5, "num_cycle": 2}, TypeError, "did you mean 'num_cycles'"),
+        (
+            {"num_warmup_steps": 1, "num_training_steps": 5, "num_cycle": 2},
+            TypeError,
+            "did you mean 'num_cycles'",
+        ),
     ],
 )
-def test_get_scheduler_bad_arguments(kwargs: dict[str, object], exc: type[Exception], match: str) -> None:
+def test_get_scheduler_bad_arguments(
+    kwargs: dict[str, object], exc: type[Exception], match: str
+) -> None:
     with pytest.raises(exc, match=match):
         optreg.get_scheduler("cosine", _opt(), **kwargs)  # type: ignore[arg-type]
 
@@ -179,7 +202,10 @@ def test_get_scheduler_bad_arguments(kwargs: dict[str, object], exc: type[Except
 def test_scheduler_specific_kwargs_merge() -> None:
     opt = _opt()
     sched = optreg.get_scheduler(
-        "cosine", opt, num_warmup_steps=0, num_training_steps=4,
+        "cosine",
+        opt,
+        num_warmup_steps=0,
+        num_training_steps=4,
         scheduler_specific_kwargs={"num_cycles": 1.0},
     )
     for _ in range(2):

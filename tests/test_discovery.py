@@ -165,10 +165,15 @@ def test_hook_that_raises_loses_only_its_names(make_dist: MakeDist) -> None:
             """
         },
     )
-    make_dist("acme-hooks", entry_points={"optreg": {"a": "acme_hooks_mod"}},
-              modules={"acme_hooks_mod": HOOKS})
+    make_dist(
+        "acme-hooks",
+        entry_points={"optreg": {"a": "acme_hooks_mod"}},
+        modules={"acme_hooks_mod": HOOKS},
+    )
     assert "hooked_sgd" in optreg.list_optimizers()
-    assert [p.entry_point for p in _discovery.problems()] == ["acme_raises:r optreg_add_optimizers()"]
+    assert [p.entry_point for p in _discovery.problems()] == [
+        "acme_raises:r optreg_add_optimizers()"
+    ]
     assert "hook exploded" in _discovery.problems()[0].error
 
 
@@ -233,7 +238,10 @@ def _two_plugins(make_dist: MakeDist) -> None:
         ({"OPTREG_PLUGINS": "acme-two"}, {"two", "adamw"}),
         ({"OPTREG_PLUGINS": "ACME_one, acme.two"}, {"one", "two", "adamw"}),
         ({"OPTREG_BLOCK_PLUGINS": "acme-one"}, {"two", "adamw"}),
-        ({"OPTREG_PLUGINS": "acme-one,acme-two", "OPTREG_BLOCK_PLUGINS": "acme-two"}, {"one", "adamw"}),
+        (
+            {"OPTREG_PLUGINS": "acme-one,acme-two", "OPTREG_BLOCK_PLUGINS": "acme-two"},
+            {"one", "adamw"},
+        ),
         ({"OPTREG_BLOCK_PLUGINS": "optreg:torch_optim"}, {"one", "two"}),
         ({"OPTREG_BLOCK_PLUGINS": "optreg"}, {"one", "two"}),
     ],
@@ -260,12 +268,14 @@ def test_disable_autoload_imports_no_third_party_module(make_dist: MakeDist) -> 
         "print(json.dumps(['acme_hooks_mod' in sys.modules, 'hooked_sgd' in names]))"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "OPTREG_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout) == [False, False]
     env.pop("OPTREG_DISABLE_PLUGIN_AUTOLOAD")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout) == [True, True]
 
 

@@ -15,10 +15,11 @@ def test_all_is_sorted_and_complete() -> None:
     for name in optreg.__all__:
         assert getattr(optreg, name) is not None
     public = {
-        n for n in vars(optreg)
+        n
+        for n in vars(optreg)
         if not n.startswith("_") and not isinstance(getattr(optreg, n), type(optreg))
     }
-    assert public - {"annotations", "Any"} <= set(optreg.__all__)
+    assert public - {"annotations", "Any", "TYPE_CHECKING"} <= set(optreg.__all__)
 
 
 def test_hookimpl_and_version() -> None:
@@ -29,9 +30,16 @@ def test_hookimpl_and_version() -> None:
 def _modules_after(code: str) -> dict[str, bool]:
     watched = ["torch", "pluggy", "importlib_metadata", "bitsandbytes", "matplotlib", "tqdm"]
     out = subprocess.run(
-        [sys.executable, "-W", "error", "-c",
-         f"import sys, json\n{code}\nprint(json.dumps({{m: m in sys.modules for m in {watched!r}}}))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-c",
+            f"import sys, json\n{code}\nprint(json.dumps({{m: m in sys.modules for m in {watched!r}}}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return dict(json.loads(out.stdout))
 
@@ -49,7 +57,8 @@ def test_listing_imports_no_optional_dependency() -> None:
 
 def test_every_module_imports_cleanly_without_optional_dependencies() -> None:
     names = sorted(
-        m.name for m in pkgutil.walk_packages(optreg.__path__, "optreg.")
+        m.name
+        for m in pkgutil.walk_packages(optreg.__path__, "optreg.")
         if m.name != "optreg.__main__"
     )
     code = "import importlib\n" + "\n".join(f"importlib.import_module({n!r})" for n in names)

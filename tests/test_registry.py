@@ -132,14 +132,13 @@ def test_register_rejects_qualified_name() -> None:
 
 def test_unknown_name_error_is_keyerror_and_valueerror() -> None:
     with pytest.raises(UnknownNameError) as info:
-        optreg.optimizers.resolve("adamx")
+        optreg.optimizers.resolve("adamww")
     err = info.value
     assert isinstance(err, KeyError)
     assert isinstance(err, ValueError)
     assert err.suggestions[0] == "adamw"
-    assert str(err) == (
-        "unknown optimizer 'adamx'; did you mean 'adamw'? (see `optreg list optimizers`)"
-    )
+    assert str(err).startswith("unknown optimizer 'adamww'; did you mean 'adamw'")
+    assert str(err).endswith("? (see `optreg list optimizers`)")
 
 
 def test_unknown_without_suggestion() -> None:
@@ -149,7 +148,7 @@ def test_unknown_without_suggestion() -> None:
 
 def test_unknown_qualified_name_suggests_qualified() -> None:
     with pytest.raises(UnknownNameError, match="did you mean 'optreg:adamw'"):
-        optreg.optimizers.resolve("optreg:adamx")
+        optreg.optimizers.resolve("optreg:adamww")
     with pytest.raises(UnknownNameError, match="'nodist:adamw'"):
         optreg.optimizers.resolve("nodist:adamw")
 
@@ -183,7 +182,9 @@ def test_lazy_target_import_error_is_plugin_load_error() -> None:
     available, reason = optreg.optimizers.status(optreg.optimizers.resolve("ghost"))
     assert not available
     assert reason is not None and "optreg_no_such_module_xyz" in reason
-    with pytest.raises(PluginLoadError, match="cannot load 'optreg_no_such_module_xyz:Opt'") as info:
+    with pytest.raises(
+        PluginLoadError, match="cannot load 'optreg_no_such_module_xyz:Opt'"
+    ) as info:
         optreg.get_optimizer("ghost", [torch.nn.Parameter(torch.ones(1))])
     assert isinstance(info.value.__cause__, ModuleNotFoundError)
 
@@ -223,12 +224,33 @@ def test_requires_missing_dependency() -> None:
 def test_ambiguous_and_shadowed_entries_in_a_bare_registry() -> None:
     reg = Registry("optimizer")
     for dist in ("alpha", "beta"):
-        reg._add(Entry(name="lion", kind="optimizer", target="torch.optim:SGD",
-                       provider=dist, source="plugin"))
-    reg._add(Entry(name="adamw", kind="optimizer", target="torch.optim:AdamW",
-                   provider="optreg", source="builtin"))
-    reg._add(Entry(name="adamw", kind="optimizer", target="torch.optim:SGD",
-                   provider="gamma", source="plugin"))
+        reg._add(
+            Entry(
+                name="lion",
+                kind="optimizer",
+                target="torch.optim:SGD",
+                provider=dist,
+                source="plugin",
+            )
+        )
+    reg._add(
+        Entry(
+            name="adamw",
+            kind="optimizer",
+            target="torch.optim:AdamW",
+            provider="optreg",
+            source="builtin",
+        )
+    )
+    reg._add(
+        Entry(
+            name="adamw",
+            kind="optimizer",
+            target="torch.optim:SGD",
+            provider="gamma",
+            source="plugin",
+        )
+    )
     with pytest.raises(AmbiguousNameError, match="alpha:lion, beta:lion"):
         reg.resolve("lion")
     assert reg.resolve("beta:lion").provider == "beta"
