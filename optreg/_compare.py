@@ -312,4 +312,6 @@ def format_table(results: Sequence[RunResult]) -> str:
         for row in (header, *rows)
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines + notes)
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines)

@@ -305,7 +305,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         for name, entries_ in ambiguous:
             warnings.append(
                 f"{registry.kind} name {name!r} is ambiguous (provided by "
-                + ", ".join(e.qualified_name for e in entries_)
+                + ", ".join(sorted(e.qualified_name for e in entries_))
                 + "); use a qualified name"
             )
     for line in broken:
@@ -318,7 +318,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{n} {label}" for label, n in counts.items())
     print(
         f"checked {total} entries ({summary}): {len(broken)} broken, "
-        f"{len(warnings)} warnings, {len(unavailable)} unavailable (optional dependency missing)"
+        f"{len(warnings)} warning{'' if len(warnings) == 1 else 's'}, {len(unavailable)} unavailable (optional dependency missing)"
     )
     if broken or (args.strict and warnings):
         return 1
@@ -387,6 +387,49 @@ def cmd_plot(args: argparse.Namespace) -> int:
 # -- compare ----------------------------------------------------------------
 
 
+def _train_all(
+    task: Any, names: Sequence[str], args: argparse.Namespace, kw: dict[str, Any]
+) -> list[Any]:
+    from optreg import _compare
+
+    # build everything once before training, so that a usage mistake fails fast
+    for name in names:
+        try:
+            _compare.build(
+                name,
+                _compare.make_student(task),
+                lr=args.lr,
+                scheduler=args.scheduler,
+                num_warmup_steps=args.num_warmup_steps,
+                num_training_steps=args.steps,
+                scheduler_kwargs=kw,
+            )
+        except (UnknownNameError, AmbiguousNameError, MissingDependencyError):
+            raise
+        except (ValueError, TypeError) as e:
+            what = f"optimizer {name!r}"
+            if args.scheduler is not None:
+                what += f" with scheduler {args.scheduler!r}"
+            raise UsageError(f"{what}: {e}") from e
+    results = []
+    for name in names:
+        try:
+            result = _compare.train(
+                name,
+                task,
+                steps=args.steps,
+                lr=args.lr,
+                scheduler=args.scheduler,
+                num_warmup_steps=args.num_warmup_steps,
+                scheduler_kwargs=kw,
+                progress=args.progress,
+            )
+        except Exception as e:  # a run that fails is reported in the table
+            result = _compare.RunResult(optimizer=name, error=_one_line(f"{type(e).__name__}: {e}"))
+        results.append(result)
+    return results
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """``optreg compare``: train the built-in task with each optimizer; table and plot."""
     import torch
@@ -402,46 +445,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError("--kw sets schedule arguments and needs --scheduler")
     # the task is tiny: one thread is faster than several fighting over a busy machine,
     # and it keeps the numbers the same from one machine to the next
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    task = _compare.make_task(args.seed)
-    # build everything once before training, so a usage mistake fails fast
-    for name in names:
-        try:
-            _compare.build(
-                name,
-                _compare.make_student(task),
-                lr=args.lr,
-                scheduler=args.scheduler,
-                num_warmup_steps=args.num_warmup_steps,
-                num_training_steps=args.steps,
-                scheduler_kwargs=kw,
-            )
-        except (UnknownNameError, AmbiguousNameError, MissingDependencyError):
-            raise
-        except (ValueError, TypeError) as e:
-            raise UsageError(f"optimizer {name!r}: {e}") from e
-    results = []
-    for name in names:
-        try:
-            result = _compare.train(
-                name,
-                task,
-                steps=args.steps,
-                lr=args.lr,
-                scheduler=args.scheduler,
-                num_warmup_steps=args.num_warmup_steps,
-                scheduler_kwargs=kw,
-                progress=args.progress,
-            )
-        except Exception as e:
-            result = _compare.RunResult(optimizer=name, error=_one_line(f"{type(e).__name__}: {e}"))
-        results.append(result)
+    try:
+        task = _compare.make_task(args.seed)
+        results = _train_all(task, names, args, kw)
+    finally:
+        torch.set_num_threads(threads)
     lr = "each optimizer's default lr" if args.lr is None else f"lr {args.lr:g}"
     schedule = f"scheduler {args.scheduler}" if args.scheduler else "no scheduler"
     print(task.describe())
-    print(
-        f"{args.steps} steps, {lr}, {schedule}, torch {torch.__version__}, 1 thread"
-    )
+    print(f"{args.steps} steps, {lr}, {schedule}, torch {torch.__version__}, 1 thread")
     print()
     print(_compare.format_table(results))
     curves = {r.optimizer: r.losses for r in results if r.error is None}
