@@ -329,9 +329,7 @@ def test_cases_cover_every_scheduler_type() -> None:
 def test_scheduler_type_values_are_the_builtin_names() -> None:
     values = {t.value for t in SchedulerType}
     builtin = _builtin_names()
-    if "adafactor" not in builtin:  # not yet registered by optreg/builtin/adafactor.py
-        values.discard("adafactor")
-    assert builtin == values
+    assert builtin == values  # "adafactor" comes from optreg/builtin/adafactor.py
     for t in SchedulerType:
         if t.value in builtin:
             assert optreg.schedulers.resolve(t.value).name == t.value
