@@ -158,11 +158,13 @@ def get_scheduler(
     factory = schedulers.load(entry)
     specific = dict(scheduler_specific_kwargs or {})
     specific.update(kwargs)
+    steps: dict[str, int | None] = {}
     for arg, value in (
         ("num_warmup_steps", num_warmup_steps),
         ("num_training_steps", num_training_steps),
     ):
-        _check_steps(entry.name, arg, value)
+        steps[arg] = _check_steps(entry.name, arg, value)
+    num_warmup_steps, num_training_steps = steps["num_warmup_steps"], steps["num_training_steps"]
     params = _parameters(factory)
     call: dict[str, Any] = {}
     for arg, value in (
@@ -185,17 +187,26 @@ def get_scheduler(
     return scheduler
 
 
-def _check_steps(schedule: str, arg: str, value: object) -> None:
+def _check_steps(schedule: str, arg: str, value: object) -> int | None:
+    """Return a step count as an int; whole floats (``100.0``) are accepted.
+
+    Raises:
+        TypeError: not a number (a str, a bool, ...).
+        ValueError: NaN, infinite, fractional or negative.
+    """
     if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
             f"{schedule}: `{arg}` must be an int, got {type(value).__name__}: {value!r}"
         )
+    if isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):
+            raise ValueError(f"{schedule}: `{arg}` must be a whole number >= 0, got {value!r}")
+        value = int(value)
     if value < 0:
         raise ValueError(f"{schedule}: `{arg}` must be >= 0, got {value}")
+    return value
 
 
 def _parameters(factory: Any) -> Mapping[str, inspect.Parameter] | None:

@@ -184,7 +184,12 @@ def test_get_scheduler_values_and_enum() -> None:
             TypeError,
             "must be an int, got str: '5'",
         ),
-        ({"num_warmup_steps": float("nan"), "num_training_steps": 5}, TypeError, "got float: nan"),
+        (
+            {"num_warmup_steps": float("nan"), "num_training_steps": 5},
+            ValueError,
+            "whole number >= 0, got nan",
+        ),
+        ({"num_warmup_steps": 2.5, "num_training_steps": 5}, ValueError, "got 2.5"),
         (
             {"num_warmup_steps": 1, "num_training_steps": 5, "num_cycle": 2},
             TypeError,
