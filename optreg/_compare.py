@@ -67,15 +67,19 @@ class Task:
 def make_task(
     seed: int,
     *,
-    in_features: int = 20,
-    hidden: int = 64,
+    in_features: int = 32,
+    hidden: int = 128,
     classes: int = 5,
     teacher_hidden: int = 32,
     n_train: int = 4096,
     n_test: int = 1024,
     batch_size: int = 64,
 ) -> Task:
-    """Generate the problem from ``seed`` (independent of torch's global RNG)."""
+    """Generate the problem from ``seed`` (independent of torch's global RNG).
+
+    The first student layer has 32 x 128 = 4096 weights: as large as bitsandbytes'
+    ``min_8bit_size``, so 8-bit optimizers keep 8-bit state for it.
+    """
     gen = torch.Generator().manual_seed(seed)
     w1 = torch.randn(in_features, teacher_hidden, generator=gen) / math.sqrt(in_features)
     w2 = torch.randn(teacher_hidden, classes, generator=gen) / math.sqrt(teacher_hidden)

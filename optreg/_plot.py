@@ -42,16 +42,21 @@ class LrCurve:
         lrs: learning rate used at step ``0 .. num_training_steps - 1``.
         metric_driven: the scheduler's ``step()`` takes a metric; it was fed
             :func:`synthetic_loss`.
+        kwargs: the schedule arguments passed, sorted by name.
     """
 
     name: str
     lrs: tuple[float, ...]
     metric_driven: bool
+    kwargs: tuple[tuple[str, Any], ...] = ()
 
     @property
     def label(self) -> str:
-        """Legend label; says when the curve depends on a synthetic loss."""
-        return f"{self.name} (fed a synthetic plateauing loss)" if self.metric_driven else self.name
+        """Legend label: the name, the schedule arguments given, and whether the
+        curve depends on a synthetic loss."""
+        notes = ["fed a synthetic plateauing loss"] if self.metric_driven else []
+        notes += [f"{k}={v!r}" for k, v in self.kwargs]
+        return f"{self.name} ({', '.join(notes)})" if notes else self.name
 
 
 def require_matplotlib() -> Any:
@@ -132,7 +137,12 @@ def lr_curve(
             scheduler.step(synthetic_loss(step, num_training_steps))
         else:
             scheduler.step()
-    return LrCurve(name=name, lrs=tuple(lrs), metric_driven=metric)
+    return LrCurve(
+        name=name,
+        lrs=tuple(lrs),
+        metric_driven=metric,
+        kwargs=tuple(sorted((kwargs or {}).items())),
+    )
 
 
 def _new_figure() -> Any:

@@ -58,23 +58,50 @@ def _one_line(text: str) -> str:
 def parse_kw(text: str) -> tuple[str, Any]:
     """Parse ``KEY=VALUE``; VALUE is a Python literal when it parses as one, else a str.
 
+    KEY may be scoped to one schedule as ``NAME.KEY`` (e.g. ``cosine.num_cycles=2``).
+
     >>> parse_kw("num_cycles=2"), parse_kw("mode=max")
     (('num_cycles', 2), ('mode', 'max'))
 
     Raises:
-        argparse.ArgumentTypeError: no ``=``, or KEY is not an identifier.
+        argparse.ArgumentTypeError: no ``=``, or KEY is not a Python identifier.
     """
     key, sep, raw = text.partition("=")
     key = key.strip()
-    if not sep or not key.isidentifier():
+    scope, dot, attr = key.rpartition(".")
+    if not sep or not attr.isidentifier() or (dot and not scope.strip()):
         raise argparse.ArgumentTypeError(
-            f"expected KEY=VALUE with KEY a Python identifier, got {text!r}"
+            f"expected KEY=VALUE or NAME.KEY=VALUE with KEY a Python identifier, got {text!r}"
         )
     try:
         value: Any = ast.literal_eval(raw.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         value = raw
     return key, value
+
+
+def _scoped(registry: Any, kw: dict[str, Any], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Split ``NAME.KEY`` arguments by schedule: ``{canonical name: {KEY: value}}``.
+
+    Raises:
+        UsageError: NAME is not one of ``names``.
+    """
+    canonical = {registry.resolve(n).name for n in names}
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in kw.items():
+        scope, dot, attr = key.rpartition(".")
+        if not dot:
+            continue
+        try:
+            target = registry.resolve(scope.strip()).name
+        except (OptregError, ValueError, TypeError):
+            target = None
+        if target not in canonical:
+            raise UsageError(
+                f"--kw {key}: {scope!r} is not among the schedules given ({', '.join(names)})"
+            )
+        out.setdefault(target, {})[attr] = value
+    return out
 
 
 def _kw_dict(pairs: Sequence[tuple[str, Any]] | None) -> dict[str, Any]:
@@ -358,12 +385,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise UsageError("--num-training-steps is required (it sets how many steps are plotted)")
     kw = _kw_dict(args.kw)
     factories = {name: schedulers.load(name) for name in args.names}
-    for key in kw:
+    scoped = _scoped(schedulers, kw, args.names)
+    common = {k: v for k, v in kw.items() if "." not in k}
+    for key in common:
         if not any(_accepts(f, key) for f in factories.values()):
             raise UsageError(f"--kw {key}: no schedule among {', '.join(args.names)} takes {key!r}")
     curves = []
     for name, factory in factories.items():
-        mine = {k: v for k, v in kw.items() if _accepts(factory, k)}
+        mine = {k: v for k, v in common.items() if _accepts(factory, k)}
+        mine.update(scoped.get(schedulers.resolve(name).name, {}))
         try:
             curves.append(
                 lr_curve(
@@ -443,6 +473,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     kw = _kw_dict(args.kw)
     if kw and args.scheduler is None:
         raise UsageError("--kw sets schedule arguments and needs --scheduler")
+    if kw:
+        from optreg._discovery import schedulers
+
+        scoped = _scoped(schedulers, kw, [args.scheduler])
+        kw = {k: v for k, v in kw.items() if "." not in k}
+        kw.update(*scoped.values())
     # the task is tiny: one thread is faster than several fighting over a busy machine,
     # and it keeps the numbers the same from one machine to the next
     threads = torch.get_num_threads()

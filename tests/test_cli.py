@@ -242,13 +242,30 @@ ERRORS: list[tuple[list[str], str]] = [
     (["plot", "cosine", *STEPS], r"the following arguments are required: -o/--output"),
     (
         ["plot", "cosine", *STEPS, "--kw", "num_cycles", "-o", "{out}"],
-        r"argument --kw: expected KEY=VALUE with KEY a Python identifier, got 'num_cycles'",
+        r"argument --kw: expected KEY=VALUE or NAME.KEY=VALUE with KEY a Python identifier, "
+        r"got 'num_cycles'",
     ),
     (
         ["plot", "cosine", *STEPS, "--kw", "1x=2", "-o", "{out}"],
         r"expected KEY=VALUE .* got '1x=2'",
     ),
     (["plot", "cosine", *STEPS, "--kw", "=2", "-o", "{out}"], r"expected KEY=VALUE .* got '=2'"),
+    (
+        ["plot", "cosine", *STEPS, "--kw", ".x=2", "-o", "{out}"],
+        r"expected KEY=VALUE .* got '.x=2'",
+    ),
+    (
+        ["plot", "cosine", *STEPS, "--kw", "linear.num_cycles=2", "-o", "{out}"],
+        r"--kw linear.num_cycles: 'linear' is not among the schedules given \(cosine\)$",
+    ),
+    (
+        ["plot", "cosine", *STEPS, "--kw", "cosine.bogus=2", "-o", "{out}"],
+        r"scheduler 'cosine': .*unexpected keyword argument 'bogus'",
+    ),
+    (
+        ["compare", "sgd", "--scheduler", "cosine", "--kw", "linear.x=1", "-o", "{out}"],
+        r"--kw linear.x: 'linear' is not among the schedules given \(cosine\)$",
+    ),
     (
         ["plot", "cosine", *STEPS, "--kw", "foo=1", "-o", "{out}"],
         r"--kw foo: no schedule among cosine takes 'foo'",
@@ -597,6 +614,22 @@ def test_plot_kw_applies_where_accepted(
     assert png_size(Path(out_png)) == EXPECTED_PNG
 
 
+def test_plot_scoped_kw_reaches_one_schedule(
+    out_png: str, monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+) -> None:
+    drawn: list[_plot.LrCurve] = []
+    monkeypatch.setattr(_plot, "save_lr_figure", lambda curves, *a, **k: drawn.extend(curves))
+    argv = ["plot", "linear", "cosine", "--num-warmup-steps", "0", "--num-training-steps", "12"]
+    argv += ["--kw", "COSINE.num_cycles=1.5", "--kw", "last_epoch=-1", "-o", out_png]
+    assert main(argv) == 0
+    linear, cosine = drawn
+    assert linear.kwargs == (("last_epoch", -1),)
+    assert cosine.kwargs == (("last_epoch", -1), ("num_cycles", 1.5))
+    assert cosine.label == "cosine (last_epoch=-1, num_cycles=1.5)"
+    expected = [0.5 * (1 + math.cos(math.pi * 1.5 * 2 * s / 12)) for s in range(12)]
+    assert cosine.lrs == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
 # --- compare -------------------------------------------------------------------------------
 
 
@@ -646,7 +679,8 @@ def test_state_bytes_counts_each_tensor_once() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
     model(task.x_train[:4]).sum().backward()
     opt.step()
-    n_params = (20 * 64 + 64) + (64 * 5 + 5)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == (32 * 128 + 128) + (128 * 5 + 5)
     # exp_avg + exp_avg_sq in fp32, plus one fp32 step scalar per parameter tensor
     assert _compare.state_bytes(opt) == 2 * 4 * n_params + 4 * 4
     shared = torch.zeros(10)
