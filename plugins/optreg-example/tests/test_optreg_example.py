@@ -1,0 +1,88 @@
+"""optreg-example: the names resolve, the maths is right, and the conformance kit passes."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+
+import pytest
+import torch
+from optreg_example.schedules import step_decay_with_warmup
+from optreg_example.signum import Signum
+
+import optreg
+from optreg import _discovery
+from optreg.testing import OPTIMIZER_CHECKS, SCHEDULER_CHECKS, check_optimizer, check_scheduler
+
+
+@pytest.fixture(autouse=True)
+def fresh() -> Iterator[None]:
+    _discovery.reset()
+    yield
+    _discovery.reset()
+
+
+def test_names_come_from_this_distribution() -> None:
+    assert optreg.optimizers["signum"].provider == "optreg_example"
+    assert optreg.schedulers["step_decay_with_warmup"].provider == "optreg_example"
+    assert optreg.get_optimizer_cls("optreg-example:signum") is Signum
+
+
+def test_signum_update_matches_the_formula() -> None:
+    p = torch.nn.Parameter(torch.tensor([1.0, -1.0, 0.5]))
+    opt = optreg.get_optimizer("signum", [p], lr=0.1, beta=0.5, weight_decay=0.1)
+    grads = [torch.tensor([0.2, -0.4, 0.0]), torch.tensor([-1.0, 0.1, 0.3])]
+    m = torch.zeros(3)
+    want = p.detach().clone()
+    for g in grads:
+        p.grad = g.clone()
+        opt.step()
+        m = 0.5 * m + 0.5 * g
+        want = want * (1 - 0.1 * 0.1) - 0.1 * torch.sign(m)
+    torch.testing.assert_close(p.detach(), want, rtol=0, atol=1e-7)
+    assert float(opt.state[p]["step"]) == 2.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lr": -1.0}, "Invalid learning rate: -1.0"),
+        ({"beta": 1.0}, "Invalid beta: 1.0"),
+        ({"weight_decay": -0.1}, "Invalid weight_decay: -0.1"),
+    ],
+)
+def test_signum_rejects_bad_hyperparameters(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Signum([torch.nn.Parameter(torch.ones(1))], **kwargs)
+
+
+def test_schedule_values() -> None:
+    values = [
+        step_decay_with_warmup(s, num_warmup_steps=2, step_size=3, gamma=0.5) for s in range(9)
+    ]
+    assert values == [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+
+
+def test_schedule_through_get_scheduler_and_pickle() -> None:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=1.0)
+    sched = optreg.get_scheduler("step_decay_with_warmup", opt, num_warmup_steps=2, step_size=3)
+    lrs = []
+    for _ in range(6):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == [0.5, 1.0, 1.0, 1.0, 0.5, 0.5]
+    assert pickle.loads(pickle.dumps(sched)).get_last_lr() == [0.5]
+    with pytest.raises(ValueError, match="step_decay_with_warmup requires `num_warmup_steps`"):
+        optreg.get_scheduler("step_decay_with_warmup", opt)
+    with pytest.raises(ValueError, match=r"`gamma` must be in \(0, 1\], got 2.0"):
+        optreg.get_scheduler("step_decay_with_warmup", opt, num_warmup_steps=1, gamma=2.0)
+
+
+# The two lines a plugin author copies: the conformance kit on each name.
+def test_signum_conforms() -> None:
+    assert check_optimizer("signum", lr=0.01).passed == list(OPTIMIZER_CHECKS)
+
+
+def test_schedule_conforms() -> None:
+    assert check_scheduler("step_decay_with_warmup").passed == list(SCHEDULER_CHECKS)

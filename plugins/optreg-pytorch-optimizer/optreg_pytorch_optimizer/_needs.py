@@ -1,0 +1,138 @@
+"""What optreg.testing's conformance checks need for some pytorch_optimizer names.
+
+Each value becomes the entry's ``metadata["conformance"]`` (see optreg.testing).
+Reasons are stated as found with pytorch_optimizer 4.1.0: a ``skip_checks`` entry
+marks a contract check an upstream optimizer does not meet, on purpose or not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MUON = (
+    "needs param groups prepared by pytorch_optimizer.prepare_muon_parameters(model, ...) "
+    "(a 'use_muon' flag per group); it is not a plain (params, **kwargs) factory"
+)
+_MODULE = "takes an nn.Module instead of parameters; build it as Cls(model, lr=...)"
+_FIRST_GROUP_LR = (
+    "upstream: the adaptive step size uses param_groups[0]['lr'] for every group "
+    "(as in the D-Adaptation / Prodigy reference code)"
+)
+_NOT_WEIGHTS_ONLY = (
+    "upstream: state_dict() holds objects that torch.load(weights_only=True) refuses"
+)
+
+OPTIMIZER_NEEDS: dict[str, dict[str, Any]] = {
+    # relative_step=True (the default) computes its own step size and ignores lr
+    "adafactor": {"skip_checks": {"per_group_lr": "relative_step=True ignores lr by design"}},
+    "adago": {"skip": _MUON},
+    "adamuon": {"skip": _MUON},
+    "distributedmuon": {"skip": _MUON},
+    "muon": {"skip": _MUON},
+    "muonclip": {"skip": _MUON},
+    "normuon": {"skip": _MUON},
+    "adalomo": {"skip": _MODULE},
+    "adammini": {"skip": _MODULE},
+    "lomo": {"skip": _MODULE},
+    "adahessian": {"create_graph": True},
+    "sophiah": {"create_graph": True},
+    # keeps keep_num gradients before its first update
+    "adashift": {
+        "kwargs": {"keep_num": 1},
+        "skip_checks": {"resume_bit_identical": _NOT_WEIGHTS_ONLY},
+    },
+    "apollodqn": {
+        "skip_checks": {
+            "per_group_lr": "upstream: every group gets the same update whatever its own 'lr'"
+        }
+    },
+    "alig": {"requires_closure": True},
+    "bsam": {
+        "skip": "upstream: step() raises 'Tensor list must have same number of elements as "
+        "scalar list' with two param groups"
+    },
+    "sara": {
+        "skip": "fine-tunes only the weights of a pretrained model below `threshold`; on the "
+        "conformance problem the loss stays unchanged (even with threshold=10)"
+    },
+    "splus": {
+        "skip_checks": {
+            "resume_bit_identical": "upstream: eval() raises KeyError('ema') when a parameter "
+            "never had a gradient"
+        }
+    },
+    "conda": {"skip_checks": {"resume_bit_identical": _NOT_WEIGHTS_ONLY}},
+    "scalableshampoo": {"skip_checks": {"resume_bit_identical": _NOT_WEIGHTS_ONLY}},
+    "scion": {"skip_checks": {"resume_bit_identical": _NOT_WEIGHTS_ONLY}},
+    "scionlight": {"skip_checks": {"resume_bit_identical": _NOT_WEIGHTS_ONLY}},
+    "dadaptadagrad": {"skip_checks": {"per_group_lr": _FIRST_GROUP_LR}},
+    "dadaptadam": {"skip_checks": {"per_group_lr": _FIRST_GROUP_LR}},
+    "dadaptadan": {"skip_checks": {"per_group_lr": _FIRST_GROUP_LR}},
+    "dadaptlion": {"skip_checks": {"per_group_lr": _FIRST_GROUP_LR}},
+    "dadaptsgd": {"skip_checks": {"per_group_lr": _FIRST_GROUP_LR}},
+    "prodigy": {"skip_checks": {"per_group_lr": _FIRST_GROUP_LR}},
+    "lbfgs": {"requires_closure": True, "param_groups": False},
+    "lorarite": {"skip": "expects LoRA factor matrices (pairs of low-rank parameters)"},
+    "spectralsphere": {"skip": "supports 2-D parameters only"},
+    # projects weights onto per-neuron constraints: not a descent method on this problem
+    "nero": {"kwargs": {"constraints": False}},
+    # RAdam-style rectification skips the first updates unless degenerated_to_sgd
+    "radam": {"kwargs": {"degenerated_to_sgd": True}},
+    "ranger": {"kwargs": {"degenerated_to_sgd": True}},
+    "ranger21": {"kwargs": {"num_iterations": 100}},
+    "schedulefreeradam": {"kwargs": {"silent_sgd_phase": False}},
+}
+
+
+def _constant_factor(epoch: int) -> float:
+    """``lr_lambda`` for MultiplicativeLR: multiply the lr by 0.95 every step."""
+    return 0.95
+
+
+_NO_STATE_DICT = (
+    "upstream: not a torch LRScheduler, it has no state_dict() / load_state_dict(), so a "
+    "run using it cannot be resumed"
+)
+_WARMUP_LINEAR = {"t_max": 20, "max_lr": 0.1, "min_lr": 0.001, "warmup_steps": 3}
+
+SCHEDULER_NEEDS: dict[str, dict[str, Any]] = {
+    "chebyshev": {
+        "kwargs": {"num_epochs": 20},
+        "skip_checks": {
+            "resume_bit_identical": "upstream: the schedule sets numpy.float64 learning "
+            "rates, which torch.load(weights_only=True) refuses in the optimizer's state_dict"
+        },
+    },
+    "cosine": {"kwargs": _WARMUP_LINEAR, "skip_checks": {"resume_bit_identical": _NO_STATE_DICT}},
+    # upstream: LinearScheduler's lr goes negative past t_max, so t_max covers the whole run
+    "linear": {
+        "kwargs": {**_WARMUP_LINEAR, "t_max": 30},
+        "skip_checks": {"resume_bit_identical": _NO_STATE_DICT},
+    },
+    "poly": {"kwargs": _WARMUP_LINEAR, "skip_checks": {"resume_bit_identical": _NO_STATE_DICT}},
+    "cosine_annealing": {"kwargs": {"T_max": 20}},
+    "cosine_annealing_with_warm_restart": {"kwargs": {"T_0": 10}},
+    "cosine_annealing_with_warmup": {
+        "kwargs": {"first_cycle_steps": 10, "max_lr": 0.1, "min_lr": 0.001, "warmup_steps": 3}
+    },
+    "cyclic": {
+        "kwargs": {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 5, "cycle_momentum": False}
+    },
+    "multi_step": {"kwargs": {"milestones": [5, 10]}},
+    "multiplicative": {"kwargs": {"lr_lambda": _constant_factor}},
+    "one_cycle": {"kwargs": {"max_lr": 0.1, "total_steps": 30, "cycle_momentum": False}},
+    "rex": {"kwargs": {"total_steps": 30, "max_lr": 0.1}},
+    "step": {"kwargs": {"step_size": 5}},
+    "warmup_stable_decay": {"kwargs": {"num_stable_steps": 10, "num_decay_steps": 7}},
+}
+
+#: Extra top-level modules some optimizers import (checked without importing them).
+REQUIRES: dict[str, tuple[str, ...]] = {"demo": ("einops",)}
+
+#: Names pytorch_optimizer lists that are not optreg factories; not registered.
+NOT_REGISTERED: dict[tuple[str, str], str] = {
+    ("scheduler", "proportion"): (
+        "ProportionScheduler wraps another LR scheduler (its first argument is "
+        "lr_scheduler, not an optimizer); build it from pytorch_optimizer directly"
+    ),
+}

@@ -1,0 +1,59 @@
+"""The optreg hook plugin (entry point group ``optreg``).
+
+Every name of ``pytorch_optimizer.get_supported_optimizers()`` and
+``get_supported_lr_schedulers()`` is registered as a lazy ``"pytorch_optimizer:Attr"``
+target. Names that optreg's builtins already use (``adamw``, ``sgd``, ``linear``,
+``cosine``...) stay optreg's; pytorch_optimizer's are reachable as
+``optreg-pytorch-optimizer:NAME``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optreg import hookimpl
+from optreg_pytorch_optimizer._names import OPTIMIZERS, SCHEDULERS
+from optreg_pytorch_optimizer._needs import (
+    NOT_REGISTERED,
+    OPTIMIZER_NEEDS,
+    REQUIRES,
+    SCHEDULER_NEEDS,
+)
+
+__all__ = ["optreg_add_optimizers", "optreg_add_schedulers"]
+
+_REQUIRES = ("pytorch_optimizer",)
+
+
+def _metadata(needs: dict[str, Any] | None) -> dict[str, Any]:
+    return {"conformance": needs} if needs else {}
+
+
+@hookimpl
+def optreg_add_optimizers(registry: Any) -> None:
+    """Register pytorch_optimizer's optimizers (nothing is imported)."""
+    for name, attr in OPTIMIZERS.items():
+        if ("optimizer", name) in NOT_REGISTERED:
+            continue
+        registry.register(
+            name,
+            f"pytorch_optimizer:{attr}",
+            description=f"{attr} from pytorch_optimizer",
+            requires=_REQUIRES + REQUIRES.get(name, ()),
+            metadata=_metadata(OPTIMIZER_NEEDS.get(name)),
+        )
+
+
+@hookimpl
+def optreg_add_schedulers(registry: Any) -> None:
+    """Register pytorch_optimizer's LR schedulers (nothing is imported)."""
+    for name, attr in SCHEDULERS.items():
+        if ("scheduler", name) in NOT_REGISTERED:
+            continue
+        registry.register(
+            name,
+            f"pytorch_optimizer:{attr}",
+            description=f"{attr} from pytorch_optimizer",
+            requires=_REQUIRES,
+            metadata=_metadata(SCHEDULER_NEEDS.get(name)),
+        )
