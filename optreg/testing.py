@@ -220,7 +220,7 @@ class _Runner:
                 "(LR schedulers and trainers need one)"
             )
         if self._uses_train_eval(opt):
-            opt.train()  # type: ignore[attr-defined]
+            self._call(getattr(opt, "train"), "optimizer.train() right after construction")  # noqa: B009
         return opt
 
     def _uses_train_eval(self, opt: Any) -> bool:
@@ -271,11 +271,17 @@ class _Runner:
 
     def to_eval(self, opt: Any) -> None:
         if self._uses_train_eval(opt):
-            opt.eval()
+            self._call(opt.eval, "optimizer.eval()")
 
     def to_train(self, opt: Any) -> None:
         if self._uses_train_eval(opt):
-            opt.train()
+            self._call(opt.train, "optimizer.train()")
+
+    def _call(self, fn: Callable[[], Any], what: str) -> None:
+        try:
+            fn()
+        except Exception as e:
+            raise AssertionError(f"{self.spec.label}: {what} raised {type(e).__name__}: {e}") from e
 
 
 @contextlib.contextmanager
@@ -393,13 +399,13 @@ def _check_per_group_lr(run: _Runner) -> str | None:
             groups = [{"params": first}, {"params": second, "lr": other_lr}]
             try:
                 opt = run.build(groups, f"with param group 1 at lr={other_lr}")
+                start = [[p.detach().clone() for p in u] for u in (first, second)]
+                for i in range(3):
+                    run.step(opt, [first, second], f"per-group lr check, step {i + 1}")
             except AssertionError:
                 if other_lr == 0.0:
-                    continue  # lr=0 rejected: compare two positive lrs instead
+                    continue  # lr=0 rejected or unsupported: compare two positive lrs instead
                 raise
-            start = [[p.detach().clone() for p in u] for u in (first, second)]
-            for i in range(3):
-                run.step(opt, [first, second], f"per-group lr check, step {i + 1}")
         moved = max(_max_diff(p, p0) for p, p0 in zip(first, start[0], strict=True))
         if moved == 0.0:
             raise AssertionError(
@@ -528,7 +534,6 @@ def _check_resume(run: _Runner) -> None:
         (new_unit, [new_frozen]) = _clone_units([unit, [frozen]])
         del opt, unit, frozen
         fresh = run.build(groups_of(new_unit, new_frozen), "fresh, for resuming")
-        run.to_eval(fresh)
         try:
             fresh.load_state_dict(saved)
         except Exception as e:
@@ -800,6 +805,13 @@ def _check_scheduler_resume(run: _SchedRun, reference: list[list[float]]) -> Non
     label = run.spec.label
     with _seeded():
         opt, sched, units = run.make()
+        missing = [m for m in ("state_dict", "load_state_dict") if not hasattr(sched, m)]
+        if missing:
+            raise AssertionError(
+                f"{label}: the scheduler ({type(sched).__module__}.{type(sched).__qualname__}) "
+                f"has no {' / '.join(m + '()' for m in missing)}: a run using it cannot be "
+                "checkpointed and resumed"
+            )
         for t in range(_SCHED_SPLIT):
             run.step(opt, sched, units, t)
         saved_opt = _roundtrip(opt.state_dict(), label, "the scheduled optimizer")
