@@ -3,16 +3,17 @@
 The maths is transformers' (``transformers.optimization.Adafactor``): relative step
 size, parameter scale, factored second moment for parameters with two or more
 dimensions, update clipping, optional first moment, fp16/bf16 parameters updated
-through an fp32 copy. The implementation differs where it is faster only:
+through an fp32 copy. The implementation differs only where that makes it faster:
 
-* the update's RMS (for clipping) is computed from per-row sums instead of from the
-  full update, and the row/column factors, the clipping and the learning rate are
-  folded into one per-row scale applied by a single ``addcmul_``;
-* one reusable workspace (the size of the largest factored parameter) replaces the
-  full-size temporaries; small parameters are updated with ``torch._foreach_*``;
-* no ``.item()``: the parameter RMS and learning rates stay tensors.
+* one reusable workspace (the size of the largest factored parameter) holds the
+  squared gradient, then the update, instead of a new full-size tensor per operation;
+  clipping and the learning rate become one scalar applied by a single ``addcmul_``;
+* parameters with fewer than two dimensions are updated together with
+  ``torch._foreach_*`` kernels;
+* no ``.item()``: parameter RMS and learning rates stay tensors.
 
-Results agree with transformers to float32 rounding (see ``benchmarks/bench_adafactor.py``).
+The reductions (means, norms) are torch's, on the same values transformers reduces,
+so the float32 rounding matches too (``benchmarks/bench_adafactor.py`` measures it).
 """
 
 from __future__ import annotations
@@ -342,30 +343,21 @@ class Adafactor(Optimizer):
         beta1: float | None,
     ) -> None:
         row, col = state["exp_avg_sq_row"], state["exp_avg_sq_col"]
-        n_rows = grad.shape[-2]
-        two_d = grad.dim() == 2
         work = workspace[: grad.numel()].view(grad.shape)
         torch.mul(grad, grad, out=work)  # g**2 (eps1 is added to the means)
+        # torch's reductions (not BLAS sums, which lose precision over many rows); for
+        # g**2 >> eps1, mean(g**2) + eps1 == mean(g**2 + eps1) exactly in float32.
         row_mean = work.mean(-1).add_(eps1)
-        if two_d:  # BLAS column sums: much faster than a strided reduction
-            ones = torch.ones(n_rows, dtype=grad.dtype, device=grad.device)
-            col_mean = torch.mv(work.t(), ones).div_(n_rows).add_(eps1)
-        else:
-            col_mean = work.mean(-2).add_(eps1)
+        col_mean = work.mean(-2).add_(eps1)
         row.mul_(beta2t).add_(row_mean, alpha=1.0 - beta2t)
         col.mul_(beta2t).add_(col_mean, alpha=1.0 - beta2t)
         r_factor = torch.div(row, row.mean(-1, keepdim=True)).rsqrt_()
         c_factor = col.rsqrt()
-        # RMS of the update r_i * c_j * g_ij from row sums of g**2 * c**2.
-        c_sq = c_factor.square()
-        if two_d:
-            row_sq = torch.mv(work, c_sq)
-        else:
-            row_sq = torch.matmul(work, c_sq.unsqueeze(-1)).squeeze(-1)
-        sum_sq = torch.dot(r_factor.square().flatten(), row_sq.flatten())
-        denom = sum_sq.div_(grad.numel()).sqrt_().div_(clip).clamp_(min=1.0)
-        scale = r_factor.mul_(lr_t / denom).unsqueeze(-1)
-        torch.mul(grad, c_factor.unsqueeze(-2), out=work)
+        # The update (r_i * c_j) * g_ij, and its RMS with the same float32 reduction as
+        # transformers (the clipping divides by it, so its rounding shows in the result).
+        torch.mul(r_factor.unsqueeze(-1), c_factor.unsqueeze(-2), out=work).mul_(grad)
+        denom = torch.linalg.vector_norm(work).div_(math.sqrt(grad.numel())).div_(clip)
+        scale = lr_t / denom.clamp_(min=1.0)
         if beta1 is None:
             p.addcmul_(work, scale, value=-1.0)
         else:
