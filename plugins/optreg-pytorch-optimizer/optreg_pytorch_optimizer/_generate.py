@@ -1,7 +1,7 @@
 """Regenerate ``_names.py`` from the installed pytorch_optimizer (imports it).
 
 Run ``python -m optreg_pytorch_optimizer._generate > optreg_pytorch_optimizer/_names.py``
-after upgrading pytorch_optimizer; ``tests/test_plugin.py`` fails until you do.
+after upgrading pytorch_optimizer; ``tests/test_pytorch_optimizer_plugin.py`` fails until you do.
 """
 
 from __future__ import annotations
