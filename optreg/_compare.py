@@ -285,6 +285,10 @@ def _progress_bar(name: str, steps: int, progress: bool | None) -> Any:
     return tqdm(total=steps, desc=name, unit="step", file=sys.stderr, disable=disable, leave=True)
 
 
+def _fmt_loss(x: float) -> str:
+    return f"{x:.4f}" if abs(x) < 1e4 else f"{x:.3e}"
+
+
 def _fmt_bytes(n: int) -> str:
     return f"{n:,}"
 
@@ -302,7 +306,7 @@ def format_table(results: Sequence[RunResult]) -> str:
         rows.append(
             (
                 r.optimizer,
-                f"{r.final_loss:.4f}",
+                _fmt_loss(r.final_loss),
                 f"{100 * r.accuracy:.2f}%",
                 f"{1000 * r.seconds_per_step:.3f}",
                 _fmt_bytes(r.state_bytes),

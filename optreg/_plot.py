@@ -151,6 +151,12 @@ def _new_figure() -> Any:
     return fig, fig.add_subplot()
 
 
+def _legend(fig: Any, ax: Any) -> None:
+    # below the axes, so that no curve hides behind it
+    n = len(ax.get_lines())
+    fig.legend(loc="outside lower center", ncols=min(3, max(1, n)), fontsize="small", frameon=False)
+
+
 def _save(fig: Any, path: Path) -> None:
     fmt = path.suffix[1:].lower() or "png"
     fig.savefig(path, format=fmt, dpi=DPI)
@@ -175,7 +181,7 @@ def save_lr_figure(
         ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
+    _legend(fig, ax)
     _save(fig, path)
 
 
@@ -203,9 +209,13 @@ def save_loss_figure(losses: Mapping[str, Sequence[float]], path: Path, *, title
         ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
         ax.plot(steps, _ema(values), color=color, label=label, linewidth=1.8)
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss (minibatch; smoothed line: EMA 0.1)")
+    ax.set_ylabel("training loss (minibatch; line: EMA 0.1)")
     ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.set_title(title)
     ax.grid(True, alpha=0.3, which="both")
-    ax.legend(loc="best", fontsize="small")
+    _legend(fig, ax)
     _save(fig, path)

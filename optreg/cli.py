@@ -364,14 +364,25 @@ def _output_path(text: str) -> Path:
     return path
 
 
-def _accepts(factory: Any, key: str) -> bool:
+def _takes(factory: Any, key: str) -> str | None:
+    """``"named"`` if the factory's signature names ``key``, ``"var"`` if it only has
+    ``**kwargs`` (or no readable signature), else None."""
     import inspect
 
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        return True
-    return key in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        return "var"
+    if key in params:
+        return "named"
+    return "var" if any(p.kind is p.VAR_KEYWORD for p in params.values()) else None
+
+
+def _route(factories: dict[str, Any], key: str) -> list[str]:
+    """The schedules an unscoped ``--kw KEY`` goes to: those naming KEY in their
+    signature, else those taking ``**kwargs``."""
+    named = [n for n, f in factories.items() if _takes(f, key) == "named"]
+    return named or [n for n, f in factories.items() if _takes(f, key) == "var"]
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -387,12 +398,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     factories = {name: schedulers.load(name) for name in args.names}
     scoped = _scoped(schedulers, kw, args.names)
     common = {k: v for k, v in kw.items() if "." not in k}
-    for key in common:
-        if not any(_accepts(f, key) for f in factories.values()):
+    routes = {key: _route(factories, key) for key in common}
+    for key, takers in routes.items():
+        if not takers:
             raise UsageError(f"--kw {key}: no schedule among {', '.join(args.names)} takes {key!r}")
     curves = []
-    for name, factory in factories.items():
-        mine = {k: v for k, v in common.items() if _accepts(factory, k)}
+    for name in factories:
+        mine = {k: v for k, v in common.items() if name in routes[k]}
         mine.update(scoped.get(schedulers.resolve(name).name, {}))
         try:
             curves.append(
@@ -528,7 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_check)
 
-    kw_help = "schedule argument; VALUE is read as a Python literal, else as a string (repeatable)"
+    kw_help = (
+        "schedule argument, repeatable; VALUE is read as a Python literal, else as a string; "
+        "NAME.KEY=VALUE sets it for one schedule, KEY=VALUE for every schedule whose "
+        "signature names KEY (else those taking **kwargs)"
+    )
     p = sub.add_parser("plot", help="plot learning-rate curves of schedules")
     p.add_argument("names", nargs="+", metavar="NAME", help="scheduler names")
     p.add_argument("--num-warmup-steps", type=_non_negative_int, metavar="W")
