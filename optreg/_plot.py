@@ -153,7 +153,9 @@ def _new_figure() -> Any:
 
 def _legend(fig: Any, ax: Any) -> None:
     # below the axes, so that no curve hides behind it
-    n = len(ax.get_lines())
+    n = len([line for line in ax.get_lines() if not line.get_label().startswith("_")])
+    if n == 0:
+        return
     fig.legend(loc="outside lower center", ncols=min(3, max(1, n)), fontsize="small", frameon=False)
 
 

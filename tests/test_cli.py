@@ -630,6 +630,21 @@ def test_plot_scoped_kw_reaches_one_schedule(
     assert cosine.lrs == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
+def test_plot_kw_goes_to_named_parameters_before_var_kwargs(
+    out_png: str, monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+) -> None:
+    drawn: list[_plot.LrCurve] = []
+    monkeypatch.setattr(_plot, "save_lr_figure", lambda curves, *a, **k: drawn.extend(curves))
+    optreg.register_scheduler("cli_plateau", _plateau)  # takes **kwargs only
+    argv = ["plot", "cosine", "cli_plateau", "--num-warmup-steps", "0", "--num-training-steps"]
+    argv += ["5", "--kw", "num_cycles=1", "--kw", "factor=0.5", "-o", out_png]
+    assert main(argv) == 0
+    cosine, plateau = drawn
+    assert cosine.kwargs == (("num_cycles", 1),)
+    assert plateau.kwargs == (("factor", 0.5),)
+    assert plateau.label == "cli_plateau (fed a synthetic plateauing loss, factor=0.5)"
+
+
 # --- compare -------------------------------------------------------------------------------
 
 
@@ -775,3 +790,6 @@ def test_compare_failed_run_is_reported_exit_1(
     assert rows["cli_exploding"] == ["failed", "-", "-", "-"]
     assert "cli_exploding: RuntimeError: kaboom" in out.splitlines()
     assert png_size(Path(out_png)) == EXPECTED_PNG  # the runs that worked are plotted
+    assert main(["compare", "cli_exploding", "--steps", "2", "-o", out_png]) == 1
+    assert table_rows(capsys.readouterr().out) == {"cli_exploding": ["failed", "-", "-", "-"]}
+    assert png_size(Path(out_png)) == EXPECTED_PNG  # an empty figure, no legend warning
