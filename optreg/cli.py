@@ -6,9 +6,10 @@
     optreg info NAME [--kind optimizer|scheduler] [--json]
     optreg check [--strict]
     optreg plot NAME [NAME...] --num-warmup-steps W --num-training-steps T [--lr LR]
-                [--kw KEY=VALUE ...] [--log-y] -o FILE.png
+                [--kw [NAME.]KEY=VALUE ...] [--log-y] -o FILE.png
     optreg compare OPT [OPT...] [--scheduler NAME] [--steps N] [--lr LR] [--seed S]
-                [--num-warmup-steps W] [--kw KEY=VALUE ...] [--progress] -o FILE.png
+                [--num-warmup-steps W] [--kw [NAME.]KEY=VALUE ...] [--[no-]progress]
+                -o FILE.png
 
 Exit status: 0 on success; 1 when ``check`` finds a broken plugin or a
 ``compare`` run fails; 2 for usage errors (unknown name, bad ``KEY=VALUE``,
@@ -154,12 +155,15 @@ def _listing(registry: Any) -> list[dict[str, Any]]:
     """Rows for ``list``: one per entry, shadowed/ambiguous ones under their qualified name."""
     rows: list[dict[str, Any]] = []
     for entry in registry.entries():
+        shadowed_by = None
         try:
             reached = registry.resolve(entry.name)
         except AmbiguousNameError:
             state = "ambiguous"
         else:
             state = "ok" if reached is entry else "shadowed"
+            if reached is not entry:
+                shadowed_by = reached.qualified_name
         available, reason = registry.status(entry)
         rows.append(
             {
@@ -176,6 +180,7 @@ def _listing(registry: Any) -> list[dict[str, Any]]:
                 "reason": reason,
                 "extra": entry.extra,
                 "status": state,
+                "shadowed_by": shadowed_by,
             }
         )
     return rows
@@ -214,7 +219,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         notes = []
         for row in rows:
             if row["status"] == "shadowed":
-                notes.append(f"  {row['name']}: shadowed by the builtin {row['canonical_name']!r}")
+                notes.append(f"  {row['name']}: shadowed by {row['shadowed_by']}")
             elif row["status"] == "ambiguous":
                 notes.append(
                     f"  {row['name']}: {row['canonical_name']!r} is ambiguous; use the qualified name"

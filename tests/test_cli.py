@@ -132,6 +132,7 @@ def test_list_json_console_script_imports_no_target(marker_dist: Path) -> None:
     assert rows["lion"]["target"] == "acme_cli_mod:Lion"
     assert rows["lion"]["available"] is True
     assert rows["acme_cli:adamw"]["status"] == "shadowed"
+    assert rows["acme_cli:adamw"]["shadowed_by"] == "optreg:adamw"
     assert rows["adamw"]["provider"] == "optreg"
     assert not marker_dist.exists(), "`optreg list` imported a plugin target"
     # every name the library lists is in the JSON, nothing else (plus the qualified one)
@@ -149,7 +150,7 @@ def test_list_text_python_m_imports_no_target(marker_dist: Path) -> None:
     assert lines[1].split() == ["name", "provider", "available", "description"]
     assert any(re.match(r"lion\s+acme_cli 1\.0\s+yes", x) for x in lines)
     assert any(re.match(r"acme_cli:adamw\s+acme_cli 1\.0\s+yes", x) for x in lines)
-    assert "  acme_cli:adamw: shadowed by the builtin 'adamw'" in lines
+    assert "  acme_cli:adamw: shadowed by optreg:adamw" in lines
     assert "schedulers (" not in proc.stdout
     assert not marker_dist.exists(), "`optreg list` imported a plugin target"
 
