@@ -449,3 +449,45 @@ def test_registered_names() -> None:
     assert optreg.scheduler_info("adafactor").description
     with pytest.raises(TypeError, match="beta2"):
         optreg.get_optimizer("adafactor", model, beta2=0.9)
+
+
+class _Subclass(torch.Tensor):
+    """Stands in for DTensor: a tensor subclass takes the per-parameter path."""
+
+
+@pytest.mark.parametrize(
+    "config", [{}, {"beta1": 0.9, "weight_decay": 0.1}, CONFIGS["external_lr"]]
+)
+def test_tensor_subclass_params_match_reference(config: dict[str, Any]) -> None:
+    plain = _params()
+    params = [torch.nn.Parameter(p.detach().clone().as_subclass(_Subclass)) for p in plain]
+    assert all(type(p) is _Subclass for p in params)
+    ref = Reference(plain, **config)
+    opt = Adafactor(params, **config)
+    for step in range(6):
+        grads = _grads(step, plain)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.as_subclass(_Subclass)
+        opt.step()
+        ref.step(list(grads))
+    _close([p.as_subclass(torch.Tensor) for p in params], ref)
+    state = opt.state[params[0]]
+    assert {"step", "RMS", "exp_avg_sq_row", "exp_avg_sq_col"} <= set(state)
+    assert state["exp_avg_sq_row"].shape == (12,)
+
+
+def test_bfloat16_subclass_param_updates_through_fp32() -> None:
+    low = _params(torch.bfloat16, shapes=[(6, 5), (5,)])
+    params = [torch.nn.Parameter(p.detach().clone().as_subclass(_Subclass)) for p in low]
+    opt_sub, opt_plain = Adafactor(params), Adafactor(low)
+    for step in range(3):
+        for p, q, g in zip(params, low, _grads(step, low), strict=True):
+            p.grad = g.as_subclass(_Subclass)
+            q.grad = g
+        opt_sub.step()
+        opt_plain.step()
+    for p, q in zip(params, low, strict=True):
+        assert p.dtype == torch.bfloat16
+        torch.testing.assert_close(
+            p.as_subclass(torch.Tensor).float(), q.detach().float(), rtol=1e-2, atol=1e-3
+        )

@@ -34,6 +34,7 @@ __all__ = ["Adafactor", "AdafactorSchedule", "get_adafactor_schedule"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _Tensors = list[Tensor] | tuple[Tensor, ...]
+_PLAIN = (Tensor, torch.nn.Parameter)
 _GROUP_KEYS = ("eps", "relative_step", "scale_parameter", "warmup_init")
 
 
@@ -202,6 +203,9 @@ class Adafactor(Optimizer):
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("Adafactor does not support sparse gradients.")
+                if type(p) not in _PLAIN:  # DTensor (FSDP2) and other subclasses
+                    self._step_single(group, p)
+                    continue
                 compute = torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
                 buckets.setdefault((p.device, compute), []).append(p)
             for (device, dtype), params in buckets.items():
@@ -228,6 +232,53 @@ class Adafactor(Optimizer):
                 if isinstance(value, Tensor) and (value.dtype != dtype or value.device != p.device):
                     state[key] = value.to(device=p.device, dtype=dtype)
         return state
+
+    def _step_single(self, group: dict[str, Any], p: Tensor) -> None:
+        """One parameter, plain tensor operations only: for tensor subclasses (DTensor).
+
+        State tensors are created from tensors computed from the gradient, so they
+        inherit its subclass and placement.
+        """
+        grad = cast(Tensor, p.grad)
+        low = p.dtype in _LOW_PRECISION
+        if low:
+            grad = grad.float()
+        p32 = p.float() if low else p
+        state: dict[str, Any] = self.state[p]
+        if not state:
+            state["step"] = 0
+        state["step"] += 1
+        step = int(state["step"])
+        eps1, eps2 = group["eps"]
+        state["RMS"] = torch.linalg.vector_norm(p32) / math.sqrt(p32.numel())
+        lr_t: Any = _relative_step_size(group, step)
+        if group["scale_parameter"]:
+            lr_t = state["RMS"].clamp(min=eps2) * lr_t
+        beta2t = 1.0 - step ** group["decay_rate"]
+        update = grad * grad + eps1
+        if grad.dim() >= 2:
+            row_mean, col_mean = update.mean(-1), update.mean(-2)
+            row = state.setdefault("exp_avg_sq_row", torch.zeros_like(row_mean))
+            col = state.setdefault("exp_avg_sq_col", torch.zeros_like(col_mean))
+            row.mul_(beta2t).add_(row_mean, alpha=1.0 - beta2t)
+            col.mul_(beta2t).add_(col_mean, alpha=1.0 - beta2t)
+            r_factor = (row / row.mean(-1, keepdim=True)).rsqrt_().unsqueeze(-1)
+            update = (r_factor * col.rsqrt().unsqueeze(-2)).mul_(grad)
+        else:
+            exp_avg_sq = state.setdefault("exp_avg_sq", torch.zeros_like(update))
+            exp_avg_sq.mul_(beta2t).add_(update, alpha=1.0 - beta2t)
+            update = exp_avg_sq.rsqrt().mul_(grad)
+        rms_u = torch.linalg.vector_norm(update) / math.sqrt(update.numel())
+        update.div_((rms_u / group["clip_threshold"]).clamp_(min=1.0)).mul_(lr_t)
+        if group["beta1"] is not None:
+            exp_avg = state.setdefault("exp_avg", torch.zeros_like(update))
+            exp_avg.mul_(group["beta1"]).add_(update, alpha=1.0 - group["beta1"])
+            update = exp_avg
+        if group["weight_decay"] != 0.0:
+            p32.mul_(1.0 - group["weight_decay"] * lr_t)
+        p32.sub_(update)
+        if low:
+            p.copy_(p32)
 
     def _buffer(self, device: torch.device, dtype: torch.dtype, numel: int) -> Tensor:
         buf = self._workspace.get((device, dtype))
