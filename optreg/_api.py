@@ -217,12 +217,22 @@ def _parameters(factory: Any) -> Mapping[str, inspect.Parameter] | None:
 
 
 _NON_NEGATIVE = ("lr", "weight_decay", "eps", "momentum")
+#: Standard hyperparameters that are numbers (or pairs of numbers, or None): a value of
+#: another type is rejected here, because the optimizers' own checks then fail with
+#: messages that do not show it (``'<=' not supported between 'float' and 'str'``).
+_NUMERIC = (*_NON_NEGATIVE, "betas", "alpha", "dampening", "lr_decay", "rho", "beta1")
 
 
 def _check_values(entry: Entry, kwargs: Mapping[str, Any]) -> None:
-    """Reject NaN anywhere and negative / infinite standard hyperparameters."""
+    """Reject NaN anywhere, non-numbers and negative / infinite standard hyperparameters."""
     for key, value in kwargs.items():
         values = value if isinstance(value, tuple) else (value,)
+        if key in _NUMERIC and not _numbers(value, pair=key == "betas"):
+            raise TypeError(
+                f"{entry.kind} {entry.name!r}: {key} must be "
+                + ("a tuple of 2 or more numbers" if key == "betas" else "a number")
+                + f", got {type(value).__name__}: {value!r}"
+            )
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 continue
@@ -234,6 +244,23 @@ def _check_values(entry: Entry, kwargs: Mapping[str, Any]) -> None:
                 raise ValueError(
                     f"{entry.kind} {entry.name!r}: {key} must be finite and >= 0, got {value!r}"
                 )
+
+
+def _numbers(value: object, *, pair: bool) -> bool:
+    """True for None, a real number or tensor, or (``pair``) a tuple / list of >= 2 of them."""
+    import torch
+
+    def real(v: object) -> bool:
+        return v is None or isinstance(v, (int, float, torch.Tensor))
+
+    if pair or isinstance(value, tuple):
+        items = value if isinstance(value, (tuple, list)) else None
+        return (
+            items is not None
+            and (len(items) >= 2 or not pair)
+            and all(real(v) and v is not None for v in items)
+        )
+    return real(value)
 
 
 def _default(factory: Any, arg: str) -> Any:

@@ -163,7 +163,10 @@ def _import_target(ref: str) -> Any:
 def _split_qualified(name: str) -> tuple[str | None, str]:
     if isinstance(name, str) and ":" in name:
         dist, _, plain = name.partition(":")
-        return normalize_dist(dist), normalize_name(plain)
+        try:
+            return normalize_dist(dist), normalize_name(plain)
+        except ValueError as e:  # show the whole qualified name, not just its tail
+            raise ValueError(f"invalid qualified name {name!r} ('dist:name'): {e}") from e
     return None, normalize_name(name)
 
 
