@@ -403,7 +403,27 @@ def test_non_paged_names_say_nothing() -> None:
         ("lion_32bit", {"args": object()}, TypeError, "unexpected keyword argument 'args'"),
         ("adamw_8bit", {"lrr": 1e-3}, TypeError, "did you mean 'lr'"),
         ("adamw_8bit", {"lr": -1.0}, ValueError, r"lr.*-1\.0"),
-        ("sgd_8bit", {"lr": 0.1}, NotImplementedError, "SGD without momentum"),
+        (
+            "sgd_8bit",
+            {"lr": 0.1},
+            ValueError,
+            r"^optimizer 'sgd_8bit' \(bitsandbytes.optim.SGD8bit\) does not support these "
+            r"settings: SGD without momentum is not supported! \(got lr=0.1\)$",
+        ),
+        (
+            "rmsprop_bnb",
+            {"lr": 0.1, "centered": True},
+            ValueError,
+            r"does not support these settings: .*\(got lr=0.1, centered=True\)$",
+        ),
+        (
+            "adam_8bit",
+            {"betas": (0.9, 1.5)},
+            ValueError,
+            r"^optimizer 'adam_8bit' \(bitsandbytes.optim.Adam8bit\): Invalid beta parameter "
+            r"at index 1: 1.5 \(got betas=\(0.9, 1.5\)\)$",
+        ),
+        ("adam_8bit", {"lr": (0.0, 0.0)}, TypeError, r"\(got lr=\(0.0, 0.0\)\)$"),
     ],
 )
 def test_keyword_errors(name: str, kwargs: dict[str, Any], error: type, pattern: str) -> None:

@@ -198,13 +198,19 @@ class BnbOptimizerFactory:
 
         Raises:
             MissingDependencyError: bitsandbytes is not installed.
-            TypeError: a keyword the class does not accept or the name fixes.
-            ValueError: an invalid per-parameter option or hyperparameter.
+            TypeError: a keyword the class does not accept or the name fixes, or a
+                value of the wrong type.
+            ValueError: an invalid per-parameter option or hyperparameter, or one that
+                bitsandbytes does not support (it raises NotImplementedError for
+                e.g. SGD without momentum; optreg reports it as a ValueError).
         """
         cls = self.optimizer_class()
         self._check_kwargs(kwargs)
         params, per_param = self._split_options(params)
-        optimizer = cls(params, **self.fixed, **kwargs)
+        try:
+            optimizer = cls(params, **self.fixed, **kwargs)
+        except (NotImplementedError, ValueError, TypeError) as e:
+            raise self._explain(e, kwargs) from e
         if per_param:
             _register_overrides(_bnb_optim().GlobalOptimManager.get_instance(), per_param)
         if self.paged:
@@ -212,6 +218,15 @@ class BnbOptimizerFactory:
         return optimizer
 
     # -- helpers ------------------------------------------------------------
+    def _explain(self, error: Exception, kwargs: Mapping[str, Any]) -> Exception:
+        """bitsandbytes' error, naming the optreg name and the values given."""
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no keyword arguments"
+        where = f"optimizer {self.name!r} (bitsandbytes.optim.{self.class_name})"
+        if isinstance(error, NotImplementedError):
+            return ValueError(f"{where} does not support these settings: {error} (got {given})")
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        return kind(f"{where}: {error} (got {given})")
+
     def _check_kwargs(self, kwargs: Mapping[str, Any]) -> None:
         accepted = self.accepted_keywords()
         for key in kwargs:
