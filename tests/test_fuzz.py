@@ -35,6 +35,16 @@ FUZZ = settings(
 OPTIMIZERS = optreg.list_optimizers()
 SCHEDULERS = optreg.list_schedulers()
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny tensors: one intra-op thread avoids oversubscription on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --------------------------------------------------------------------------- strategies
 
 odd_values = st.one_of(
