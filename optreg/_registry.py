@@ -350,7 +350,7 @@ class Registry(Mapping[str, Entry]):
             candidates = list(self._by_key.get(key, ()))
         if dist is not None:
             for entry in candidates:
-                if entry.provider == dist:
+                if normalize_dist(entry.provider) == dist:
                     return entry
             raise UnknownNameError(self.kind, name, self._qualified_names())
         if not candidates:

@@ -276,3 +276,9 @@ def test_entry_is_frozen() -> None:
         entry.name = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
         entry.metadata["x"] = 1  # type: ignore[index]
+
+
+def test_runtime_entry_reachable_by_qualified_name() -> None:
+    entry = optreg.register_optimizer("rt_only", "torch.optim:SGD")
+    assert optreg.optimizers.resolve(entry.qualified_name) is entry
+    assert optreg.optimizers.resolve("__runtime__:RT-only") is entry
