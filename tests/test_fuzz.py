@@ -306,13 +306,10 @@ def test_fuzz_scheduler_arguments(
     _probe(scheduler, optimizer, warmup, total)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reduce_lr_on_plateau is torch's ReduceLROnPlateau unwrapped: 'Factor should be "
-    "< 1.0.' without the value, patience=None fails only at step() (reported)",
-)
 @pytest.mark.parametrize(
-    "kwargs", [{"factor": 1.5}, {"patience": None}], ids=["factor", "patience"]
+    "kwargs",
+    [{"factor": 1.5}, {"patience": None}, {"mode": "up"}, {"cooldown": -1}, {"eps": float("nan")}],
+    ids=["factor", "patience", "mode", "cooldown", "eps"],
 )
 def test_plateau_bad_values_are_named(kwargs: dict[str, Any]) -> None:
     if "reduce_lr_on_plateau" not in SCHEDULERS:

@@ -383,14 +383,55 @@ def get_inverse_sqrt_schedule(
     return LambdaLR(optimizer, fn, last_epoch=last_epoch)
 
 
-def get_reduce_on_plateau_schedule(optimizer: Optimizer, **kwargs: Any) -> ReduceLROnPlateau:
-    """``torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, **kwargs)``; step it with a metric.
+def get_reduce_on_plateau_schedule(
+    optimizer: Optimizer,
+    mode: str = "min",
+    factor: float = 0.1,
+    patience: int = 10,
+    threshold: float = 1e-4,
+    threshold_mode: str = "rel",
+    cooldown: int = 0,
+    min_lr: float | list[float] = 0.0,
+    eps: float = 1e-8,
+) -> ReduceLROnPlateau:
+    """torch's ``ReduceLROnPlateau`` with its arguments checked; step it with a metric.
+
+    Same defaults and semantics as ``torch.optim.lr_scheduler.ReduceLROnPlateau``;
+    the values are checked here so that every error shows the value given.
 
     Raises:
-        TypeError: a keyword ``ReduceLROnPlateau`` does not accept.
-        ValueError: an invalid value (e.g. ``factor >= 1``), from torch.
+        ValueError: ``mode`` not min/max, ``threshold_mode`` not rel/abs, ``factor``
+            outside (0, 1), negative or non-integer ``patience`` / ``cooldown``, or a
+            negative / NaN ``threshold``, ``min_lr`` or ``eps``.
     """
-    return ReduceLROnPlateau(optimizer, **kwargs)
+    if mode not in ("min", "max"):
+        raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
+    if threshold_mode not in ("rel", "abs"):
+        raise ValueError(f"`threshold_mode` must be 'rel' or 'abs', got {threshold_mode!r}")
+    if not _is_real(factor) or not 0.0 < factor < 1.0:
+        raise ValueError(f"`factor` must be a number in (0, 1), got {factor!r}")
+    for arg, count in (("patience", patience), ("cooldown", cooldown)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"`{arg}` must be an int >= 0, got {count!r}")
+    lows = min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]
+    for arg, value in (("threshold", threshold), ("eps", eps), *(("min_lr", v) for v in lows)):
+        if not _is_real(value) or value < 0:
+            raise ValueError(f"`{arg}` must be a number >= 0, got {value!r}")
+    return ReduceLROnPlateau(
+        optimizer,
+        mode=mode,  # type: ignore[arg-type]
+        factor=factor,
+        patience=patience,
+        threshold=threshold,
+        threshold_mode=threshold_mode,  # type: ignore[arg-type]
+        cooldown=cooldown,
+        min_lr=min_lr,
+        eps=eps,
+    )
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def get_cosine_with_min_lr_schedule_with_warmup(
