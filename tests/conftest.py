@@ -8,8 +8,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from optreg import _discovery
+
+# The suite steps tiny tensors: on a small, shared CI machine torch's intra-op
+# threads cost far more than they gain (seen here: ~50x slower steps).
+torch.set_num_threads(1)
 
 
 @pytest.fixture
