@@ -12,7 +12,7 @@ transformers is needed only here; install it in a separate environment:
     python3 -m venv /work/benchvenv-opt
     /work/benchvenv-opt/bin/pip install torch==2.13.0 transformers pluggy importlib-metadata
     /work/benchvenv-opt/bin/pip install -e .
-    /work/benchvenv-opt/bin/python benchmarks/bench_adafactor.py [--layers 2] [--steps 50]
+    /work/benchvenv-opt/bin/python benchmarks/bench_adafactor.py [--layers 2] [--steps 50] [--threads N]
 """
 
 from __future__ import annotations
@@ -88,7 +88,12 @@ def main() -> None:
         "--layers", type=int, default=2, help="encoder layers (BERT-base: 12; 2 keeps a run short)"
     )
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         from transformers.optimization import Adafactor as HFAdafactor
     except ImportError:
