@@ -67,12 +67,16 @@ def _real(arg: str, value: object) -> float:
     return float(value)
 
 
-def _warmup_within(num_warmup_steps: int, num_training_steps: int) -> None:
-    if num_warmup_steps > num_training_steps:
+def _warmup_and_training(num_warmup_steps: object, num_training_steps: object) -> tuple[int, int]:
+    """Return both step counts checked by :func:`_steps`, warmup no longer than training."""
+    w = _steps("num_warmup_steps", num_warmup_steps)
+    n = _steps("num_training_steps", num_training_steps)
+    if w > n:
         raise ValueError(
             f"`num_warmup_steps` must be <= `num_training_steps`, got "
-            f"num_warmup_steps={num_warmup_steps} > num_training_steps={num_training_steps}"
+            f"num_warmup_steps={w} > num_training_steps={n}"
         )
+    return w, n
 
 
 def _base_lr(optimizer: Optimizer) -> float:
@@ -265,9 +269,7 @@ def get_linear_schedule_with_warmup(
         ValueError: a negative or fractional step count, or warmup beyond training.
         TypeError: a step count that is not a number.
     """
-    w = _steps("num_warmup_steps", num_warmup_steps)
-    n = _steps("num_training_steps", num_training_steps)
-    _warmup_within(w, n)
+    w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     fn = partial(_linear, num_warmup_steps=w, num_training_steps=n)
     return LambdaLR(optimizer, fn, last_epoch)
 
@@ -286,9 +288,7 @@ def get_cosine_schedule_with_warmup(
             or a non-finite ``num_cycles``.
         TypeError: an argument that is not a number.
     """
-    w = _steps("num_warmup_steps", num_warmup_steps)
-    n = _steps("num_training_steps", num_training_steps)
-    _warmup_within(w, n)
+    w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     fn = partial(
         _cosine,
         num_warmup_steps=w,
@@ -312,9 +312,7 @@ def get_cosine_with_hard_restarts_schedule_with_warmup(
             or a non-finite ``num_cycles``.
         TypeError: an argument that is not a number.
     """
-    w = _steps("num_warmup_steps", num_warmup_steps)
-    n = _steps("num_training_steps", num_training_steps)
-    _warmup_within(w, n)
+    w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     fn = partial(
         _cosine_with_restarts,
         num_warmup_steps=w,
@@ -340,9 +338,7 @@ def get_polynomial_decay_schedule_with_warmup(
             or warmup beyond training.
         TypeError: an argument that is not a number.
     """
-    w = _steps("num_warmup_steps", num_warmup_steps)
-    n = _steps("num_training_steps", num_training_steps)
-    _warmup_within(w, n)
+    w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     lr_init = _base_lr(optimizer)
     lr_end = _real("lr_end", lr_end)
     if not (lr_init > lr_end):
@@ -451,9 +447,7 @@ def get_cosine_with_min_lr_schedule_with_warmup(
             ``min_lr`` with an optimizer lr of 0.
         TypeError: an argument that is not a number.
     """
-    w = _steps("num_warmup_steps", num_warmup_steps)
-    n = _steps("num_training_steps", num_training_steps)
-    _warmup_within(w, n)
+    w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     rate = _min_lr_rate(optimizer, min_lr, min_lr_rate)
     fn = partial(
         _cosine,
@@ -487,9 +481,7 @@ def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
             ``min_lr`` with an optimizer lr of 0.
         TypeError: an argument that is not a number.
     """
-    w = _steps("num_warmup_steps", num_warmup_steps)
-    n = _steps("num_training_steps", num_training_steps)
-    _warmup_within(w, n)
+    w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     rate = _min_lr_rate(optimizer, min_lr, min_lr_rate)
     fn = partial(
         _cosine_warmup_with_min_lr,
