@@ -22,6 +22,8 @@ from typing import Any, SupportsFloat
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from optreg.builtin.schedules import _count
+
 __all__ = ["GreedyLR", "get_greedy_schedule"]
 
 _STATE_KEYS = (
@@ -49,12 +51,6 @@ _STATE_KEYS = (
     "_last_lr",
     "_init_lrs",
 )
-
-
-def _count(arg: str, value: object, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{arg}` must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def _per_group(arg: str, value: object, n_groups: int) -> list[float]:

@@ -58,6 +58,13 @@ def _steps(arg: str, value: object) -> int:
     return int(value)
 
 
+def _count(arg: str, value: object, minimum: int = 0) -> int:
+    """Return ``value``, an int (not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{arg}` must be an int >= {minimum}, got {value!r}")
+    return value
+
+
 def _real(arg: str, value: object) -> float:
     """Return ``value`` as a finite float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -406,9 +413,8 @@ def get_reduce_on_plateau_schedule(
         raise ValueError(f"`threshold_mode` must be 'rel' or 'abs', got {threshold_mode!r}")
     if not _is_real(factor) or not 0.0 < factor < 1.0:
         raise ValueError(f"`factor` must be a number in (0, 1), got {factor!r}")
-    for arg, count in (("patience", patience), ("cooldown", cooldown)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"`{arg}` must be an int >= 0, got {count!r}")
+    _count("patience", patience)
+    _count("cooldown", cooldown)
     lows = min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]
     for arg, value in (("threshold", threshold), ("eps", eps), *(("min_lr", v) for v in lows)):
         if not _is_real(value) or value < 0:
