@@ -743,7 +743,9 @@ class _SchedRun:
                 f"with 2 param groups raised {type(e).__name__}: {e}"
             ) from e
         if self.metric_driven is None:
-            self.metric_driven = _step_needs_metric(sched)
+            from optreg._plot import is_metric_driven
+
+            self.metric_driven = is_metric_driven(sched)
         return opt, sched, units
 
     def lrs(self, opt: Any, when: str) -> list[float]:
@@ -778,17 +780,6 @@ class _SchedRun:
             raise AssertionError(
                 f"{self.spec.label}: scheduler.step() raised {type(e).__name__}: {e} (step {t + 1})"
             ) from e
-
-
-def _step_needs_metric(sched: Any) -> bool:
-    try:
-        params = inspect.signature(sched.step).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(
-        p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        for p in params
-    )
 
 
 def _check_scheduler_run(run: _SchedRun) -> list[list[float]]:
