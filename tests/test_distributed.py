@@ -147,10 +147,17 @@ def _run_case(kind: str, name: str, rank: int) -> list[torch.Tensor]:
 
 
 def worker(rank: int, world: int, port: int, out_dir: Path) -> None:
+    import datetime
+
     import torch.distributed as dist
 
+    # a case failing on one rank must not leave the other waiting in a collective forever
     dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=120),
     )
     results: dict[str, Any] = {}
     try:
@@ -191,9 +198,22 @@ def distributed_results(out_dir: Path) -> dict[str, Any]:
         for rank in range(WORLD)
     ]
     logs = []
-    for p in procs:
-        out, _ = p.communicate(timeout=300)
-        logs.append(out)
+    try:
+        for p in procs:
+            try:
+                out, _ = p.communicate(timeout=300)
+            except subprocess.TimeoutExpired:
+                # one rank failed or hung: the other waits in a collective forever
+                for q in procs:
+                    q.kill()
+                out, _ = p.communicate()
+                pytest.fail(f"distributed ranks timed out after 300 s; rank output:\n{out}")
+            logs.append(out)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     for rank, p in enumerate(procs):
         assert p.returncode == 0, f"rank {rank} failed:\n{logs[rank]}"
     ranks = [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
