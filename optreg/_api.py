@@ -227,7 +227,7 @@ def _check_values(entry: Entry, kwargs: Mapping[str, Any]) -> None:
     """Reject NaN anywhere, non-numbers and negative / infinite standard hyperparameters."""
     for key, value in kwargs.items():
         values = value if isinstance(value, tuple) else (value,)
-        if key in _NUMERIC and not _numbers(value, pair=key == "betas"):
+        if key in _NUMERIC and not _numbers(value, pair=key == "betas", allow_tuple=key == "eps"):
             raise TypeError(
                 f"{entry.kind} {entry.name!r}: {key} must be "
                 + ("a tuple of 2 or more numbers" if key == "betas" else "a number")
@@ -246,14 +246,15 @@ def _check_values(entry: Entry, kwargs: Mapping[str, Any]) -> None:
                 )
 
 
-def _numbers(value: object, *, pair: bool) -> bool:
+def _numbers(value: object, *, pair: bool, allow_tuple: bool = False) -> bool:
     """True for None, a real number or tensor, or (``pair``) a tuple / list of >= 2 of them."""
     import torch
 
     def real(v: object) -> bool:
         return v is None or isinstance(v, (int, float, torch.Tensor))
 
-    if pair or isinstance(value, tuple):
+    # a tuple is a pair of numbers only for betas, or for eps (Adafactor's (eps1, eps2))
+    if pair or (isinstance(value, tuple) and allow_tuple):
         items = value if isinstance(value, (tuple, list)) else None
         return (
             items is not None

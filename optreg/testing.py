@@ -865,7 +865,11 @@ def _check_picklable(run: _SchedRun) -> None:
                 "with functools.partial instead of a lambda or a closure"
             ) from e
         try:
-            copy = pickle.loads(blob)
+            with warnings.catch_warnings():
+                # torch < 2.6 unpickles tensors through torch.load(weights_only=False)
+                # and says so with a FutureWarning; that is not the plugin's doing
+                warnings.filterwarnings("ignore", category=FutureWarning, message=".*weights_only")
+                copy = pickle.loads(blob)
         except Exception as e:
             raise AssertionError(
                 f"{label}: the pickled scheduler cannot be unpickled: {type(e).__name__}: {e}"

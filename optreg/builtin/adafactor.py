@@ -366,7 +366,7 @@ class Adafactor(Optimizer):
         update: _Tensors = torch._foreach_mul(grads, grads)
         torch._foreach_add_(update, eps1)
         _ema_(exp_avg_sqs, update, beta2t)
-        update = torch._foreach_rsqrt(exp_avg_sqs)
+        update = _foreach_rsqrt(exp_avg_sqs)
         torch._foreach_mul_(update, grads)
         numel = torch.tensor(
             [math.sqrt(g.numel()) for g in grads], dtype=lr_t.dtype, device=lr_t.device
@@ -507,3 +507,11 @@ def optreg_add_schedulers(registry: Any) -> None:
         "optreg.builtin.adafactor:get_adafactor_schedule",
         description="AdafactorSchedule: reports Adafactor's own relative-step lr",
     )
+
+
+def _foreach_rsqrt(tensors: _Tensors) -> _Tensors:
+    """``torch._foreach_rsqrt`` where torch has it (2.5+), else the same per tensor."""
+    fn = getattr(torch, "_foreach_rsqrt", None)
+    if fn is not None:
+        return fn(tensors)  # type: ignore[no-any-return]
+    return [t.rsqrt() for t in tensors]

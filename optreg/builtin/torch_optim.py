@@ -197,7 +197,8 @@ def adam(
         capturable=capturable,
         differentiable=differentiable,
         fused=_want_fused(params, foreach, fused, capturable, differentiable),
-        decoupled_weight_decay=decoupled_weight_decay,
+        # torch < 2.6's Adam has no such keyword: pass it only when asked for
+        **({"decoupled_weight_decay": True} if decoupled_weight_decay else {}),
     )
 
 
