@@ -428,7 +428,12 @@ def test_non_paged_names_say_nothing() -> None:
             r"^optimizer 'adam_8bit' \(bitsandbytes.optim.Adam8bit\): Invalid beta parameter "
             r"at index 1: 1.5 \(got betas=\(0.9, 1.5\)\)$",
         ),
-        ("adam_8bit", {"lr": (0.0, 0.0)}, TypeError, r"\(got lr=\(0.0, 0.0\)\)$"),
+        (
+            "adam_8bit",
+            {"lr": (0.0, 0.0)},
+            TypeError,
+            r"lr must be a number, got tuple: \(0.0, 0.0\)$",
+        ),
     ],
 )
 def test_keyword_errors(name: str, kwargs: dict[str, Any], error: type, pattern: str) -> None:

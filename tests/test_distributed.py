@@ -281,6 +281,10 @@ def test_zero_redundancy_matches_single_process_and_ddp(results: dict[str, Any],
     ],
 )
 def test_fsdp2_matches_single_process(results: dict[str, Any], name: str) -> None:
+    import torch.distributed.fsdp
+
+    if not hasattr(torch.distributed.fsdp, "fully_shard"):
+        pytest.skip(f"torch {torch.__version__} has no torch.distributed.fsdp.fully_shard (FSDP2)")
     got = _case(results, "fsdp2", name)
     _assert_close(got, single_process(name))
 
