@@ -182,7 +182,7 @@ def _discover() -> None:
     eps = importlib_metadata.entry_points()
     allow = _Filter()
     dist_names: dict[int, str] = {}
-    hook_plugins: list[tuple[str, Any, Any]] = []
+    hook_dists: dict[str, Any] = {}  # hook-plugin name -> its Distribution
     # one pass over the scan (EntryPoints.select would walk it once per group)
     for ep in sorted(
         (ep for ep in eps if ep.group in GROUPS), key=lambda ep: GROUPS.index(ep.group)
@@ -204,7 +204,7 @@ def _discover() -> None:
                 _problem(dist_name, where, e)
                 continue
             _State.plugin_dists[f"{dist_name}:{ep.name}"] = dist_name
-            hook_plugins.append((dist_name, dist, where))
+            hook_dists[f"{dist_name}:{ep.name}"] = dist
             continue
         try:
             registries[group]._add(
@@ -227,8 +227,9 @@ def _discover() -> None:
         caller = getattr(pm.hook, hookname)
         for impl in caller.get_hookimpls():
             dist_name = _State.plugin_dists.get(impl.plugin_name, "unknown")
-            dist = next((d for n, d, _ in hook_plugins if n == dist_name), None)
-            view = PluginRegistry(registry, dist_name, dist, impl.plugin_name)
+            view = PluginRegistry(
+                registry, dist_name, hook_dists.get(impl.plugin_name), impl.plugin_name
+            )
             try:
                 impl.function(**{a: view for a in impl.argnames})
             except Exception as e:

@@ -20,7 +20,7 @@ import inspect
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, overload
 
@@ -549,8 +549,3 @@ def _describe_signature(factory: Any, kind: str) -> tuple[str | None, tuple[str,
         if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     )
     return str(sig), required
-
-
-def with_provider(entry: Entry, **changes: Any) -> Entry:
-    """Return a copy of ``entry`` with fields changed (used by discovery)."""
-    return replace(entry, **changes)
