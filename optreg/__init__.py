@@ -5,7 +5,7 @@
 >>> sched = optreg.get_scheduler("cosine", opt, num_warmup_steps=100,
 ...                              num_training_steps=1000)  # doctest: +SKIP
 
-Importing this package loads no plugin and imports neither pluggy nor
+Importing this package loads no plugin and imports neither torch, pluggy nor
 importlib_metadata; the first registry access discovers plugins once.
 """
 
@@ -24,17 +24,20 @@ from optreg._api import (
     register_scheduler,
     scheduler_info,
 )
-from optreg._discovery import OptregPluginWarning, optimizers, schedulers
+from optreg._entry import Entry, EntryInfo
 from optreg._errors import (
     AmbiguousNameError,
     DuplicateNameError,
     MissingDependencyError,
     OptregError,
+    OptregPluginWarning,
+    PagedFallbackWarning,
     PluginLoadError,
     UnknownNameError,
+    UsageError,
 )
 from optreg._names import SchedulerType
-from optreg._registry import Entry, EntryInfo, Registry
+from optreg._registry import Registry, optimizers, schedulers
 
 __all__ = [
     "AmbiguousNameError",
@@ -44,10 +47,13 @@ __all__ = [
     "MissingDependencyError",
     "OptregError",
     "OptregPluginWarning",
+    "PagedFallbackWarning",
     "PluginLoadError",
+    "PluginRegistry",
     "Registry",
     "SchedulerType",
     "UnknownNameError",
+    "UsageError",
     "__version__",
     "get_optimizer",
     "get_optimizer_cls",
@@ -67,16 +73,20 @@ __all__ = [
 if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
     import pluggy
 
+    from optreg.hookspecs import PluginRegistry
+
     hookimpl: pluggy.HookimplMarker
 
 
 def __getattr__(name: str) -> Any:
-    # hookimpl needs pluggy and __version__ needs importlib.metadata: both are
-    # resolved on first use so that `import optreg` stays cheap.
+    # hookimpl and PluginRegistry need pluggy, __version__ needs importlib.metadata:
+    # they are resolved on first use so that `import optreg` stays cheap.
     if name == "hookimpl":
         import pluggy
 
         value: Any = pluggy.HookimplMarker("optreg")
+    elif name == "PluginRegistry":
+        from optreg.hookspecs import PluginRegistry as value
     elif name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 

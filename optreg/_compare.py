@@ -10,7 +10,6 @@ runs are comparable.
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 import time
@@ -22,7 +21,8 @@ import torch
 from torch import nn
 
 from optreg._api import get_optimizer, get_scheduler
-from optreg._plot import is_metric_driven
+from optreg._signature import needs_closure, step_needs_metric, step_scheduler
+from optreg._table import text_table
 
 __all__ = [
     "RunResult",
@@ -30,7 +30,6 @@ __all__ = [
     "format_table",
     "make_student",
     "make_task",
-    "needs_closure",
     "state_bytes",
     "train",
 ]
@@ -134,16 +133,6 @@ def state_bytes(optimizer: Any) -> int:
     return total
 
 
-def needs_closure(optimizer: Any) -> bool:
-    """Whether ``optimizer.step`` requires a closure (like ``torch.optim.LBFGS``)."""
-    try:
-        params = inspect.signature(optimizer.step).parameters
-    except (TypeError, ValueError):
-        return False
-    closure = params.get("closure")
-    return closure is not None and closure.default is inspect.Parameter.empty
-
-
 @dataclass
 class RunResult:
     """One optimizer's run: what the table and the plot show.
@@ -230,7 +219,7 @@ def train(
         num_training_steps=steps,
         scheduler_kwargs=scheduler_kwargs,
     )
-    metric = sched is not None and is_metric_driven(sched)
+    metric = sched is not None and step_needs_metric(sched)
     with_closure = needs_closure(optimizer)
     loss_fn = nn.CrossEntropyLoss()
     batches = task.batches(steps)
@@ -255,10 +244,7 @@ def train(
         value = float(loss.detach())
         result.losses.append(value)
         if sched is not None:
-            if metric:
-                sched.step(value)
-            else:
-                sched.step()
+            step_scheduler(sched, value, metric_driven=metric)
         if bar is not None:
             bar.update(1)
             if step % 10 == 0 or step == steps - 1:
@@ -312,14 +298,7 @@ def format_table(results: Sequence[RunResult]) -> str:
                 _fmt_bytes(r.state_bytes),
             )
         )
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
-        ).rstrip()
-        for row in (header, *rows)
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = [text_table(header, rows, right=range(1, len(header)))]
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)

@@ -1,50 +1,48 @@
-"""Entry-point discovery and the pluggy PluginManager.
+"""Discovery: the builtin catalogue, the entry-point scan and the pluggy PluginManager.
 
 The first registry access calls :func:`ensure_discovered`, which, once per process
 and under :data:`optreg._registry.LOCK`:
 
-* scans installed distributions a single time (``importlib_metadata.entry_points()``);
-* adds every ``optreg.optimizers`` / ``optreg.schedulers`` entry point as a lazy
+* registers the builtin plugins of :data:`optreg.builtin.CATALOGUE` with pluggy
+  (as ``optreg:<plugin>``); they exist without install metadata;
+* scans installed distributions a single time (``importlib_metadata.entry_points()``)
+  and adds every ``optreg.optimizers`` / ``optreg.schedulers`` entry point as a lazy
   ``"module:attr"`` entry (its module is not imported);
-* imports the modules of the ``optreg`` group, registers them with pluggy and calls
-  their ``optreg_add_optimizers`` / ``optreg_add_schedulers`` hooks one plugin at a
-  time, so that a broken plugin only loses its own names.
+* imports the modules of the ``optreg`` group and registers them with pluggy;
+* runs pluggy's ``check_pending()``: a plugin implementing a hook that has no
+  specification (a misspelled ``optreg_add_optimiser``) is unregistered and reported;
+* calls ``optreg_add_optimizers`` / ``optreg_add_schedulers`` through pluggy one
+  plugin at a time, each with a :class:`~optreg.PluginRegistry` bound to that
+  plugin's distribution, so that a broken plugin loses only its own names.
 
 Autoload controls, read at discovery time (like pytest's):
 
 * ``OPTREG_DISABLE_PLUGIN_AUTOLOAD=1``: builtins only;
 * ``OPTREG_PLUGINS=dist1,dist2``: builtins plus just these distributions;
 * ``OPTREG_BLOCK_PLUGINS=dist1,dist2:entry``: skip these distributions, or single
-  entry points given as ``dist:entry-point-name`` (builtins can be blocked too).
+  entry points / builtin plugins given as ``dist:name`` (``optreg:bnb``).
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from optreg._errors import OptregError
-from optreg._registry import (
-    BUILTIN_DIST,
-    LOCK,
-    Entry,
-    Registry,
-    normalize_dist,
-    normalize_name,
-)
+from optreg import _loading
+from optreg._entry import BUILTIN_DIST, make_entry, normalize_dist
+from optreg._errors import OptregError, OptregPluginWarning
+from optreg._registry import LOCK, Registry, optimizers, schedulers, set_discovery
 
 if TYPE_CHECKING:
     import pluggy
 
 __all__ = [
-    "OptregPluginWarning",
     "PluginProblem",
+    "call_hook",
     "ensure_discovered",
-    "optimizers",
     "plugin_manager",
     "problems",
     "reset",
@@ -54,10 +52,6 @@ GROUP_OPTIMIZERS = "optreg.optimizers"
 GROUP_SCHEDULERS = "optreg.schedulers"
 GROUP_HOOKS = "optreg"
 GROUPS = (GROUP_OPTIMIZERS, GROUP_SCHEDULERS, GROUP_HOOKS)
-
-
-class OptregPluginWarning(UserWarning):
-    """A plugin misbehaved; optreg contained it and carried on."""
 
 
 @dataclass(frozen=True)
@@ -74,12 +68,13 @@ class PluginProblem:
 
 class _State:
     discovered = False
-    pm: pluggy.PluginManager | None = None
-    problems: ClassVar[list[PluginProblem]] = []
-    #: hook-plugin name -> distribution name
-    plugin_dists: ClassVar[dict[str, str]] = {}
-    discoveries = 0  # how many scans ran (tests assert it is one)
     discovering = False  # set while _discover() runs (re-entrant calls return early)
+    pm: pluggy.PluginManager | None = None
+    problems: list[PluginProblem] = []  # noqa: RUF012 - reset() rebinds it
+    #: pluggy plugin name -> (distribution name, importlib-metadata Distribution)
+    plugins: dict[str, tuple[str, Any]] = {}  # noqa: RUF012
+    #: hook name -> [(plugin name, caller of that plugin's implementation only)]
+    callers: dict[str, list[tuple[str, Callable[..., Any]]]] = {}  # noqa: RUF012
 
 
 def ensure_discovered() -> None:
@@ -101,8 +96,7 @@ def ensure_discovered() -> None:
             _State.discovering = False
 
 
-optimizers = Registry("optimizer", ensure_discovered)
-schedulers = Registry("scheduler", ensure_discovered)
+set_discovery(ensure_discovered)
 
 
 def reset() -> None:
@@ -110,14 +104,16 @@ def reset() -> None:
     with LOCK:
         optimizers._clear()
         schedulers._clear()
+        _loading.clear()
         _State.discovered = False
         _State.pm = None
         _State.problems = []
-        _State.plugin_dists = {}
+        _State.plugins = {}
+        _State.callers = {}
 
 
 def problems() -> list[PluginProblem]:
-    """Plugins that failed to load or whose hooks raised."""
+    """Plugins that failed to load, failed pluggy's validation, or whose hooks raised."""
     ensure_discovered()
     return list(_State.problems)
 
@@ -173,153 +169,127 @@ def _discover() -> None:
     import pluggy
 
     from optreg import hookspecs
+    from optreg.builtin import CATALOGUE
 
-    _State.discoveries += 1
     pm = pluggy.PluginManager("optreg")
     pm.add_hookspecs(hookspecs)
     _State.pm = pm
-    registries = {GROUP_OPTIMIZERS: optimizers, GROUP_SCHEDULERS: schedulers}
-    eps = importlib_metadata.entry_points()
     allow = _Filter()
+    for builtin in CATALOGUE:
+        if allow.allowed(BUILTIN_DIST, builtin.name):
+            _State.plugins[pm.register(builtin, name=f"{BUILTIN_DIST}:{builtin.name}") or ""] = (
+                BUILTIN_DIST,
+                None,
+            )
+    registries = {GROUP_OPTIMIZERS: optimizers, GROUP_SCHEDULERS: schedulers}
     dist_names: dict[int, str] = {}
-    hook_dists: dict[str, Any] = {}  # hook-plugin name -> its Distribution
     # one pass over the scan (EntryPoints.select would walk it once per group)
     for ep in sorted(
-        (ep for ep in eps if ep.group in GROUPS), key=lambda ep: GROUPS.index(ep.group)
+        (ep for ep in importlib_metadata.entry_points() if ep.group in GROUPS),
+        key=lambda ep: GROUPS.index(ep.group),
     ):
-        group = ep.group
         dist = ep.dist
-        key = id(dist)
-        dist_name = dist_names.get(key)
+        dist_name = dist_names.get(id(dist))
         if dist_name is None:
-            dist_name = dist_names[key] = _dist_name(dist) if dist is not None else "unknown"
-        if not allow.allowed(dist_name, ep.name):
+            dist_name = dist_names[id(dist)] = _dist_name(dist) if dist is not None else "unknown"
+        # optreg's builtins come from the catalogue above; entry points an older
+        # optreg install left in its metadata would only duplicate them
+        if dist_name == BUILTIN_DIST or not allow.allowed(dist_name, ep.name):
             continue
-        where = f"{group}: {ep.name} = {ep.value}"
-        if group == GROUP_HOOKS:
-            try:
-                module = ep.load()
-                pm.register(module, name=f"{dist_name}:{ep.name}")
-            except Exception as e:
-                _problem(dist_name, where, e)
-                continue
-            _State.plugin_dists[f"{dist_name}:{ep.name}"] = dist_name
-            hook_dists[f"{dist_name}:{ep.name}"] = dist
-            continue
+        where = f"{ep.group}: {ep.name} = {ep.value}"
         try:
-            registries[group]._add(
-                Entry(
-                    name=normalize_name(ep.name),
-                    kind=registries[group].kind,
-                    target=ep.value.strip(),
-                    provider=dist_name,
-                    source="builtin" if dist_name == BUILTIN_DIST else "plugin",
-                    entry_point=where,
-                    dist=dist,
+            if ep.group == GROUP_HOOKS:
+                plugin_name = f"{dist_name}:{ep.name}"
+                pm.register(ep.load(), name=plugin_name)
+                _State.plugins[plugin_name] = (dist_name, dist)
+            else:
+                registries[ep.group]._add(
+                    make_entry(
+                        registries[ep.group].kind,
+                        ep.name,
+                        ep.value,
+                        provider=dist_name,
+                        description="",
+                        entry_point=where,
+                        dist=dist,
+                    )
                 )
-            )
         except Exception as e:
             _problem(dist_name, where, e)
+    _check_pending(pm)
     for hookname, registry in (
         ("optreg_add_optimizers", optimizers),
         ("optreg_add_schedulers", schedulers),
     ):
-        caller = getattr(pm.hook, hookname)
-        for impl in caller.get_hookimpls():
-            dist_name = _State.plugin_dists.get(impl.plugin_name, "unknown")
-            view = PluginRegistry(
-                registry, dist_name, hook_dists.get(impl.plugin_name), impl.plugin_name
-            )
-            try:
-                impl.function(**{a: view for a in impl.argnames})
-            except Exception as e:
-                _problem(dist_name, f"{impl.plugin_name} {hookname}()", e)
+        _call_add_hook(hookname, registry)
+
+
+def _check_pending(pm: pluggy.PluginManager) -> None:
+    """pluggy's ``check_pending()``; each plugin it rejects is reported and unregistered."""
+    import pluggy
+
+    while True:
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as e:
+            name = pm.get_name(e.plugin) or "?"
+            dist = _State.plugins.pop(name, ("unknown", None))[0]
+            pm.unregister(e.plugin)
+            message = str(e).replace(repr(e.plugin), repr(name))
+            _problem(dist, f"{name}: unknown hook", OptregError(message))
+        else:
+            return
+
+
+def _callers(hookname: str) -> list[tuple[str, Callable[..., Any]]]:
+    """One caller per plugin implementing ``hookname``, in pluggy's call order.
+
+    Each caller is pluggy's own (``subset_hook_caller``) restricted to one plugin,
+    so wrappers, ``tryfirst`` / ``trylast`` and argument selection are pluggy's,
+    while one plugin's exception does not stop the others.
+    """
+    cached = _State.callers.get(hookname)
+    if cached is not None:
+        return cached
+    pm = _State.pm
+    if pm is None:  # pragma: no cover - discovery sets it
+        return []
+    plugins = pm.get_plugins()
+    out: list[tuple[str, Callable[..., Any]]] = []
+    for impl in reversed(getattr(pm.hook, hookname).get_hookimpls()):
+        others = [p for p in plugins if p is not impl.plugin]
+        out.append((impl.plugin_name, pm.subset_hook_caller(hookname, remove_plugins=others)))
+    _State.callers[hookname] = out
+    return out
+
+
+def _call_add_hook(hookname: str, registry: Registry) -> None:
+    from optreg.hookspecs import PluginRegistry
+
+    for plugin_name, caller in _callers(hookname):
+        dist_name, dist = _State.plugins.get(plugin_name, ("unknown", None))
+        try:
+            caller(registry=PluginRegistry(registry, dist_name, dist, plugin_name))
+        except Exception as e:
+            _problem(dist_name, f"{plugin_name} {hookname}()", e)
 
 
 def _problem(dist: str, where: str, error: BaseException) -> None:
-    problem = PluginProblem(dist, where, f"{type(error).__name__}: {error}")
-    _State.problems.append(problem)
-
-
-class PluginRegistry:
-    """What a hook plugin's ``optreg_add_*`` receives: a registry bound to its distribution.
-
-    ``register(name, target, ...)`` adds an entry provided by the plugin's
-    distribution; a ``"module:attr"`` target is imported only when the name is used.
-    """
-
-    def __init__(self, registry: Registry, dist_name: str, dist: Any, plugin: str) -> None:
-        self._registry = registry
-        self._dist_name = dist_name
-        self._dist = dist
-        self._plugin = plugin
-        self.kind = registry.kind
-
-    def register(
-        self,
-        name: str,
-        target: Callable[..., Any] | str,
-        *,
-        aliases: tuple[str, ...] | list[str] = (),
-        description: str = "",
-        requires: tuple[str, ...] | list[str] = (),
-        extra: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> Entry:
-        """Register a name for this plugin's distribution.
-
-        Args:
-            name: plain name (normalised).
-            target: callable or ``"module:attr"`` string (preferred: lazy).
-            aliases: other names for the entry.
-            description: one line for listings.
-            requires: top-level modules the target needs; checked without import.
-            extra: pip extra of ``optreg`` that installs ``requires``.
-            metadata: facts a trainer may need, shown by ``optreg info``.
-
-        Raises:
-            ValueError: a malformed name.
-            TypeError: a target that is neither callable nor "module:attr".
-            DuplicateNameError: this distribution already registered the name.
-        """
-        return self._registry._add(
-            Entry(
-                name=normalize_name(name, what=f"{self.kind} name"),
-                kind=self._registry.kind,
-                target=target,
-                provider=self._dist_name,
-                source="builtin" if self._dist_name == BUILTIN_DIST else "plugin",
-                aliases=tuple(
-                    dict.fromkeys(normalize_name(a, what=f"{self.kind} alias") for a in aliases)
-                ),
-                description=description,
-                requires=tuple(requires),
-                extra=extra,
-                metadata=MappingProxyType(dict(metadata or {})),
-                entry_point=f"{GROUP_HOOKS}: {self._plugin}",
-                dist=self._dist,
-            )
-        )
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._registry
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._registry)
+    _State.problems.append(PluginProblem(dist, where, f"{type(error).__name__}: {error}"))
 
 
 def call_hook(hookname: str, **kwargs: Any) -> None:
     """Call a notification hook on every plugin; a plugin that raises is warned about and skipped."""
-    pm = plugin_manager()
-    for impl in getattr(pm.hook, hookname).get_hookimpls():
+    ensure_discovered()
+    for plugin_name, caller in _callers(hookname):
         try:
-            impl.function(**{a: kwargs[a] for a in impl.argnames})
+            caller(**kwargs)
         except Exception as e:
-            dist = _State.plugin_dists.get(impl.plugin_name, impl.plugin_name)
+            dist = _State.plugins.get(plugin_name, (plugin_name, None))[0]
             with LOCK:
-                _problem(dist, f"{impl.plugin_name} {hookname}()", e)
+                _problem(dist, f"{plugin_name} {hookname}()", e)
             warnings.warn(
-                f"optreg plugin {impl.plugin_name!r} (distribution {dist!r}) raised in "
+                f"optreg plugin {plugin_name!r} (distribution {dist!r}) raised in "
                 f"{hookname}: {type(e).__name__}: {e}; ignored",
                 OptregPluginWarning,
                 stacklevel=3,

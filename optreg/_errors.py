@@ -7,7 +7,12 @@
      ├── DuplicateNameError(OptregError, ValueError)
      ├── AmbiguousNameError(OptregError, ValueError)
      ├── PluginLoadError(OptregError, ImportError)
-     └── MissingDependencyError(OptregError, ImportError)
+     ├── MissingDependencyError(OptregError, ImportError)
+     └── UsageError(OptregError)             a command-line mistake (``optreg``, exit 2)
+
+    UserWarning
+     ├── OptregPluginWarning                 a plugin misbehaved; optreg contained it
+     └── PagedFallbackWarning                a paged bitsandbytes optimizer got CPU parameters
 
 Every error names the thing, shows the value and says what is allowed. The
 multiple inheritance keeps code written for ``transformers.get_scheduler`` (which
@@ -24,8 +29,11 @@ __all__ = [
     "DuplicateNameError",
     "MissingDependencyError",
     "OptregError",
+    "OptregPluginWarning",
+    "PagedFallbackWarning",
     "PluginLoadError",
     "UnknownNameError",
+    "UsageError",
     "close_matches",
 ]
 
@@ -76,3 +84,15 @@ class PluginLoadError(OptregError, ImportError):
 
 class MissingDependencyError(OptregError, ImportError):
     """A name needs an optional dependency that is not installed."""
+
+
+class UsageError(OptregError):
+    """A command-line mistake: ``optreg`` reports it in one line and exits with 2."""
+
+
+class OptregPluginWarning(UserWarning):
+    """A plugin misbehaved (a notification hook raised); optreg contained it and carried on."""
+
+
+class PagedFallbackWarning(UserWarning):
+    """A paged bitsandbytes optimizer got CPU parameters: their state is not paged."""

@@ -7,19 +7,18 @@ and no global pyplot state are involved.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from optreg._errors import MissingDependencyError
+from optreg._signature import step_needs_metric, step_scheduler
 
 __all__ = [
     "DPI",
     "FIGSIZE",
     "LrCurve",
-    "is_metric_driven",
     "lr_curve",
     "require_matplotlib",
     "save_loss_figure",
@@ -74,18 +73,6 @@ def require_matplotlib() -> Any:
     return matplotlib.figure
 
 
-def is_metric_driven(scheduler: Any) -> bool:
-    """Whether ``scheduler.step`` needs a metric (like ``ReduceLROnPlateau.step(metrics)``)."""
-    try:
-        params = inspect.signature(scheduler.step).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(
-        p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        for p in params
-    )
-
-
 def synthetic_loss(step: int, num_training_steps: int) -> float:
     """A deterministic loss that falls during the first half of training, then plateaus.
 
@@ -128,15 +115,12 @@ def lr_curve(
         num_training_steps=num_training_steps,
         **dict(kwargs or {}),
     )
-    metric = is_metric_driven(scheduler)
+    metric = step_needs_metric(scheduler)
     lrs: list[float] = []
     for step in range(num_training_steps):
         lrs.append(float(optimizer.param_groups[0]["lr"]))
         optimizer.step()
-        if metric:
-            scheduler.step(synthetic_loss(step, num_training_steps))
-        else:
-            scheduler.step()
+        step_scheduler(scheduler, synthetic_loss(step, num_training_steps), metric_driven=metric)
     return LrCurve(
         name=name,
         lrs=tuple(lrs),

@@ -34,26 +34,21 @@ from optreg._errors import (
     OptregError,
     PluginLoadError,
     UnknownNameError,
+    UsageError,
 )
+from optreg._signature import takes
+from optreg._table import one_line, text_table
 
 __all__ = ["UsageError", "main", "parse_kw"]
 
 PROG = "optreg"
 
 
-class UsageError(OptregError):
-    """A command-line mistake: reported in one line, exit status 2."""
-
-
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (``prog: error: ...``), exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see `{self.prog} --help`)\n")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see `{self.prog} --help`)\n")
 
 
 def parse_kw(text: str) -> tuple[str, Any]:
@@ -145,7 +140,7 @@ def _positive_float(text: str) -> float:
 
 
 def _registries(kind: str | None) -> list[tuple[str, Any]]:
-    from optreg._discovery import optimizers, schedulers
+    from optreg._registry import optimizers, schedulers
 
     pairs = [("optimizers", optimizers), ("schedulers", schedulers)]
     return [(label, reg) for label, reg in pairs if kind in (None, label)]
@@ -198,16 +193,6 @@ def _available_text(row: dict[str, Any]) -> str:
     return f"no (optreg[{row['extra']}])" if row["extra"] else "no"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in (header, *rows)
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     """``optreg list``: every name, its provider, availability and description."""
     listings = {label: _listing(reg) for label, reg in _registries(args.kind)}
@@ -224,7 +209,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 notes.append(
                     f"  {row['name']}: {row['canonical_name']!r} is ambiguous; use the qualified name"
                 )
-        table = _table(
+        table = text_table(
             ("name", "provider", "available", "description"),
             [(r["name"], _provider_text(r), _available_text(r), r["description"]) for r in rows],
         )
@@ -319,10 +304,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             try:
                 target = registry.load(entry)
             except MissingDependencyError as e:
-                unavailable.append(f"{where}: {_one_line(str(e))}")
+                unavailable.append(f"{where}: {one_line(str(e))}")
                 continue
             except Exception as e:
-                broken.append(f"{where}: {_one_line(f'{type(e).__name__}: {e}')}")
+                broken.append(f"{where}: {one_line(f'{type(e).__name__}: {e}')}")
                 continue
             if not callable(target):
                 broken.append(
@@ -369,31 +354,17 @@ def _output_path(text: str) -> Path:
     return path
 
 
-def _takes(factory: Any, key: str) -> str | None:
-    """``"named"`` if the factory's signature names ``key``, ``"var"`` if it only has
-    ``**kwargs`` (or no readable signature), else None."""
-    import inspect
-
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return "var"
-    if key in params:
-        return "named"
-    return "var" if any(p.kind is p.VAR_KEYWORD for p in params.values()) else None
-
-
 def _route(factories: dict[str, Any], key: str) -> list[str]:
     """The schedules an unscoped ``--kw KEY`` goes to: those naming KEY in their
     signature, else those taking ``**kwargs``."""
-    named = [n for n, f in factories.items() if _takes(f, key) == "named"]
-    return named or [n for n, f in factories.items() if _takes(f, key) == "var"]
+    named = [n for n, f in factories.items() if takes(f, key) == "named"]
+    return named or [n for n, f in factories.items() if takes(f, key) == "var"]
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """``optreg plot``: learning-rate curves of schedules, on one labelled axis."""
-    from optreg._discovery import schedulers
     from optreg._plot import lr_curve, require_matplotlib, save_lr_figure
+    from optreg._registry import schedulers
 
     require_matplotlib()
     path = _output_path(args.output)
@@ -472,7 +443,7 @@ def _train_all(
                 progress=args.progress,
             )
         except Exception as e:  # a run that fails is reported in the table
-            result = _compare.RunResult(optimizer=name, error=_one_line(f"{type(e).__name__}: {e}"))
+            result = _compare.RunResult(optimizer=name, error=one_line(f"{type(e).__name__}: {e}"))
         results.append(result)
     return results
 
@@ -491,7 +462,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if kw and args.scheduler is None:
         raise UsageError("--kw sets schedule arguments and needs --scheduler")
     if kw:
-        from optreg._discovery import schedulers
+        from optreg._registry import schedulers
 
         scoped = _scoped(schedulers, kw, [args.scheduler])
         kw = {k: v for k, v in kw.items() if "." not in k}
@@ -585,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fail(command: str | None, message: str, code: int) -> int:
     prog = f"{PROG} {command}" if command else PROG
-    print(f"{prog}: error: {_one_line(message)}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
     return code
 
 

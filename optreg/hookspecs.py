@@ -1,4 +1,4 @@
-"""The optreg plugin contract: pluggy hook specifications (project name ``"optreg"``).
+"""The optreg plugin contract: pluggy hook specifications and the registry hooks receive.
 
 A hook plugin is a module named in the ``optreg`` entry-point group of a
 distribution's ``pyproject.toml``::
@@ -8,29 +8,127 @@ distribution's ``pyproject.toml``::
 
 and implements any of the hooks below with :data:`optreg.hookimpl`::
 
-    from optreg import hookimpl
+    from optreg import PluginRegistry, hookimpl
 
     @hookimpl
-    def optreg_add_optimizers(registry):
+    def optreg_add_optimizers(registry: PluginRegistry) -> None:
         registry.register("lion", "lion_pytorch:Lion", description="Lion (sign momentum)")
 
-Hooks are called one plugin at a time: a plugin whose hook raises loses only its
-own names (``optreg check`` reports it); a notification hook that raises is
-reported with an ``OptregPluginWarning`` and skipped.
+optreg's own builtin plugins (:mod:`optreg.builtin`) implement the same hooks.
+
+Hooks are called through pluggy, one plugin at a time (pluggy's call order:
+last registered first, ``tryfirst`` / ``trylast`` honoured, ``wrapper=True``
+implementations run around their own plugin's call): a plugin whose
+``optreg_add_*`` hook raises loses only its own names (``optreg check`` reports
+it); a notification hook that raises is reported with an
+:class:`~optreg.OptregPluginWarning` and skipped. A hook implementation whose name
+matches no specification here (``optreg_add_optimiser``) fails pluggy's
+``check_pending()``: that plugin is not loaded and ``optreg check`` exits with 1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from optreg._entry import Entry, make_entry
+
 if TYPE_CHECKING:
     import torch
 
-    from optreg._discovery import PluginRegistry
+    from optreg._registry import Registry
+
+__all__ = [
+    "PluginRegistry",
+    "hookspec",
+    "optreg_add_optimizers",
+    "optreg_add_schedulers",
+    "optreg_optimizer_created",
+    "optreg_prepare_optimizer",
+    "optreg_scheduler_created",
+]
 
 hookspec = pluggy.HookspecMarker("optreg")
+
+
+class PluginRegistry:
+    """What ``optreg_add_optimizers`` / ``optreg_add_schedulers`` receive.
+
+    A view of :data:`optreg.optimizers` (or :data:`optreg.schedulers`) bound to the
+    plugin's distribution: every name registered through it is provided by that
+    distribution (``dist:name`` reaches it), and a ``"module:attr"`` target is
+    imported only when the name is used.
+
+    Attributes:
+        kind: ``"optimizer"`` or ``"scheduler"``.
+        provider: the normalised name of the plugin's distribution.
+    """
+
+    def __init__(self, registry: Registry, provider: str, dist: Any, plugin: str) -> None:
+        self._registry = registry
+        self._dist = dist
+        self._plugin = plugin
+        self.kind = registry.kind
+        self.provider = provider
+
+    def register(
+        self,
+        name: str,
+        target: Callable[..., Any] | str,
+        *,
+        aliases: tuple[str, ...] | list[str] = (),
+        description: str | None = None,
+        requires: tuple[str, ...] | list[str] = (),
+        extra: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Entry:
+        """Register a name for this plugin's distribution.
+
+        Args:
+            name: plain name (normalised).
+            target: callable or ``"module:attr"`` string (preferred: lazy).
+            aliases: other names for the entry.
+            description: one line for listings (default: a callable's first docstring line).
+            requires: what the target needs, checked without importing it: module
+                names, optionally with a minimum version (``"torch>=2.9"``).
+            extra: pip extra of ``optreg`` that installs ``requires``.
+            metadata: facts a trainer may need, shown by ``optreg info``; under
+                ``"conformance"``, what the conformance kit needs (:mod:`optreg.testing`).
+
+        Returns:
+            The new entry.
+
+        Raises:
+            ValueError: a malformed name, alias or requirement.
+            TypeError: a target that is neither callable nor "module:attr".
+            DuplicateNameError: this distribution already registered the name.
+        """
+        return self._registry._add(
+            make_entry(
+                self.kind,
+                name,
+                target,
+                provider=self.provider,
+                aliases=aliases,
+                description=description,
+                requires=requires,
+                extra=extra,
+                metadata=metadata,
+                entry_point=f"optreg: {self._plugin}",
+                dist=self._dist,
+            )
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._registry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry)
+
+    def __repr__(self) -> str:
+        return f"<optreg PluginRegistry of {self.kind}s for {self.provider!r}>"
 
 
 @hookspec

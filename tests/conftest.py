@@ -6,6 +6,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -76,3 +77,25 @@ def make_dist(
     for mod in created:
         for key in [k for k in sys.modules if k == mod or k.startswith(mod + ".")]:
             del sys.modules[key]
+
+
+class ScanCounter:
+    """How many times discovery scanned the installed distributions."""
+
+    count = 0
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> ScanCounter:
+    """Count discovery's ``importlib_metadata.entry_points()`` scans from a fresh registry."""
+    import importlib_metadata
+
+    counter = ScanCounter()
+    real = importlib_metadata.entry_points
+
+    def counting(**params: Any) -> Any:
+        counter.count += 1
+        return real(**params)
+
+    monkeypatch.setattr(importlib_metadata, "entry_points", counting)
+    return counter

@@ -121,17 +121,39 @@ def test_unknown_kwarg() -> None:
     assert "Accepted keywords: lr, betas, eps, weight_decay" in msg
 
 
-def test_invalid_value_from_torch_shows_value() -> None:
-    with pytest.raises(ValueError, match="optimizer .adamw.: lr must be finite and >= 0, got -1.0"):
-        optreg.get_optimizer("adamw", Net(), lr=-1.0)
-    with pytest.raises(ValueError, match="optimizer 'sgd': lr must be a number, got nan"):
+def test_invalid_values_show_the_value() -> None:
+    label = r"optimizer 'sgd' \(torch.optim:SGD\): "
+    with pytest.raises(ValueError, match=label + "`lr` must be >= 0, got -1.0"):
+        optreg.get_optimizer("sgd", Net(), lr=-1.0)
+    with pytest.raises(ValueError, match=label + "`lr` must be a finite number >= 0, got nan"):
         optreg.get_optimizer("sgd", Net(), lr=float("nan"))
-    with pytest.raises(ValueError, match=r"'adamw': betas must be a number, got \(nan, 0.9\)"):
+    with pytest.raises(ValueError, match=r"'adamw' .*: `betas` must hold finite numbers, got \(nan, 0.9\)"):
         optreg.get_optimizer("adamw", Net(), betas=(float("nan"), 0.9))
-    with pytest.raises(ValueError, match="weight_decay must be finite and >= 0, got inf"):
+    with pytest.raises(ValueError, match="`weight_decay` must be a finite number, got inf"):
         optreg.get_optimizer("sgd", Net(), lr=0.1, weight_decay=float("inf"))
-    with pytest.raises(ValueError, match="lr must be finite and >= 0, got -0.5"):
+    with pytest.raises(TypeError, match=r"`momentum` must be a number, got str: 'x'"):
+        optreg.get_optimizer("sgd", Net(), lr=0.1, momentum="x")
+    with pytest.raises(ValueError, match=r"overrides\['fc'\]: `lr` must be >= 0, got -0.5"):
         optreg.get_optimizer("sgd", Net(), lr=0.1, overrides={"fc": {"lr": -0.5}})
+
+
+def test_optimizer_rules_are_the_constructors_own() -> None:
+    # the generic layer checks kinds of values; ranges belong to the optimizer, as in torch
+    with pytest.raises(ValueError, match="Invalid beta parameter at index 0: 1.5"):
+        optreg.get_optimizer("adamw", Net(), betas=(1.5, 0.9))
+    with pytest.raises(ValueError, match="Invalid weight_decay value: -1.0"):
+        optreg.get_optimizer("sgd", Net(), lr=0.1, weight_decay=-1.0)
+
+
+def test_sequences_and_numpy_scalars_are_accepted() -> None:
+    np = pytest.importorskip("numpy")
+    opt = optreg.get_optimizer(
+        "adamw", Net(), lr=np.float32(0.5), betas=[0.8, np.float64(0.9)], weight_decay=np.int64(0)
+    )
+    group = opt.param_groups[0]
+    assert group["betas"] == (0.8, 0.9)
+    assert type(group["lr"]) is float and group["lr"] == 0.5
+    assert type(group["weight_decay"]) is int
 
 
 def _opt() -> torch.optim.Optimizer:
@@ -182,12 +204,12 @@ def test_get_scheduler_values_and_enum() -> None:
         (
             {"num_warmup_steps": 1, "num_training_steps": "5"},
             TypeError,
-            "must be an int, got str: '5'",
+            "cosine: `num_training_steps` must be an int >= 0, got str: '5'",
         ),
         (
             {"num_warmup_steps": float("nan"), "num_training_steps": 5},
             ValueError,
-            "whole number >= 0, got nan",
+            "must be a whole number of steps >= 0, got nan",
         ),
         ({"num_warmup_steps": 2.5, "num_training_steps": 5}, ValueError, "got 2.5"),
         (

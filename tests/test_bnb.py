@@ -432,7 +432,7 @@ def test_non_paged_names_say_nothing() -> None:
             "adam_8bit",
             {"lr": (0.0, 0.0)},
             TypeError,
-            r"lr must be a number, got tuple: \(0.0, 0.0\)$",
+            r"`lr` must be a number, got tuple: \(0.0, 0.0\)$",
         ),
     ],
 )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
 
 import optreg
 from optreg import _discovery
+
+if TYPE_CHECKING:
+    from conftest import ScanCounter
 
 THREADS = 16
 
@@ -42,13 +45,12 @@ def _stampede(fn: Callable[[int], Any], threads: int = THREADS) -> list[Any]:
         ),
     ],
 )
-def test_first_access_from_16_threads_discovers_once(
+def test_first_access_from_16_threads_discovers_once(scans: ScanCounter,
     fresh_registry: None, first_access: Callable[[int], Any]
 ) -> None:
-    before = _discovery._State.discoveries
-    assert not _discovery._State.discovered
+    before = scans.count
     results = _stampede(first_access)
-    assert _discovery._State.discoveries == before + 1
+    assert scans.count == before + 1
     # every thread saw the complete registry, not a half-discovered one
     if isinstance(results[0], list):
         expected = {tuple(optreg.list_optimizers()), tuple(optreg.list_schedulers())}
@@ -56,11 +58,11 @@ def test_first_access_from_16_threads_discovers_once(
     else:
         assert len(set(results)) == 1, results
     assert "adamw" in optreg.list_optimizers()
-    assert _discovery._State.discoveries == before + 1
+    assert scans.count == before + 1
 
 
-def test_get_optimizer_from_16_threads_on_a_cold_registry(fresh_registry: None) -> None:
-    before = _discovery._State.discoveries
+def test_get_optimizer_from_16_threads_on_a_cold_registry(scans: ScanCounter) -> None:
+    before = scans.count
 
     def build(i: int) -> float:
         p = torch.nn.Parameter(torch.full((3,), float(i)))
@@ -70,16 +72,16 @@ def test_get_optimizer_from_16_threads_on_a_cold_registry(fresh_registry: None) 
         return float(p.detach()[0])
 
     results = _stampede(build)
-    assert _discovery._State.discoveries == before + 1
+    assert scans.count == before + 1
     assert results == [i - 0.5 for i in range(THREADS)]
 
 
-def test_reset_then_stampede_discovers_once_more(fresh_registry: None) -> None:
+def test_reset_then_stampede_discovers_once_more(scans: ScanCounter) -> None:
     _stampede(lambda i: optreg.list_optimizers())
-    first = _discovery._State.discoveries
+    first = scans.count
     _discovery.reset()
     _stampede(lambda i: optreg.list_schedulers())
-    assert _discovery._State.discoveries == first + 1
+    assert scans.count == first + 1
 
 
 def _factory(tag: int) -> Callable[..., Any]:

@@ -17,7 +17,7 @@ import optreg
 from optreg import AmbiguousNameError, OptregPluginWarning, PluginLoadError, _discovery
 
 if TYPE_CHECKING:
-    from conftest import MakeDist
+    from conftest import MakeDist, ScanCounter
 
 LAZY_OPT = """
 import torch
@@ -201,7 +201,12 @@ def test_two_third_parties_same_name_is_ambiguous(make_dist: MakeDist) -> None:
     with pytest.raises(AmbiguousNameError, match="acme_one:lion, acme_two:lion"):
         optreg.get_optimizer("lion", _p(), lr=0.1)
     assert optreg.get_optimizer("acme-two:lion", _p(), lr=0.1) is not None
-    assert optreg.list_optimizers().count("lion") == 1
+    # listing names only what resolves: the qualified names, never the ambiguous plain one
+    names = optreg.list_optimizers()
+    assert "lion" not in names
+    assert {"acme_one:lion", "acme_two:lion"} <= set(names)
+    assert all(optreg.optimizers[n] for n in names)
+    assert dict(optreg.optimizers)["acme_two:lion"].provider == "acme_two"
 
 
 def test_third_party_cannot_shadow_builtin(make_dist: MakeDist) -> None:
@@ -279,8 +284,8 @@ def test_disable_autoload_imports_no_third_party_module(make_dist: MakeDist) -> 
     assert json.loads(out.stdout) == [True, True]
 
 
-def test_discovery_runs_once_across_threads(fresh_registry: None) -> None:
-    before = _discovery._State.discoveries
+def test_discovery_runs_once_across_threads(scans: ScanCounter) -> None:
+    before = scans.count
     barrier = threading.Barrier(16)
     results: list[list[str]] = []
     errors: list[BaseException] = []
@@ -298,7 +303,7 @@ def test_discovery_runs_once_across_threads(fresh_registry: None) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert _discovery._State.discoveries == before + 1
+    assert scans.count == before + 1
     assert len(results) == 16 and all(r == results[0] for r in results)
 
 

@@ -15,7 +15,8 @@ from optreg import (
     PluginLoadError,
     UnknownNameError,
 )
-from optreg._registry import Entry, Registry, normalize_dist, normalize_name
+from optreg._entry import Entry, normalize_dist, normalize_name
+from optreg._registry import Registry
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
 
@@ -263,7 +264,10 @@ def test_ambiguous_and_shadowed_entries_in_a_bare_registry() -> None:
     assert [(k, [e.qualified_name for e in es]) for k, es in ambiguous] == [
         ("lion", ["alpha:lion", "beta:lion"])
     ]
-    assert reg.names() == ["adamw", "lion"]
+    # iteration yields only what [] accepts: the ambiguous plain name is replaced by its
+    # qualified names, so dict(reg) works
+    assert reg.names() == ["adamw", "alpha:lion", "beta:lion"]
+    assert sorted(dict(reg)) == reg.names()
 
 
 def test_load_caches_factory() -> None:

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import optreg
-from optreg.builtin import torch_optim
 from optreg.builtin.torch_optim import adam, adamw, adamw_torch_fused, fused_supported
 
 _TORCH = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
@@ -69,7 +68,9 @@ def test_adafactor_torch_registered_where_torch_ships_it() -> None:
 
 
 def test_every_torch_optim_name_has_a_one_line_description() -> None:
-    for name in torch_optim._OPTIMIZERS:
+    from optreg.builtin import TORCH_OPTIM
+
+    for name in (n.name for n in TORCH_OPTIM.optimizers):
         description = optreg.optimizer_info(name).description
         assert description
         assert "\n" not in description

@@ -28,8 +28,6 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from optreg import hookimpl
-
 __all__ = ["Adafactor", "AdafactorSchedule", "get_adafactor_schedule"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -489,24 +487,6 @@ def get_adafactor_schedule(optimizer: Optimizer, initial_lr: float = 0.0) -> Ada
         ValueError: a group has ``relative_step=False``.
     """
     return AdafactorSchedule(optimizer, initial_lr)
-
-
-@hookimpl
-def optreg_add_optimizers(registry: Any) -> None:
-    registry.register(
-        "adafactor",
-        "optreg.builtin.adafactor:Adafactor",
-        description="Adafactor (transformers semantics): factored second moment, fast",
-    )
-
-
-@hookimpl
-def optreg_add_schedulers(registry: Any) -> None:
-    registry.register(
-        "adafactor",
-        "optreg.builtin.adafactor:get_adafactor_schedule",
-        description="AdafactorSchedule: reports Adafactor's own relative-step lr",
-    )
 
 
 def _foreach_rsqrt(tensors: _Tensors) -> _Tensors:

@@ -17,8 +17,6 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from optreg import hookimpl
-
 __all__ = ["ClassicAdamW"]
 
 
@@ -148,12 +146,3 @@ class ClassicAdamW(Optimizer):
                 torch._foreach_addcdiv_(params, exp_avgs, denoms, value=-lr)
             if weight_decay > 0.0:
                 torch._foreach_add_(params, params, alpha=-lr * weight_decay)
-
-
-@hookimpl
-def optreg_add_optimizers(registry: Any) -> None:
-    registry.register(
-        "adamw_hf",
-        "optreg.builtin.adamw:ClassicAdamW",
-        description="classic transformers AdamW (correct_bias, eps 1e-6), multi-tensor",
-    )

@@ -32,8 +32,8 @@ from typing import Any
 
 import torch
 
-from optreg import hookimpl
-from optreg._errors import MissingDependencyError, close_matches
+from optreg._errors import MissingDependencyError, PagedFallbackWarning, close_matches
+from optreg.builtin import BNB_OPTIMIZERS
 
 __all__ = [
     "BNB_PARAM_OPTIONS",
@@ -52,10 +52,6 @@ BNB_PARAM_OPTIONS = ("optim_bits", "min_8bit_size", "max_unorm", "skip_zeros")
 _FIXED_BY_NAME = frozenset({"optim_bits", "is_paged", "args"})
 
 _INSTALL_HINT = 'pip install "optreg[bnb]"'
-
-
-class PagedFallbackWarning(UserWarning):
-    """A paged bitsandbytes optimizer got CPU parameters: their state is not paged."""
 
 
 class _Once:
@@ -347,136 +343,20 @@ def _user_stacklevel() -> int:
 
 
 # --------------------------------------------------------------------------- names
-# The transformers names (adamw_bnb_8bit, paged_adamw_32bit, rmsprop_bnb, ademamix...)
-# mean what transformers builds for them; sgd/adagrad/lamb/lars 8-bit are optreg's.
-
-adamw_8bit = BnbOptimizerFactory(
-    "adamw_8bit", "AdamW8bit", bits=8, paged=False, aliases=("adamw_bnb_8bit",),
-    description="AdamW with 8-bit state (bitsandbytes)",
-)  # fmt: skip
-adam_8bit = BnbOptimizerFactory(
-    "adam_8bit", "Adam8bit", bits=8, paged=False,
-    description="Adam with 8-bit state (bitsandbytes)",
-)  # fmt: skip
-paged_adamw_32bit = BnbOptimizerFactory(
-    "paged_adamw_32bit", "PagedAdamW32bit", bits=32, paged=True, aliases=("paged_adamw",),
-    description="AdamW with paged 32-bit state (bitsandbytes)",
-)  # fmt: skip
-paged_adamw_8bit = BnbOptimizerFactory(
-    "paged_adamw_8bit", "PagedAdamW8bit", bits=8, paged=True,
-    description="AdamW with paged 8-bit state (bitsandbytes)",
-)  # fmt: skip
-paged_adam_8bit = BnbOptimizerFactory(
-    "paged_adam_8bit", "PagedAdam8bit", bits=8, paged=True,
-    description="Adam with paged 8-bit state (bitsandbytes)",
-)  # fmt: skip
-lion_8bit = BnbOptimizerFactory(
-    "lion_8bit", "Lion8bit", bits=8, paged=False,
-    description="Lion with 8-bit state (bitsandbytes)",
-)  # fmt: skip
-lion_32bit = BnbOptimizerFactory(
-    "lion_32bit", "Lion32bit", bits=32, paged=False,
-    description="Lion with 32-bit state (bitsandbytes)",
-)  # fmt: skip
-paged_lion_8bit = BnbOptimizerFactory(
-    "paged_lion_8bit", "PagedLion8bit", bits=8, paged=True,
-    description="Lion with paged 8-bit state (bitsandbytes)",
-)  # fmt: skip
-paged_lion_32bit = BnbOptimizerFactory(
-    "paged_lion_32bit", "PagedLion32bit", bits=32, paged=True,
-    description="Lion with paged 32-bit state (bitsandbytes)",
-)  # fmt: skip
-rmsprop_bnb = BnbOptimizerFactory(
-    "rmsprop_bnb", "RMSprop32bit", bits=32, paged=False,
-    description="RMSprop with 32-bit state (bitsandbytes; transformers' rmsprop_bnb)",
-)  # fmt: skip
-rmsprop_bnb_8bit = BnbOptimizerFactory(
-    "rmsprop_bnb_8bit", "RMSprop8bit", bits=8, paged=False,
-    description="RMSprop with 8-bit state (bitsandbytes)",
-)  # fmt: skip
-rmsprop_bnb_32bit = BnbOptimizerFactory(
-    "rmsprop_bnb_32bit", "RMSprop32bit", bits=32, paged=False,
-    description="RMSprop with 32-bit state (bitsandbytes)",
-)  # fmt: skip
-sgd_8bit = BnbOptimizerFactory(
-    "sgd_8bit", "SGD8bit", bits=8, paged=False,
-    description="SGD with 8-bit momentum (bitsandbytes; needs momentum > 0)",
-)  # fmt: skip
-adagrad_8bit = BnbOptimizerFactory(
-    "adagrad_8bit", "Adagrad8bit", bits=8, paged=False,
-    description="Adagrad with 8-bit state (bitsandbytes)",
-)  # fmt: skip
-lamb_8bit = BnbOptimizerFactory(
-    "lamb_8bit", "LAMB8bit", bits=8, paged=False,
-    description="LAMB with 8-bit state (bitsandbytes)",
-)  # fmt: skip
-lars_8bit = BnbOptimizerFactory(
-    "lars_8bit", "LARS8bit", bits=8, paged=False,
-    description="LARS with 8-bit momentum (bitsandbytes; needs momentum > 0)",
-)  # fmt: skip
-# AdEMAMix32bit / PagedAdEMAMix32bit of bitsandbytes 0.50.2 lack AdEMAMix's second EMA
-# buffer and fail on the first step; transformers builds AdEMAMix(optim_bits=32) instead.
-ademamix = BnbOptimizerFactory(
-    "ademamix", "AdEMAMix", bits=32, paged=False, fixed={"optim_bits": 32, "is_paged": False},
-    description="AdEMAMix with 32-bit state (bitsandbytes)",
-)  # fmt: skip
-ademamix_8bit = BnbOptimizerFactory(
-    "ademamix_8bit", "AdEMAMix8bit", bits=8, paged=False,
-    description="AdEMAMix with 8-bit state (bitsandbytes)",
-)  # fmt: skip
-paged_ademamix_32bit = BnbOptimizerFactory(
-    "paged_ademamix_32bit", "PagedAdEMAMix", bits=32, paged=True, fixed={"optim_bits": 32},
-    description="AdEMAMix with paged 32-bit state (bitsandbytes)",
-)  # fmt: skip
-paged_ademamix_8bit = BnbOptimizerFactory(
-    "paged_ademamix_8bit", "PagedAdEMAMix8bit", bits=8, paged=True,
-    description="AdEMAMix with paged 8-bit state (bitsandbytes)",
-)  # fmt: skip
-
-#: Every factory, by optreg name.
+#: Every factory, by optreg name (the names are declared in :data:`optreg.builtin.BNB_OPTIMIZERS`);
+#: each is also a module attribute, the catalogue's lazy ``"optreg.builtin.bnb:<name>"`` target.
 FACTORIES: Mapping[str, BnbOptimizerFactory] = MappingProxyType(
     {
-        f.name: f
-        for f in (
-            adamw_8bit,
-            adam_8bit,
-            paged_adamw_32bit,
-            paged_adamw_8bit,
-            paged_adam_8bit,
-            lion_8bit,
-            lion_32bit,
-            paged_lion_8bit,
-            paged_lion_32bit,
-            rmsprop_bnb,
-            rmsprop_bnb_8bit,
-            rmsprop_bnb_32bit,
-            sgd_8bit,
-            adagrad_8bit,
-            lamb_8bit,
-            lars_8bit,
-            ademamix,
-            ademamix_8bit,
-            paged_ademamix_32bit,
-            paged_ademamix_8bit,
+        b.name: BnbOptimizerFactory(
+            b.name,
+            b.class_name,
+            bits=b.bits,
+            paged=b.paged,
+            description=b.description,
+            aliases=b.aliases,
+            fixed=b.fixed,
         )
+        for b in BNB_OPTIMIZERS
     }
 )
-
-
-@hookimpl
-def optreg_add_optimizers(registry: Any) -> None:
-    """Register every bitsandbytes name as a lazy target (bitsandbytes is not imported)."""
-    for name, factory in FACTORIES.items():
-        registry.register(
-            name,
-            f"{__name__}:{name}",
-            aliases=factory.aliases,
-            description=factory.description,
-            requires=("bitsandbytes",),
-            extra="bnb",
-            metadata={
-                "state_bits": factory.bits,
-                "paged": factory.paged,
-                "bitsandbytes_class": factory.class_name,
-            },
-        )
+globals().update(FACTORIES)

@@ -20,12 +20,9 @@ from __future__ import annotations
 import math
 import warnings
 from functools import partial
-from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
-
-from optreg import hookimpl
 
 __all__ = [
     "get_constant_schedule",
@@ -570,55 +567,3 @@ def get_wsd_schedule(
         num_cycles=_real("num_cycles", num_cycles),
     )
     return LambdaLR(optimizer, fn, last_epoch)
-
-
-# -- registration -------------------------------------------------------------------
-
-_SCHEDULES: dict[str, tuple[str, str]] = {
-    "constant": ("get_constant_schedule", "constant learning rate"),
-    "constant_with_warmup": (
-        "get_constant_schedule_with_warmup",
-        "linear warmup, then constant",
-    ),
-    "linear": ("get_linear_schedule_with_warmup", "linear warmup, then linear decay to 0"),
-    "cosine": ("get_cosine_schedule_with_warmup", "linear warmup, then cosine decay to 0"),
-    "cosine_with_restarts": (
-        "get_cosine_with_hard_restarts_schedule_with_warmup",
-        "linear warmup, then num_cycles cosine decays with hard restarts",
-    ),
-    "polynomial": (
-        "get_polynomial_decay_schedule_with_warmup",
-        "linear warmup, then polynomial decay to lr_end",
-    ),
-    "inverse_sqrt": (
-        "get_inverse_sqrt_schedule",
-        "linear warmup, then inverse square-root decay",
-    ),
-    "reduce_lr_on_plateau": (
-        "get_reduce_on_plateau_schedule",
-        "torch ReduceLROnPlateau: cut the lr when a metric stops improving",
-    ),
-    "cosine_with_min_lr": (
-        "get_cosine_with_min_lr_schedule_with_warmup",
-        "linear warmup, then cosine decay to min_lr",
-    ),
-    "cosine_warmup_with_min_lr": (
-        "get_cosine_with_min_lr_schedule_with_warmup_lr_rate",
-        "warmup from warmup_lr_rate, then cosine decay to min_lr",
-    ),
-    "warmup_stable_decay": (
-        "get_wsd_schedule",
-        "warmup, stable phase, then linear/cosine/1-sqrt decay (WSD)",
-    ),
-}
-
-
-@hookimpl
-def optreg_add_schedulers(registry: Any) -> None:
-    for name, (attr, description) in _SCHEDULES.items():
-        registry.register(name, f"{__name__}:{attr}", description=description)
-    registry.register(
-        "greedy",
-        "optreg.builtin.greedy:GreedyLR",
-        description="GreedyLR: raise the lr while a metric improves, cut it on plateaus",
-    )

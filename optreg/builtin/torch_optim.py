@@ -15,52 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from optreg import hookimpl
-
 __all__ = ["adam", "adamw", "adamw_torch_fused", "fused_supported"]
 
 #: Device types whose fused Adam/AdamW kernel accepts every floating dtype
 #: (checked for torch 2.13 on CPU: float16, bfloat16, float32 and float64).
 FUSED_DEVICES = frozenset({"cpu", "cuda"})
 _PLAIN_TENSORS = (Tensor, torch.nn.Parameter)
-
-_OPTIMIZERS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "adamw": (
-        "optreg.builtin.torch_optim:adamw",
-        ("adamw_torch",),
-        "torch.optim.AdamW (decoupled weight decay), fused kernel when supported",
-    ),
-    "adamw_torch_fused": (
-        "optreg.builtin.torch_optim:adamw_torch_fused",
-        (),
-        "torch.optim.AdamW with fused=True",
-    ),
-    "adam": (
-        "optreg.builtin.torch_optim:adam",
-        (),
-        "torch.optim.Adam, fused kernel when supported",
-    ),
-    "sgd": ("torch.optim:SGD", (), "torch.optim.SGD: stochastic gradient descent, momentum"),
-    "adagrad": ("torch.optim:Adagrad", (), "torch.optim.Adagrad: per-coordinate adaptive lr"),
-    "rmsprop": ("torch.optim:RMSprop", (), "torch.optim.RMSprop: scaled by a running RMS"),
-    "nadam": ("torch.optim:NAdam", (), "torch.optim.NAdam: Adam with Nesterov momentum"),
-    "radam": ("torch.optim:RAdam", (), "torch.optim.RAdam: Adam with variance rectification"),
-    "adamax": ("torch.optim:Adamax", (), "torch.optim.Adamax: Adam with the infinity norm"),
-    "adadelta": ("torch.optim:Adadelta", (), "torch.optim.Adadelta: lr-free adaptive steps"),
-    "asgd": ("torch.optim:ASGD", (), "torch.optim.ASGD: averaged stochastic gradient descent"),
-    "rprop": ("torch.optim:Rprop", (), "torch.optim.Rprop: resilient backpropagation"),
-    "sparse_adam": (
-        "torch.optim:SparseAdam",
-        (),
-        "torch.optim.SparseAdam: lazy Adam for sparse gradients",
-    ),
-    "lbfgs": ("torch.optim:LBFGS", (), "torch.optim.LBFGS: quasi-Newton, step(closure)"),
-}
-_ADAFACTOR_TORCH = (
-    "torch.optim:Adafactor",
-    (),
-    "torch.optim.Adafactor (torch's own variant, not transformers')",
-)
 
 
 def _tensors(params: list[Any]) -> Iterator[Any]:
@@ -233,12 +193,3 @@ def adamw_torch_fused(
         capturable=capturable,
         fused=True,
     )
-
-
-@hookimpl
-def optreg_add_optimizers(registry: Any) -> None:
-    for name, (target, aliases, description) in _OPTIMIZERS.items():
-        registry.register(name, target, aliases=aliases, description=description)
-    if hasattr(torch.optim, "Adafactor"):
-        target, aliases, description = _ADAFACTOR_TORCH
-        registry.register("adafactor_torch", target, aliases=aliases, description=description)

@@ -1,0 +1,43 @@
+"""Describing entries: the :class:`~optreg.EntryInfo` behind ``optimizer_info`` / ``optreg info``."""
+
+from __future__ import annotations
+
+import inspect
+
+from optreg import _loading, _signature
+from optreg._entry import Entry, EntryInfo
+from optreg._errors import MissingDependencyError, PluginLoadError
+
+__all__ = ["describe"]
+
+
+def describe(entry: Entry) -> EntryInfo:
+    """Describe ``entry``; imports its target (when it can) to read signature and docstring."""
+    signature = None
+    required: tuple[str, ...] = ()
+    doc = entry.description
+    try:
+        factory = _loading.load(entry)
+    except (PluginLoadError, MissingDependencyError):
+        pass
+    else:
+        signature, required = _signature.describe(factory)
+        full = inspect.getdoc(factory) or ""
+        doc = full.split("\n\n")[0].strip() or doc
+    available, reason = _loading.status(entry)
+    return EntryInfo(
+        name=entry.name,
+        kind=entry.kind,
+        aliases=entry.aliases,
+        provider=entry.provider if entry.source != "runtime" else "(registered at run time)",
+        version=entry.version,
+        target=entry.target_ref,
+        description=entry.description,
+        available=available,
+        reason=reason,
+        required_args=required,
+        signature=signature,
+        doc=doc,
+        metadata=entry.metadata,
+        qualified_name=entry.qualified_name,
+    )

@@ -1,0 +1,222 @@
+"""Checking values: the one validation dialect of optreg, used by the API, builtins, CLI and kit.
+
+Every check names the argument, shows the value and says what is allowed::
+
+    `num_cycles` must be a finite number, got nan
+    `patience` must be an int >= 0, got -1
+
+Numbers are anything :class:`numbers.Real` but ``bool`` (so NumPy scalars count and
+come back as Python numbers); sequences are any non-string
+:class:`~collections.abc.Sequence` (so a Hydra ``ListConfig`` counts) and come back
+as tuples.
+
+:func:`hyperparameters` is the generic layer ``get_optimizer`` applies before a
+factory runs: it checks only what the factory declares, from the defaults in its
+signature (and that a learning rate is not negative, which param-group options
+given through ``overrides=`` would otherwise slip past torch). Optimizer-specific
+rules (betas in ``[0, 1)``, ``eps >= 0``) are the constructor's own, as in torch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from optreg import _signature
+
+__all__ = [
+    "allowed_text",
+    "count",
+    "hyperparameters",
+    "is_real",
+    "per_group",
+    "real",
+    "reals",
+    "steps",
+]
+
+
+def is_real(value: object) -> bool:
+    """True for a real number that is not a bool (int, float, NumPy scalars, ...)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _python(value: numbers.Real) -> int | float:
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def allowed_text(
+    low: float | None, high: float | None, *, low_open: bool = False, high_open: bool = False
+) -> str:
+    """Say which numbers a range allows: ``">= 0"``, ``"> 0"``, ``"in [0.0, 1.0)"``."""
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high}"
+    return "a finite number"
+
+
+def real(
+    what: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    finite: bool = True,
+    message: str = "`{what}` must be {allowed}, got {value!r}",
+) -> float:
+    """Return ``value`` as a float, checked against the range.
+
+    Args:
+        what: the argument's name, as the message shows it.
+        value: the value given.
+        low / high: bounds (None: unbounded); ``low_open`` / ``high_open`` exclude them.
+        finite: reject infinities (NaN is always rejected).
+        message: the ValueError text; ``{what}``, ``{allowed}`` and ``{value}`` are filled in.
+
+    Raises:
+        TypeError: not a real number (a str, a bool, None, ...).
+        ValueError: NaN, infinite (when ``finite``) or outside the range.
+    """
+    if not is_real(value):
+        raise TypeError(f"`{what}` must be a number, got {type(value).__name__}: {value!r}")
+    v = float(value)  # type: ignore[arg-type]
+    in_range = (low is None or (v > low if low_open else v >= low)) and (
+        high is None or (v < high if high_open else v <= high)
+    )
+    if math.isnan(v) or (finite and math.isinf(v)) or not in_range:
+        allowed = allowed_text(low, high, low_open=low_open, high_open=high_open)
+        if not math.isfinite(v) and (low is not None or high is not None):
+            allowed = f"a finite number {allowed}"
+        raise ValueError(message.format(what=what, allowed=allowed, value=value))
+    return v
+
+
+def count(what: str, value: object, minimum: int = 0) -> int:
+    """Return ``value``, an int (not a bool, not a float) ``>= minimum``.
+
+    Raises:
+        ValueError: anything else, with the value shown.
+    """
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"`{what}` must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def steps(what: str, value: object) -> int:
+    """Return a step count ``>= 0`` as an int; whole floats (``10.0``) are accepted.
+
+    Raises:
+        TypeError: not a number.
+        ValueError: NaN, infinite, fractional or negative.
+    """
+    if not is_real(value):
+        raise TypeError(f"`{what}` must be an int >= 0, got {type(value).__name__}: {value!r}")
+    v = float(value)  # type: ignore[arg-type]
+    if not isinstance(value, numbers.Integral) and not (math.isfinite(v) and v.is_integer()):
+        raise ValueError(f"`{what}` must be a whole number of steps >= 0, got {value!r}")
+    if v < 0:
+        raise ValueError(f"`{what}` must be >= 0, got {value!r}")
+    return int(value) if isinstance(value, numbers.Integral) else int(v)
+
+
+def reals(
+    what: str, value: object, *, length: int | None = None, minimum: int = 1
+) -> tuple[float, ...]:
+    """Return a sequence of finite numbers as a tuple of floats.
+
+    Args:
+        what: the argument's name.
+        value: any non-string sequence (tuple, list, ``ListConfig``...).
+        length: the exact length required, if any.
+        minimum: the least length allowed when ``length`` is None.
+
+    Raises:
+        TypeError: not a sequence of numbers.
+        ValueError: the wrong length, or a NaN / infinite element.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"`{what}` must be a sequence of numbers, got {type(value).__name__}: {value!r}"
+        )
+    items = list(value)
+    if (length is not None and len(items) != length) or len(items) < minimum:
+        size = f"{length}" if length is not None else f"{minimum} or more"
+        raise ValueError(f"`{what}` must have {size} numbers, got {len(items)}: {value!r}")
+    if not all(is_real(v) for v in items):
+        raise TypeError(f"`{what}` must be a sequence of numbers, got {value!r}")
+    if not all(math.isfinite(float(v)) for v in items):
+        raise ValueError(f"`{what}` must hold finite numbers, got {value!r}")
+    return tuple(float(v) for v in items)
+
+
+def per_group(what: str, value: object, n_groups: int) -> list[float]:
+    """One number ``>= 0`` per param group: a single number, or a sequence of ``n_groups``.
+
+    Raises:
+        ValueError: the wrong count, or a value that is not a number ``>= 0``.
+    """
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        if len(value) != n_groups:
+            raise ValueError(f"expected {n_groups} {what}s, got {len(value)}")
+        values = list(value)
+    else:
+        values = [value] * n_groups
+    for v in values:
+        if not is_real(v) or math.isnan(float(v)) or float(v) < 0:
+            raise ValueError(f"`{what}` must be a number >= 0 (or one per group), got {value!r}")
+    return [float(v) for v in values]
+
+
+def _declared(default: object) -> str | None:
+    """What a default value declares: ``"real"``, ``"reals"`` (a tuple of numbers) or None."""
+    if is_real(default):
+        return "real"
+    if isinstance(default, tuple) and default and all(is_real(v) for v in default):
+        return "reals"
+    return None
+
+
+def hyperparameters(label: str, factory: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Check and normalise keyword arguments against what ``factory``'s defaults declare.
+
+    A keyword whose default is a number must be a finite number (or a tensor, which
+    torch accepts for ``lr``), and ``lr`` must be ``>= 0``; one whose default is a tuple of numbers must be a
+    sequence of as many finite numbers (or 2 or more, for a pair such as ``betas``:
+    AdEMAMix takes three), returned as a tuple. NumPy scalars become Python numbers.
+    Everything else passes unchanged, for the factory itself to judge.
+
+    Raises:
+        TypeError: a value of the wrong kind, named with ``label`` and the value.
+        ValueError: NaN or infinite, named likewise.
+    """
+    params = _signature.parameters(factory)
+    if params is None:
+        return dict(kwargs)
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        param = params.get(key)
+        kind = None if param is None else _declared(param.default)
+        if kind is None or value is None or _is_tensor(value):
+            continue
+        if isinstance(value, Sequence) and any(_is_tensor(v) for v in value):
+            continue  # torch takes tensor betas; the constructor checks them
+        try:
+            if kind == "real":
+                real(key, value, low=0 if key == "lr" else None)  # a learning rate is >= 0
+                out[key] = _python(value)  # type: ignore[arg-type]
+            else:
+                out[key] = reals(key, value, minimum=min(2, len(param.default)))  # type: ignore[union-attr, arg-type]
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{label}: {e}") from None
+    return out
+
+
+def _is_tensor(value: object) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "dim")

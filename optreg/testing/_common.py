@@ -1,0 +1,231 @@
+"""Shared by the optimizer and scheduler checks: the fixed problem, seeds, round trips, needs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from optreg._entry import Entry
+
+__all__ = [
+    "METADATA_KEY",
+    "OPTIMIZER_CHECKS",
+    "SCHEDULER_CHECKS",
+    "Problem",
+    "Report",
+    "check_skip_names",
+    "clone_units",
+    "max_diff",
+    "needs",
+    "no_grad",
+    "pick",
+    "reachable_name",
+    "resolve_target",
+    "roundtrip",
+    "seeded",
+]
+
+#: The metadata key under which an entry declares what its checks need.
+METADATA_KEY = "conformance"
+
+OPTIMIZER_CHECKS = (
+    "build_from_params",
+    "build_from_param_groups",
+    "per_group_lr",
+    "no_grad_untouched",
+    "closure_returns_loss",
+    "loss_decreases",
+    "resume_bit_identical",
+)
+SCHEDULER_CHECKS = (
+    "build",
+    "finite_non_negative_lr",
+    "resume_bit_identical",
+    "picklable",
+)
+
+SEED = 0
+DEFAULT_LR = 0.01  # for factories whose ``lr`` has no default
+RESUME_BEFORE = 3
+RESUME_AFTER = 3
+DESCENT_STEPS = 20
+SCHED_WARMUP = 3
+SCHED_TRAINING = 20
+SCHED_STEPS = 24
+SCHED_SPLIT = 10
+
+
+@dataclass
+class Report:
+    """What a check run did: the checks that passed and the ones skipped, with reasons."""
+
+    name: str
+    passed: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------
+# the problem: convex least squares, fixed data
+# --------------------------------------------------------------------------
+class Problem:
+    """``mean((X @ W + b - Y) ** 2)`` per unit ``(W, b)``; sparse: two embedding tables."""
+
+    def __init__(self, *, sparse: bool) -> None:
+        import torch
+
+        self.sparse = sparse
+        gen = torch.Generator().manual_seed(SEED)
+        self.x = torch.randn(8, 4, generator=gen)
+        self.y = torch.randn(8, 3, generator=gen)
+        self.w0 = torch.randn(4, 3, generator=gen) * 0.5
+        self.b0 = torch.randn(3, generator=gen) * 0.5
+        self.e0 = torch.randn(6, 3, generator=gen) * 0.5
+        self.f0 = torch.randn(5, 3, generator=gen) * 0.5
+        self.idx_e = torch.tensor([0, 1, 2, 3, 4, 5, 0, 2])
+        self.idx_f = torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])
+
+    def unit(self) -> list[torch.Tensor]:
+        """Fresh leaf tensors holding the initial values of one unit."""
+        first, second = (self.e0, self.f0) if self.sparse else (self.w0, self.b0)
+        return [first.clone().requires_grad_(True), second.clone().requires_grad_(True)]
+
+    def frozen(self) -> torch.Tensor:
+        """A parameter that no loss uses: its ``.grad`` stays None."""
+        return self.b0.clone().add_(1.0).requires_grad_(True)
+
+    def loss(self, units: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        total = None
+        for first, second in units:
+            if self.sparse:
+                pred = F.embedding(self.idx_e, first, sparse=True) + F.embedding(
+                    self.idx_f, second, sparse=True
+                )
+            else:
+                pred = self.x @ first + second
+            term = ((pred - self.y) ** 2).mean()
+            total = term if total is None else total + term
+        if total is None:  # pragma: no cover - callers always pass a unit
+            raise ValueError("no unit to compute a loss for")
+        return total
+
+
+@contextlib.contextmanager
+def seeded() -> Iterator[None]:
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        yield
+
+
+def roundtrip(state: Any, label: str, what: str) -> Any:
+    import torch
+
+    buf = io.BytesIO()
+    try:
+        torch.save(state, buf)
+        buf.seek(0)
+        return torch.load(buf, weights_only=True)
+    except Exception as e:
+        raise AssertionError(
+            f"{label}: {what}.state_dict() does not survive torch.save -> "
+            f"torch.load(weights_only=True): {type(e).__name__}: {e}. Keep only tensors, "
+            "numbers, strings, None, lists, tuples and dicts in the state "
+            "(no functions, lambdas or custom objects)"
+        ) from e
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    import torch
+
+    if a.is_sparse:
+        a = a.to_dense()
+    if b.is_sparse:
+        b = b.to_dense()
+    return float(torch.max(torch.abs(a.detach().double() - b.detach().double())))
+
+
+def clone_units(units: Sequence[Sequence[torch.Tensor]]) -> list[list[torch.Tensor]]:
+    return [[p.detach().clone().requires_grad_(True) for p in unit] for unit in units]
+
+
+def needs(entry: Entry) -> dict[str, Any]:
+    """What checking ``entry`` needs, from its metadata (``metadata["conformance"]``).
+
+    The top-level ``needs_train_eval`` and ``metric_driven`` metadata keys count too.
+
+    Raises:
+        TypeError: ``metadata["conformance"]`` is not a mapping.
+    """
+    out: dict[str, Any] = {}
+    meta = entry.metadata or {}
+    declared = meta.get(METADATA_KEY) or {}
+    if not isinstance(declared, Mapping):
+        raise TypeError(
+            f"{entry.kind} {entry.qualified_name!r}: metadata[{METADATA_KEY!r}] must be a "
+            f"mapping, got {type(declared).__name__}: {declared!r}"
+        )
+    out.update(declared)
+    for key in ("needs_train_eval", "metric_driven"):
+        if key in meta and key not in out:
+            out[key] = meta[key]
+    return out
+
+
+def resolve_target(
+    kind: str, name_or_factory: Any
+) -> tuple[str, Callable[..., Any], dict[str, Any]]:
+    from optreg._entry import Entry
+
+    if isinstance(name_or_factory, (str, Entry)):
+        from optreg._registry import optimizers, schedulers
+
+        registry = optimizers if kind == "optimizer" else schedulers
+        entry = (
+            name_or_factory
+            if isinstance(name_or_factory, Entry)
+            else registry.resolve(name_or_factory)
+        )
+        return f"{kind} {entry.qualified_name!r}", registry.load(entry), needs(entry)
+    if not callable(name_or_factory):
+        raise TypeError(
+            f"check_{kind}() takes a {kind} name or a factory callable, got "
+            f"{type(name_or_factory).__name__}: {name_or_factory!r}"
+        )
+    qual = getattr(name_or_factory, "__qualname__", type(name_or_factory).__qualname__)
+    return f"{kind} factory {qual}", name_or_factory, {}
+
+
+def reachable_name(name: str | Entry) -> str:
+    if isinstance(name, str):
+        return name
+    # runtime names have no distribution to qualify them with
+    return name.name if name.source == "runtime" else name.qualified_name
+
+
+def pick(given: bool | None, needs: Mapping[str, Any], key: str) -> bool:
+    return bool(needs.get(key, False)) if given is None else given
+
+
+def check_skip_names(skips: Mapping[str, str], allowed: Sequence[str]) -> None:
+    for key in skips:
+        if key not in allowed:
+            raise TypeError(
+                f"unknown check name {key!r} in skip_checks; the checks are: {', '.join(allowed)}"
+            )
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    import torch
+
+    with torch.no_grad():
+        yield
