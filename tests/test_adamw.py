@@ -229,7 +229,7 @@ def test_defaults() -> None:
         ({"betas": (0.9,)}, ValueError, r"Invalid betas: \(0.9,\)"),
         ({"eps": -1e-8}, ValueError, r"Invalid epsilon value: -1e-08 - should be >= 0.0"),
         ({"weight_decay": -0.1}, ValueError, r"Invalid weight_decay value: -0.1"),
-        ({"lr": "0.1"}, TypeError, r"Invalid learning rate: expected a float, got str: '0.1'"),
+        ({"lr": "0.1"}, TypeError, r"`learning rate` must be a number, got str: '0.1'"),
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:

@@ -127,7 +127,9 @@ def test_invalid_values_show_the_value() -> None:
         optreg.get_optimizer("sgd", Net(), lr=-1.0)
     with pytest.raises(ValueError, match=label + "`lr` must be a finite number >= 0, got nan"):
         optreg.get_optimizer("sgd", Net(), lr=float("nan"))
-    with pytest.raises(ValueError, match=r"'adamw' .*: `betas` must hold finite numbers, got \(nan, 0.9\)"):
+    with pytest.raises(
+        ValueError, match=r"'adamw' .*: `betas` must hold finite numbers, got \(nan, 0.9\)"
+    ):
         optreg.get_optimizer("adamw", Net(), betas=(float("nan"), 0.9))
     with pytest.raises(ValueError, match="`weight_decay` must be a finite number, got inf"):
         optreg.get_optimizer("sgd", Net(), lr=0.1, weight_decay=float("inf"))

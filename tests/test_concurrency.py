@@ -45,8 +45,8 @@ def _stampede(fn: Callable[[int], Any], threads: int = THREADS) -> list[Any]:
         ),
     ],
 )
-def test_first_access_from_16_threads_discovers_once(scans: ScanCounter,
-    fresh_registry: None, first_access: Callable[[int], Any]
+def test_first_access_from_16_threads_discovers_once(
+    scans: ScanCounter, fresh_registry: None, first_access: Callable[[int], Any]
 ) -> None:
     before = scans.count
     results = _stampede(first_access)

@@ -382,7 +382,9 @@ def test_notification_hooks_that_raise_warn_and_are_skipped(make_dist: MakeDist)
     ]
 
 
-def test_hook_using_the_public_api_during_discovery(scans: ScanCounter, make_dist: MakeDist) -> None:
+def test_hook_using_the_public_api_during_discovery(
+    scans: ScanCounter, make_dist: MakeDist
+) -> None:
     """A hook that reads the registry while discovery runs must not recurse or rescan."""
     make_dist(
         "curious-plugin",

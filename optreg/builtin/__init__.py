@@ -118,7 +118,7 @@ SCHEDULES = BuiltinPlugin(
         ),
         Name(
             "reduce_lr_on_plateau",
-            _S + "get_reduce_on_plateau_schedule",
+            "optreg.builtin.plateau:get_reduce_on_plateau_schedule",
             "torch ReduceLROnPlateau: cut the lr when a metric stops improving",
             metadata=MappingProxyType({"metric_driven": True}),
         ),

@@ -19,7 +19,7 @@ so the float32 rounding matches too (``benchmarks/bench_adafactor.py`` measures 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -28,22 +28,14 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from optreg import _validate
+
 __all__ = ["Adafactor", "AdafactorSchedule", "get_adafactor_schedule"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _Tensors = list[Tensor] | tuple[Tensor, ...]
 _PLAIN = (Tensor, torch.nn.Parameter)
 _GROUP_KEYS = ("eps", "relative_step", "scale_parameter", "warmup_init")
-
-
-def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"Adafactor: `{name}` must be a number, got {type(value).__name__}: {value!r}"
-        )
-    if math.isnan(value):
-        raise ValueError(f"Adafactor: `{name}` must not be NaN, got {value}")
-    return float(value)
 
 
 def _relative_step_size(group: dict[str, Any], step: int) -> float:
@@ -120,21 +112,18 @@ class Adafactor(Optimizer):
             raise ValueError("`warmup_init=True` requires `relative_step=True`")
         if lr is None and not relative_step:
             raise ValueError("`relative_step=False` requires a learning rate `lr`, got None")
-        if lr is not None and not _number("lr", lr) >= 0.0:
-            raise ValueError(f"Adafactor: `lr` must be >= 0, got {lr}")
-        if not isinstance(eps, (tuple, list)) or len(eps) != 2:
-            raise ValueError(f"Adafactor: `eps` must be a pair (eps1, eps2), got {eps!r}")
-        eps_pair = (_number("eps[0]", eps[0]), _number("eps[1]", eps[1]))
+        if lr is not None:
+            lr = _validate.real("lr", lr, low=0)
+        if isinstance(eps, (str, bytes)) or not isinstance(eps, Sequence) or len(eps) != 2:
+            raise ValueError(f"`eps` must be a pair (eps1, eps2), got {eps!r}")
+        eps_pair = (_validate.real("eps[0]", eps[0]), _validate.real("eps[1]", eps[1]))
         if min(eps_pair) < 0.0:
-            raise ValueError(f"Adafactor: `eps` values must be >= 0, got {eps!r}")
-        if not _number("clip_threshold", clip_threshold) > 0.0:
-            raise ValueError(f"Adafactor: `clip_threshold` must be > 0, got {clip_threshold}")
-        if _number("decay_rate", decay_rate) > 0.0:
-            raise ValueError(f"Adafactor: `decay_rate` must be <= 0, got {decay_rate}")
-        if beta1 is not None and not 0.0 <= _number("beta1", beta1) < 1.0:
-            raise ValueError(f"Adafactor: `beta1` must be in [0, 1) or None, got {beta1}")
-        if _number("weight_decay", weight_decay) < 0.0:
-            raise ValueError(f"Adafactor: `weight_decay` must be >= 0, got {weight_decay}")
+            raise ValueError(f"`eps` values must be >= 0, got {eps!r}")
+        _validate.real("clip_threshold", clip_threshold, low=0, low_open=True)
+        _validate.real("decay_rate", decay_rate, high=0)
+        if beta1 is not None:
+            _validate.real("beta1", beta1, low=0, high=1, high_open=True)
+        _validate.real("weight_decay", weight_decay, low=0)
         defaults = {
             "lr": lr,
             "eps": eps_pair,
@@ -459,7 +448,7 @@ class AdafactorSchedule(LambdaLR):
                     f"AdafactorSchedule needs relative_step=True, param group {i} has "
                     "relative_step=False; use a regular schedule with an external lr"
                 )
-        initial_lr = _number("initial_lr", initial_lr)
+        initial_lr = _validate.real("initial_lr", initial_lr)
         for group in optimizer.param_groups:
             group["initial_lr"] = initial_lr
         super().__init__(optimizer, partial(_constant, value=initial_lr))

@@ -17,17 +17,22 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from optreg import _validate
+
 __all__ = ["ClassicAdamW"]
 
 
 def _check_number(name: str, value: object, low: float, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"Invalid {name}: expected a float, got {type(value).__name__}: {value!r}")
-    ok = low <= value < high if high is not None else low <= value  # False for NaN
-    if not ok:
-        allowed = f"in [{low}, {high})" if high is not None else f">= {low}"
-        raise ValueError(f"Invalid {name}: {value} - should be {allowed}")
-    return float(value)
+    """transformers' wording: ``Invalid learning rate: -1.0 - should be >= 0.0``."""
+    return _validate.real(
+        name,
+        value,
+        low=low,
+        high=high,
+        high_open=True,
+        finite=False,
+        message="Invalid {what}: {value} - should be {allowed}",
+    )
 
 
 class ClassicAdamW(Optimizer):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import sys
 import threading
 import warnings
@@ -32,7 +31,8 @@ from typing import Any
 
 import torch
 
-from optreg._errors import MissingDependencyError, PagedFallbackWarning, close_matches
+from optreg import _signature, _validate
+from optreg._errors import MissingDependencyError, PagedFallbackWarning
 from optreg.builtin import BNB_OPTIMIZERS
 
 __all__ = [
@@ -174,13 +174,6 @@ class BnbOptimizerFactory:
             parameters=[p for p in sig.parameters.values() if p.name not in _FIXED_BY_NAME]
         )
 
-    def accepted_keywords(self) -> list[str]:
-        """Keyword arguments this name accepts (imports bitsandbytes)."""
-        sig = self.__signature__
-        if sig is None:  # pragma: no cover - bitsandbytes without a readable signature
-            return []
-        return [p.name for p in list(sig.parameters.values())[1:]]
-
     def __call__(self, params: Any, **kwargs: Any) -> Any:
         """Build the optimizer.
 
@@ -224,10 +217,7 @@ class BnbOptimizerFactory:
         return kind(f"{where}: {error} (got {given})")
 
     def _check_kwargs(self, kwargs: Mapping[str, Any]) -> None:
-        accepted = self.accepted_keywords()
         for key in kwargs:
-            if key in accepted:
-                continue
             if key in _FIXED_BY_NAME:
                 what = f"{self.bits}-bit{', paged' if self.paged else ', not paged'}"
                 raise TypeError(
@@ -235,13 +225,9 @@ class BnbOptimizerFactory:
                     "that says what you want (`optreg list optimizers`), or set optim_bits "
                     "for some parameters with overrides={pattern: {'optim_bits': 32}}"
                 )
-            hint = close_matches(key, accepted, n=1)
-            did = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise TypeError(
-                f"optimizer {self.name!r} (bitsandbytes.optim.{self.class_name}) got an "
-                f"unexpected keyword argument {key!r}{did} Accepted keywords: "
-                f"{', '.join(accepted)}"
-            )
+        _signature.check_keywords(
+            f"optimizer {self.name!r} (bitsandbytes.optim.{self.class_name})", self, kwargs
+        )
 
     def _split_options(self, params: Any) -> tuple[Any, list[tuple[list[Any], dict[str, Any]]]]:
         """Take :data:`BNB_PARAM_OPTIONS` out of param-group dicts."""
@@ -291,29 +277,17 @@ def _check_option(name: str, key: str, value: Any) -> None:
     Raises:
         ValueError: the value is not allowed for ``key``.
     """
-    ok = True
-    allowed = ""
-    if key == "optim_bits":
-        ok = not isinstance(value, bool) and value in (8, 32)
-        allowed = "8 or 32"
-    elif key == "min_8bit_size":
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        allowed = "an int >= 0"
-    elif key == "max_unorm":
-        ok = (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and value >= 0
-        )
-        allowed = "a finite number >= 0"
-    elif key == "skip_zeros":
-        ok = isinstance(value, bool)
-        allowed = "True or False"
-    if not ok:
-        raise ValueError(
-            f"optimizer {name!r}: per-parameter option {key!r} must be {allowed}, got {value!r}"
-        )
+    try:
+        if key == "optim_bits" and (isinstance(value, bool) or value not in (8, 32)):
+            raise ValueError(f"`{key}` must be 8 or 32, got {value!r}")
+        if key == "min_8bit_size":
+            _validate.count(key, value)
+        elif key == "max_unorm":
+            _validate.real(key, value, low=0)
+        elif key == "skip_zeros" and not isinstance(value, bool):
+            raise ValueError(f"`{key}` must be True or False, got {value!r}")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"optimizer {name!r}: per-parameter option {e}") from None
 
 
 def _register_overrides(manager: Any, per_param: list[tuple[list[Any], dict[str, Any]]]) -> None:

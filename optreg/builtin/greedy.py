@@ -22,7 +22,7 @@ from typing import Any, SupportsFloat
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from optreg.builtin.schedules import _count
+from optreg import _validate
 
 __all__ = ["GreedyLR", "get_greedy_schedule"]
 
@@ -51,19 +51,6 @@ _STATE_KEYS = (
     "_last_lr",
     "_init_lrs",
 )
-
-
-def _per_group(arg: str, value: object, n_groups: int) -> list[float]:
-    if isinstance(value, (list, tuple)):
-        if len(value) != n_groups:
-            raise ValueError(f"expected {n_groups} {arg}s, got {len(value)}")
-        values = list(value)
-    else:
-        values = [value] * n_groups  # type: ignore[list-item]
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < 0:
-            raise ValueError(f"`{arg}` must be a number >= 0 (or one per group), got {value!r}")
-    return [float(v) for v in values]
 
 
 class GreedyLR(LRScheduler):
@@ -124,8 +111,8 @@ class GreedyLR(LRScheduler):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         n_groups = len(optimizer.param_groups)
-        min_lrs = _per_group("min_lr", min_lr, n_groups)
-        max_lrs = _per_group("max_lr", max_lr, n_groups)
+        min_lrs = _validate.per_group("min_lr", min_lr, n_groups)
+        max_lrs = _validate.per_group("max_lr", max_lr, n_groups)
         for i, (lo, hi) in enumerate(zip(min_lrs, max_lrs, strict=True)):
             if lo > hi:
                 raise ValueError(
@@ -136,15 +123,14 @@ class GreedyLR(LRScheduler):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold mode {threshold_mode} is unknown!")
         for arg, value in (("threshold", threshold), ("eps", eps)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value)):
-                raise ValueError(f"`{arg}` must be a finite number, got {value!r}")
+            _validate.real(arg, value)
 
         self.optimizer = optimizer
         self.factor = float(factor)
-        self.patience = _count("patience", patience)
+        self.patience = _validate.count("patience", patience)
         self.verbose = bool(verbose)
-        self.cooldown = _count("cooldown", cooldown)
-        self.warmup = _count("warmup", warmup)
+        self.cooldown = _validate.count("cooldown", cooldown)
+        self.warmup = _validate.count("warmup", warmup)
         self.cooldown_counter = 0
         self.warmup_counter = 0
         self.mode = mode
@@ -152,8 +138,8 @@ class GreedyLR(LRScheduler):
         self.threshold_mode = threshold_mode
         self.eps = float(eps)
         self.smooth = bool(smooth)
-        self.window_size = _count("window_size", window_size, minimum=1)
-        self.reset_start = _count("reset_start", reset_start)
+        self.window_size = _validate.count("window_size", window_size, minimum=1)
+        self.reset_start = _validate.count("reset_start", reset_start)
         self.reset_start_original = self.reset_start
         self.last_epoch = 0
         self.min_lrs = min_lrs

@@ -22,7 +22,9 @@ import warnings
 from functools import partial
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+from torch.optim.lr_scheduler import LambdaLR
+
+from optreg import _validate
 
 __all__ = [
     "get_constant_schedule",
@@ -34,7 +36,6 @@ __all__ = [
     "get_inverse_sqrt_schedule",
     "get_linear_schedule_with_warmup",
     "get_polynomial_decay_schedule_with_warmup",
-    "get_reduce_on_plateau_schedule",
     "get_wsd_schedule",
 ]
 
@@ -44,37 +45,10 @@ _WSD_TYPES = ("linear", "cosine", "1-sqrt")
 # -- validation ---------------------------------------------------------------------
 
 
-def _steps(arg: str, value: object) -> int:
-    """Return ``value`` as an int step count >= 0 (whole floats such as 10.0 allowed)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{arg}` must be an int >= 0, got {type(value).__name__}: {value!r}")
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise ValueError(f"`{arg}` must be a whole number of steps >= 0, got {value!r}")
-    if value < 0:
-        raise ValueError(f"`{arg}` must be >= 0, got {value!r}")
-    return int(value)
-
-
-def _count(arg: str, value: object, minimum: int = 0) -> int:
-    """Return ``value``, an int (not a bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{arg}` must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def _real(arg: str, value: object) -> float:
-    """Return ``value`` as a finite float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{arg}` must be a real number, got {type(value).__name__}: {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"`{arg}` must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _warmup_and_training(num_warmup_steps: object, num_training_steps: object) -> tuple[int, int]:
     """Return both step counts checked by :func:`_steps`, warmup no longer than training."""
-    w = _steps("num_warmup_steps", num_warmup_steps)
-    n = _steps("num_training_steps", num_training_steps)
+    w = _validate.steps("num_warmup_steps", num_warmup_steps)
+    n = _validate.steps("num_training_steps", num_training_steps)
     if w > n:
         raise ValueError(
             f"`num_warmup_steps` must be <= `num_training_steps`, got "
@@ -98,7 +72,7 @@ def _min_lr_rate(optimizer: Optimizer, min_lr: float | None, min_lr_rate: float 
     if min_lr is not None and min_lr_rate is not None:
         raise ValueError("Only one of min_lr or min_lr_rate should be set")
     if min_lr is not None:
-        min_lr = _real("min_lr", min_lr)
+        min_lr = _validate.real("min_lr", min_lr)
         lr = _base_lr(optimizer)
         if lr == 0:
             raise ValueError(
@@ -110,7 +84,7 @@ def _min_lr_rate(optimizer: Optimizer, min_lr: float | None, min_lr_rate: float 
         raise ValueError(
             "One of min_lr or min_lr_rate should be set through the `lr_scheduler_kwargs`"
         )
-    return _real("min_lr_rate", min_lr_rate)
+    return _validate.real("min_lr_rate", min_lr_rate)
 
 
 # -- pure schedules: step -> multiplier of the initial lr ----------------------------
@@ -259,7 +233,8 @@ def get_constant_schedule_with_warmup(
         TypeError: a step count that is not a number.
     """
     fn = partial(
-        _constant_with_warmup, num_warmup_steps=_steps("num_warmup_steps", num_warmup_steps)
+        _constant_with_warmup,
+        num_warmup_steps=_validate.steps("num_warmup_steps", num_warmup_steps),
     )
     return LambdaLR(optimizer, fn, last_epoch=last_epoch)
 
@@ -297,7 +272,7 @@ def get_cosine_schedule_with_warmup(
         _cosine,
         num_warmup_steps=w,
         num_training_steps=n,
-        num_cycles=_real("num_cycles", num_cycles),
+        num_cycles=_validate.real("num_cycles", num_cycles),
     )
     return LambdaLR(optimizer, fn, last_epoch)
 
@@ -321,7 +296,7 @@ def get_cosine_with_hard_restarts_schedule_with_warmup(
         _cosine_with_restarts,
         num_warmup_steps=w,
         num_training_steps=n,
-        num_cycles=_real("num_cycles", num_cycles),
+        num_cycles=_validate.real("num_cycles", num_cycles),
     )
     return LambdaLR(optimizer, fn, last_epoch)
 
@@ -344,10 +319,10 @@ def get_polynomial_decay_schedule_with_warmup(
     """
     w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     lr_init = _base_lr(optimizer)
-    lr_end = _real("lr_end", lr_end)
+    lr_end = _validate.real("lr_end", lr_end)
     if not (lr_init > lr_end):
         raise ValueError(f"lr_end ({lr_end}) must be smaller than initial lr ({lr_init})")
-    power = _real("power", power)
+    power = _validate.real("power", power)
     if power < 0:
         raise ValueError(f"`power` must be >= 0, got {power}")
     fn = partial(
@@ -375,62 +350,12 @@ def get_inverse_sqrt_schedule(
         ValueError: a negative or fractional step count, or ``timescale <= 0``.
         TypeError: an argument that is not a number.
     """
-    w = _steps("num_warmup_steps", num_warmup_steps)
-    scale = float(w or 10_000) if timescale is None else _real("timescale", timescale)
+    w = _validate.steps("num_warmup_steps", num_warmup_steps)
+    scale = float(w or 10_000) if timescale is None else _validate.real("timescale", timescale)
     if scale <= 0:
         raise ValueError(f"`timescale` must be > 0, got {timescale!r}")
     fn = partial(_inverse_sqrt, num_warmup_steps=w, timescale=scale)
     return LambdaLR(optimizer, fn, last_epoch=last_epoch)
-
-
-def get_reduce_on_plateau_schedule(
-    optimizer: Optimizer,
-    mode: str = "min",
-    factor: float = 0.1,
-    patience: int = 10,
-    threshold: float = 1e-4,
-    threshold_mode: str = "rel",
-    cooldown: int = 0,
-    min_lr: float | list[float] = 0.0,
-    eps: float = 1e-8,
-) -> ReduceLROnPlateau:
-    """torch's ``ReduceLROnPlateau`` with its arguments checked; step it with a metric.
-
-    Same defaults and semantics as ``torch.optim.lr_scheduler.ReduceLROnPlateau``;
-    the values are checked here so that every error shows the value given.
-
-    Raises:
-        ValueError: ``mode`` not min/max, ``threshold_mode`` not rel/abs, ``factor``
-            outside (0, 1), negative or non-integer ``patience`` / ``cooldown``, or a
-            negative / NaN ``threshold``, ``min_lr`` or ``eps``.
-    """
-    if mode not in ("min", "max"):
-        raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
-    if threshold_mode not in ("rel", "abs"):
-        raise ValueError(f"`threshold_mode` must be 'rel' or 'abs', got {threshold_mode!r}")
-    if not _is_real(factor) or not 0.0 < factor < 1.0:
-        raise ValueError(f"`factor` must be a number in (0, 1), got {factor!r}")
-    _count("patience", patience)
-    _count("cooldown", cooldown)
-    lows = min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]
-    for arg, value in (("threshold", threshold), ("eps", eps), *(("min_lr", v) for v in lows)):
-        if not _is_real(value) or value < 0:
-            raise ValueError(f"`{arg}` must be a number >= 0, got {value!r}")
-    return ReduceLROnPlateau(
-        optimizer,
-        mode=mode,  # type: ignore[arg-type]
-        factor=factor,
-        patience=patience,
-        threshold=threshold,
-        threshold_mode=threshold_mode,  # type: ignore[arg-type]
-        cooldown=cooldown,
-        min_lr=min_lr,
-        eps=eps,
-    )
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def get_cosine_with_min_lr_schedule_with_warmup(
@@ -456,7 +381,7 @@ def get_cosine_with_min_lr_schedule_with_warmup(
         _cosine,
         num_warmup_steps=w,
         num_training_steps=n,
-        num_cycles=_real("num_cycles", num_cycles),
+        num_cycles=_validate.real("num_cycles", num_cycles),
         min_lr_rate=rate,
     )
     return LambdaLR(optimizer, fn, last_epoch)
@@ -490,9 +415,11 @@ def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
         _cosine_warmup_with_min_lr,
         num_warmup_steps=w,
         num_training_steps=n,
-        num_cycles=_real("num_cycles", num_cycles),
+        num_cycles=_validate.real("num_cycles", num_cycles),
         min_lr_rate=rate,
-        warmup_lr_rate=None if warmup_lr_rate is None else _real("warmup_lr_rate", warmup_lr_rate),
+        warmup_lr_rate=None
+        if warmup_lr_rate is None
+        else _validate.real("warmup_lr_rate", warmup_lr_rate),
     )
     return LambdaLR(optimizer, fn, last_epoch)
 
@@ -542,14 +469,14 @@ def get_wsd_schedule(
         raise ValueError(
             f"Unknown decay type: {decay_type}, expected 'linear', 'cosine' or '1-sqrt'"
         )
-    w = _steps("num_warmup_steps", num_warmup_steps)
-    d = _steps("num_decay_steps", num_decay_steps)
+    w = _validate.steps("num_warmup_steps", num_warmup_steps)
+    d = _validate.steps("num_decay_steps", num_decay_steps)
     if num_stable_steps is not None:
-        s = _steps("num_stable_steps", num_stable_steps)
+        s = _validate.steps("num_stable_steps", num_stable_steps)
         if num_training_steps is not None:
-            _steps("num_training_steps", num_training_steps)
+            _validate.steps("num_training_steps", num_training_steps)
     else:
-        n = _steps("num_training_steps", num_training_steps)
+        n = _validate.steps("num_training_steps", num_training_steps)
         s = n - w - d
         if s < 0:
             raise ValueError(
@@ -563,7 +490,7 @@ def get_wsd_schedule(
         num_decay_steps=d,
         warmup_type=warmup_type,
         decay_type=decay_type,
-        min_lr_ratio=_real("min_lr_ratio", min_lr_ratio),
-        num_cycles=_real("num_cycles", num_cycles),
+        min_lr_ratio=_validate.real("min_lr_ratio", min_lr_ratio),
+        num_cycles=_validate.real("num_cycles", num_cycles),
     )
     return LambdaLR(optimizer, fn, last_epoch)

@@ -37,8 +37,8 @@ def _split(raw: str | None) -> list[str]:
 
 def _selected_entries(config: Any) -> list[Entry]:
     from optreg._entry import normalize_dist
-    from optreg._registry import optimizers, schedulers
     from optreg._errors import OptregError
+    from optreg._registry import optimizers, schedulers
 
     names = _split(config.getoption("optreg_names"))
     providers = {normalize_dist(p) for p in _split(config.getoption("optreg_provider"))}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optreg import hookimpl
+from optreg import PluginRegistry, hookimpl
 from optreg_pytorch_optimizer._names import OPTIMIZERS, SCHEDULERS
 from optreg_pytorch_optimizer._needs import (
     NOT_REGISTERED,
@@ -30,7 +30,7 @@ def _metadata(needs: dict[str, Any] | None) -> dict[str, Any]:
 
 
 @hookimpl
-def optreg_add_optimizers(registry: Any) -> None:
+def optreg_add_optimizers(registry: PluginRegistry) -> None:
     """Register pytorch_optimizer's optimizers (nothing is imported)."""
     for name, attr in OPTIMIZERS.items():
         if ("optimizer", name) in NOT_REGISTERED:
@@ -45,7 +45,7 @@ def optreg_add_optimizers(registry: Any) -> None:
 
 
 @hookimpl
-def optreg_add_schedulers(registry: Any) -> None:
+def optreg_add_schedulers(registry: PluginRegistry) -> None:
     """Register pytorch_optimizer's LR schedulers (nothing is imported)."""
     for name, attr in SCHEDULERS.items():
         if ("scheduler", name) in NOT_REGISTERED:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optreg import hookimpl
+from optreg import PluginRegistry, hookimpl
 
 __all__ = ["METADATA", "OPTIMIZERS", "optreg_add_optimizers"]
 
@@ -53,7 +53,7 @@ _CONFORMANCE: dict[str, dict[str, Any]] = {
 
 
 @hookimpl
-def optreg_add_optimizers(registry: Any) -> None:
+def optreg_add_optimizers(registry: PluginRegistry) -> None:
     """Register the schedule-free optimizers (schedulefree is not imported)."""
     for name, (target, aliases, description) in OPTIMIZERS.items():
         metadata = dict(METADATA)

@@ -1,0 +1,58 @@
+"""``reduce_lr_on_plateau``: torch's ``ReduceLROnPlateau`` with every argument checked.
+
+Metric-driven: step it with the watched metric, ``scheduler.step(val_loss)``.
+"""
+
+from __future__ import annotations
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from optreg import _validate
+
+__all__ = ["get_reduce_on_plateau_schedule"]
+
+
+def get_reduce_on_plateau_schedule(
+    optimizer: Optimizer,
+    mode: str = "min",
+    factor: float = 0.1,
+    patience: int = 10,
+    threshold: float = 1e-4,
+    threshold_mode: str = "rel",
+    cooldown: int = 0,
+    min_lr: float | list[float] = 0.0,
+    eps: float = 1e-8,
+) -> ReduceLROnPlateau:
+    """torch's ``ReduceLROnPlateau`` with its arguments checked; step it with a metric.
+
+    Same defaults and semantics as ``torch.optim.lr_scheduler.ReduceLROnPlateau``;
+    the values are checked here so that every error shows the value given.
+
+    Raises:
+        TypeError: a number that is not a number.
+        ValueError: ``mode`` not min/max, ``threshold_mode`` not rel/abs, ``factor``
+            outside (0, 1), negative or non-integer ``patience`` / ``cooldown``, or a
+            negative / NaN ``threshold``, ``min_lr`` or ``eps``.
+    """
+    if mode not in ("min", "max"):
+        raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
+    if threshold_mode not in ("rel", "abs"):
+        raise ValueError(f"`threshold_mode` must be 'rel' or 'abs', got {threshold_mode!r}")
+    _validate.real("factor", factor, low=0, high=1, low_open=True, high_open=True)
+    _validate.count("patience", patience)
+    _validate.count("cooldown", cooldown)
+    lows = min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]
+    for arg, value in (("threshold", threshold), ("eps", eps), *(("min_lr", v) for v in lows)):
+        _validate.real(arg, value, low=0)
+    return ReduceLROnPlateau(
+        optimizer,
+        mode=mode,  # type: ignore[arg-type]
+        factor=factor,
+        patience=patience,
+        threshold=threshold,
+        threshold_mode=threshold_mode,  # type: ignore[arg-type]
+        cooldown=cooldown,
+        min_lr=min_lr,
+        eps=eps,
+    )
