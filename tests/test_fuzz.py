@@ -24,6 +24,8 @@ from torch.optim.lr_scheduler import LambdaLR
 
 import optreg
 from optreg import MissingDependencyError, OptregError, UnknownNameError
+from optreg._signature import step_scheduler
+from optreg.testing import needs
 
 FUZZ = settings(
     derandomize=True,
@@ -34,15 +36,6 @@ FUZZ = settings(
 
 OPTIMIZERS = optreg.list_optimizers()
 SCHEDULERS = optreg.list_schedulers()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one intra-op thread avoids oversubscription on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -232,21 +225,11 @@ def test_fuzz_scheduler_names(name: Any) -> None:
 # --------------------------------------------------------------------------- steps, kwargs
 
 
-def _needs_metric(scheduler: Any) -> bool:
-    import inspect
-
-    params = list(inspect.signature(scheduler.step).parameters.values())
-    return bool(params) and params[0].default is inspect.Parameter.empty
-
-
 def _probe(scheduler: Any, optimizer: Any, warmup: Any, total: Any) -> None:
     check_lrs(optimizer)
     for i in range(4):
         optimizer.step()
-        if _needs_metric(scheduler):
-            scheduler.step(1.0 / (i + 1))
-        else:
-            scheduler.step()
+        step_scheduler(scheduler, 1.0 / (i + 1))
         check_lrs(optimizer)
     if isinstance(scheduler, LambdaLR):
         points = {0, 1, 10**9}
@@ -338,11 +321,9 @@ def test_valid_schedules_keep_lr_finite_and_non_negative(
     name: str, warmup: int, extra: int
 ) -> None:
     """Plain valid step counts: every schedule builds (given its required extra) and stays sane."""
-    kwargs: dict[str, Any] = {
-        "cosine_with_min_lr": {"min_lr_rate": 0.1},
-        "cosine_warmup_with_min_lr": {"min_lr_rate": 0.1},
-        "warmup_stable_decay": {"num_decay_steps": min(2, extra)},
-    }.get(name, {})
+    kwargs: dict[str, Any] = dict(needs(optreg.schedulers[name]).get("kwargs") or {})
+    if name == "warmup_stable_decay":  # what the registration declares may not fit here
+        kwargs["num_decay_steps"] = min(2, extra)
     optimizer = _sgd()
     scheduler = optreg.get_scheduler(
         name,

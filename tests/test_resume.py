@@ -12,7 +12,6 @@ whose dependency is missing is skipped with the registry's reason.
 
 from __future__ import annotations
 
-import inspect
 import io
 import math
 import re
@@ -28,18 +27,20 @@ from torch import nn
 
 import optreg
 from optreg import MissingDependencyError
+from optreg._signature import needs_closure, step_scheduler
+from optreg.testing import needs
 
 N_BEFORE = 3  # steps before the checkpoint
 N_AFTER = 3  # steps after it
 WARMUP = 2
 TOTAL = N_BEFORE + N_AFTER
 
-#: Hyperparameters per optimizer name; every other name gets ``{"lr": 1e-2}``.
-#: Momentum is switched on where the optimizer has it, so that there is state to resume.
+#: Hyperparameters per optimizer name, over what its registration declares it needs
+#: (``optreg.testing.needs``: e.g. momentum for bnb's SGD8bit); every other name gets
+#: ``{"lr": 1e-2}``. Momentum is switched on where the optimizer has it, so that there
+#: is state to resume.
 OPT_KWARGS: dict[str, dict[str, Any]] = {
     "sgd": {"lr": 1e-2, "momentum": 0.9, "weight_decay": 0.01},
-    "sgd_8bit": {"lr": 1e-2, "momentum": 0.9},  # bnb: SGD without momentum unsupported
-    "lars_8bit": {"lr": 1e-2, "momentum": 0.9},  # bnb: LARS without momentum unsupported
     "rmsprop": {"lr": 1e-2, "momentum": 0.9},
     "lbfgs": {"lr": 0.5, "max_iter": 3, "history_size": 4},
     "adamw": {"lr": 1e-2, "weight_decay": 0.01},
@@ -49,11 +50,10 @@ OPT_KWARGS: dict[str, dict[str, Any]] = {
     "adafactor": {"lr": 1e-2, "relative_step": False, "scale_parameter": False, "beta1": 0.9},
 }
 
-#: Scheduler arguments beyond the step counts (all schedules get W and N).
+#: Scheduler arguments beyond the step counts (all schedules get W and N), over what the
+#: registration declares (``min_lr_rate`` for the min-lr cosines...).
 SCHED_KWARGS: dict[str, dict[str, Any]] = {
-    "cosine_with_min_lr": {"min_lr_rate": 0.1},
-    "cosine_warmup_with_min_lr": {"min_lr_rate": 0.1},
-    "warmup_stable_decay": {"num_decay_steps": 2},
+    "warmup_stable_decay": {"num_decay_steps": 2},  # fits in the TOTAL steps here
     "reduce_lr_on_plateau": {"patience": 0, "factor": 0.5},
     "greedy": {"patience": 0, "factor": 0.5, "min_lr": 1e-5, "smooth": True, "window_size": 3},
 }
@@ -78,15 +78,6 @@ EXPECTED_WARNINGS: list[tuple[str, type[Warning], str]] = [
 
 
 # --------------------------------------------------------------------------- names
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models: one intra-op thread is ~50x faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _names(kind: str) -> list[str]:
@@ -157,7 +148,7 @@ def make_task(opt_name: str) -> Task:
     """A fresh model with fixed initial weights and fixed data."""
     torch.manual_seed(1234)
     gen = torch.Generator().manual_seed(99)
-    if opt_name == "sparse_adam":
+    if _needs("optimizer", opt_name).get("sparse_grad"):
         model: nn.Module = SparseNet()
         inputs = torch.randint(0, 128, (16, 6), generator=gen)
         target = torch.randn(16, 6, 1, generator=gen)
@@ -165,8 +156,20 @@ def make_task(opt_name: str) -> Task:
     return Task(Net(), torch.randn(16, 64, generator=gen), torch.randn(16, 4, generator=gen))
 
 
+def _needs(kind: str, name: str) -> dict[str, Any]:
+    """What the name's registration says checking it needs (its conformance metadata)."""
+    registry = optreg.optimizers if kind == "optimizer" else optreg.schedulers
+    return needs(registry.resolve(name))
+
+
 def opt_kwargs(opt_name: str) -> dict[str, Any]:
-    return dict(OPT_KWARGS.get(opt_name, {"lr": 1e-2}))
+    declared = dict(_needs("optimizer", opt_name).get("kwargs") or {})
+    return {**declared, **OPT_KWARGS.get(opt_name, {"lr": 1e-2})}
+
+
+def sched_kwargs(sched_name: str) -> dict[str, Any]:
+    declared = dict(_needs("scheduler", sched_name).get("kwargs") or {})
+    return {**declared, **SCHED_KWARGS.get(sched_name, {})}
 
 
 def build(
@@ -182,14 +185,9 @@ def build(
         optimizer,
         num_warmup_steps=WARMUP,
         num_training_steps=TOTAL,
-        scheduler_specific_kwargs=SCHED_KWARGS.get(sched_name, {}),
+        scheduler_specific_kwargs=sched_kwargs(sched_name),
     )
     return optimizer, scheduler
-
-
-def _needs_metric(scheduler: Any) -> bool:
-    params = list(inspect.signature(scheduler.step).parameters.values())
-    return bool(params) and params[0].default is inspect.Parameter.empty
 
 
 def train_step(step: int, task: Task, optimizer: Any, scheduler: Any) -> list[float]:
@@ -201,15 +199,12 @@ def train_step(step: int, task: Task, optimizer: Any, scheduler: Any) -> list[fl
         loss.backward()
         return loss
 
-    if isinstance(optimizer, torch.optim.LBFGS):
+    if needs_closure(optimizer):
         optimizer.step(closure)
     else:
         closure()
         optimizer.step()
-    if _needs_metric(scheduler):
-        scheduler.step(METRICS[step])
-    else:
-        scheduler.step()
+    step_scheduler(scheduler, METRICS[step])
     lrs = [float(g["lr"]) for g in optimizer.param_groups]
     assert all(math.isfinite(lr) and lr >= 0 for lr in lrs), lrs
     return lrs

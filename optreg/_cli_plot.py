@@ -1,0 +1,203 @@
+"""``optreg plot`` and ``optreg compare``: the commands that build schedules or train.
+
+Both write a figure (matplotlib, imported only here) and take ``--kw KEY=VALUE``
+arguments, which :func:`_scoped` and :func:`_route` send to the right schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from optreg._errors import (
+    AmbiguousNameError,
+    MissingDependencyError,
+    OptregError,
+    UnknownNameError,
+    UsageError,
+)
+from optreg._signature import takes
+from optreg._table import one_line
+
+__all__ = ["cmd_compare", "cmd_plot"]
+
+
+def _scoped(registry: Any, kw: dict[str, Any], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Split ``NAME.KEY`` arguments by schedule: ``{canonical name: {KEY: value}}``.
+
+    Raises:
+        UsageError: NAME is not one of ``names``.
+    """
+    canonical = {registry.resolve(n).name for n in names}
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in kw.items():
+        scope, dot, attr = key.rpartition(".")
+        if not dot:
+            continue
+        try:
+            target = registry.resolve(scope.strip()).name
+        except (OptregError, ValueError, TypeError):
+            target = None
+        if target not in canonical:
+            raise UsageError(
+                f"--kw {key}: {scope!r} is not among the schedules given ({', '.join(names)})"
+            )
+        out.setdefault(target, {})[attr] = value
+    return out
+
+
+def _kw_dict(pairs: Sequence[tuple[str, Any]] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs or ():
+        if key in out:
+            raise UsageError(f"--kw {key} given twice ({out[key]!r} and {value!r})")
+        out[key] = value
+    return out
+
+
+# -- plot -------------------------------------------------------------------
+
+
+def _output_path(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        raise UsageError(f"-o {text!r} is a directory; give a file name like lr.png")
+    if not path.parent.is_dir():
+        raise UsageError(f"-o {text!r}: directory {str(path.parent)!r} does not exist")
+    return path
+
+
+def _route(factories: dict[str, Any], key: str) -> list[str]:
+    """The schedules an unscoped ``--kw KEY`` goes to: those naming KEY in their
+    signature, else those taking ``**kwargs``."""
+    named = [n for n, f in factories.items() if takes(f, key) == "named"]
+    return named or [n for n, f in factories.items() if takes(f, key) == "var"]
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """``optreg plot``: learning-rate curves of schedules, on one labelled axis."""
+    from optreg._plot import lr_curve, require_matplotlib, save_lr_figure
+    from optreg._registry import schedulers
+
+    require_matplotlib()
+    path = _output_path(args.output)
+    if args.num_training_steps is None:
+        raise UsageError("--num-training-steps is required (it sets how many steps are plotted)")
+    kw = _kw_dict(args.kw)
+    factories = {name: schedulers.load(name) for name in args.names}
+    scoped = _scoped(schedulers, kw, args.names)
+    common = {k: v for k, v in kw.items() if "." not in k}
+    routes = {key: _route(factories, key) for key in common}
+    for key, takers in routes.items():
+        if not takers:
+            raise UsageError(f"--kw {key}: no schedule among {', '.join(args.names)} takes {key!r}")
+    curves = []
+    for name in factories:
+        mine = {k: v for k, v in common.items() if name in routes[k]}
+        mine.update(scoped.get(schedulers.resolve(name).name, {}))
+        try:
+            curves.append(
+                lr_curve(
+                    name,
+                    lr=args.lr,
+                    num_warmup_steps=args.num_warmup_steps,
+                    num_training_steps=args.num_training_steps,
+                    kwargs=mine,
+                )
+            )
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"scheduler {name!r}: {e}") from e
+    title = f"lr {args.lr:g}, {args.num_training_steps} steps"
+    if args.num_warmup_steps is not None:
+        title += f", {args.num_warmup_steps} warmup"
+    save_lr_figure(curves, path, title=title, log_y=args.log_y)
+    print(f"saved {path} ({len(curves)} schedule{'s' if len(curves) > 1 else ''})")
+    return 0
+
+
+# -- compare ----------------------------------------------------------------
+
+
+def _train_all(
+    task: Any, names: Sequence[str], args: argparse.Namespace, kw: dict[str, Any]
+) -> list[Any]:
+    from optreg import _compare
+
+    # build everything once before training, so that a usage mistake fails fast
+    for name in names:
+        try:
+            _compare.build(
+                name,
+                _compare.make_student(task),
+                lr=args.lr,
+                scheduler=args.scheduler,
+                num_warmup_steps=args.num_warmup_steps,
+                num_training_steps=args.steps,
+                scheduler_kwargs=kw,
+            )
+        except (UnknownNameError, AmbiguousNameError, MissingDependencyError):
+            raise
+        except (ValueError, TypeError) as e:
+            what = f"optimizer {name!r}"
+            if args.scheduler is not None:
+                what += f" with scheduler {args.scheduler!r}"
+            raise UsageError(f"{what}: {e}") from e
+    results = []
+    for name in names:
+        try:
+            result = _compare.train(
+                name,
+                task,
+                steps=args.steps,
+                lr=args.lr,
+                scheduler=args.scheduler,
+                num_warmup_steps=args.num_warmup_steps,
+                scheduler_kwargs=kw,
+                progress=args.progress,
+            )
+        except Exception as e:  # a run that fails is reported in the table
+            result = _compare.RunResult(optimizer=name, error=one_line(f"{type(e).__name__}: {e}"))
+        results.append(result)
+    return results
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``optreg compare``: train the built-in task with each optimizer; table and plot."""
+    import torch
+
+    from optreg import _compare
+    from optreg._plot import require_matplotlib, save_loss_figure
+
+    require_matplotlib()
+    path = _output_path(args.output)
+    names = list(dict.fromkeys(args.optimizers))
+    kw = _kw_dict(args.kw)
+    if kw and args.scheduler is None:
+        raise UsageError("--kw sets schedule arguments and needs --scheduler")
+    if kw:
+        from optreg._registry import schedulers
+
+        scoped = _scoped(schedulers, kw, [args.scheduler])
+        kw = {k: v for k, v in kw.items() if "." not in k}
+        kw.update(*scoped.values())
+    # the task is tiny: one thread is faster than several fighting over a busy machine,
+    # and it keeps the numbers the same from one machine to the next
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        task = _compare.make_task(args.seed)
+        results = _train_all(task, names, args, kw)
+    finally:
+        torch.set_num_threads(threads)
+    lr = "each optimizer's default lr" if args.lr is None else f"lr {args.lr:g}"
+    schedule = f"scheduler {args.scheduler}" if args.scheduler else "no scheduler"
+    print(task.describe())
+    print(f"{args.steps} steps, {lr}, {schedule}, torch {torch.__version__}, 1 thread")
+    print()
+    print(_compare.format_table(results))
+    curves = {r.optimizer: r.losses for r in results if r.error is None}
+    save_loss_figure(curves, path, title=f"{args.steps} steps, {lr}, {schedule}, seed {args.seed}")
+    print(f"\nloss curves saved to {path}")
+    return 1 if any(r.error for r in results) else 0
