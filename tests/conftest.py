@@ -26,6 +26,12 @@ def fresh_registry() -> Iterator[None]:
     _discovery.reset()
 
 
+@pytest.fixture
+def out_png(tmp_path: Path) -> str:
+    """A PNG path the optreg command may write (its directory exists)."""
+    return str(tmp_path / "x.png")
+
+
 MakeDist = Callable[..., Path]
 
 

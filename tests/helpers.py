@@ -1,0 +1,103 @@
+"""Helpers shared by several test modules."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+        self.fc = nn.Linear(4, 4)
+        self.norm = nn.LayerNorm(4)
+        self.head = nn.Linear(4, 2, bias=False)
+        self.scale = nn.Parameter(torch.ones(4))
+        self.frozen = nn.Parameter(torch.ones(2, 2), requires_grad=False)
+
+
+def sgd(*lrs: float, default: float | None = None) -> torch.optim.SGD:
+    """SGD over one scalar parameter per lr (one param group each)."""
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in lrs or (1.0,)]
+    return torch.optim.SGD(groups, lr=groups[0]["lr"] if default is None else default)
+
+
+def save_load(obj: Any) -> Any:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk; fails the test on anything else."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG: {data[:8]!r}"
+    length, chunk = struct.unpack(">I4s", data[8:16])
+    assert chunk == b"IHDR"
+    assert length == 13
+    width, height = struct.unpack(">II", data[16:24])
+    assert data[-8:-4] == b"IEND", f"{path} is truncated"
+    return width, height
+
+
+def console_script() -> str:
+    """The ``optreg`` script installed next to this interpreter."""
+    here = Path(sys.executable).parent
+    found = shutil.which("optreg", path=str(here)) or shutil.which("optreg")
+    assert found, f"the optreg console script is not installed next to {sys.executable}"
+    return found
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTREG_")}
+    env.update(extra)
+    return env
+
+
+def run(
+    args: list[str], *, module: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-W", "error", "-m", "optreg"] if module else [console_script()]
+    return subprocess.run(
+        cmd + args, capture_output=True, text=True, env=env or clean_env(), timeout=300
+    )
+
+
+def one_error_line(stderr: str) -> str:
+    """The single line of an error report (and no traceback)."""
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {stderr!r}"
+    return lines[0]
+
+
+def table_rows(out: str) -> dict[str, list[str]]:
+    """Rows of the ``compare`` table keyed by optimizer."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("optimizer  "))
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.strip():
+            break
+        cells = line.split()
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+STEPS = ["--num-warmup-steps", "2", "--num-training-steps", "10"]
+
+
+def plateau(optimizer: Any, **kwargs: Any) -> ReduceLROnPlateau:
+    return ReduceLROnPlateau(optimizer, **kwargs)

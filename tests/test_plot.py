@@ -1,0 +1,40 @@
+"""optreg._plot: learning-rate curves (exact values, metric-driven schedules) and figures."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from helpers import plateau
+
+import optreg
+from optreg import _plot
+
+if TYPE_CHECKING:
+    pass
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def test_lr_curve_linear_matches_formula(fresh_registry: None) -> None:
+    w, t, lr = 4, 20, 0.5
+    curve = _plot.lr_curve("linear", lr=lr, num_warmup_steps=w, num_training_steps=t)
+    expected = [lr * (s / w if s < w else max(0.0, (t - s) / (t - w))) for s in range(t)]
+    assert curve.lrs == pytest.approx(expected, rel=1e-12, abs=0)
+    assert curve.label == "linear"
+    assert not curve.metric_driven
+
+
+def test_lr_curve_metric_driven_gets_synthetic_plateau(fresh_registry: None) -> None:
+    optreg.register_scheduler("cli_plateau", plateau)
+    curve = _plot.lr_curve("cli_plateau", lr=1.0, num_warmup_steps=None, num_training_steps=100)
+    assert curve.metric_driven
+    assert curve.label == "cli_plateau (fed a synthetic plateauing loss)"
+    # the loss falls until step 50, then stays at 0.1: ReduceLROnPlateau (patience 10,
+    # factor 0.1) cuts the lr after 11 bad steps, i.e. after steps 61, 72, 83 and 94
+    expected = [1.0] * 62 + [0.1] * 11 + [0.01] * 11 + [1e-3] * 11 + [1e-4] * 5
+    assert curve.lrs == pytest.approx(expected, rel=1e-9)
+    assert [_plot.synthetic_loss(s, 100) for s in (0, 25, 50, 99)] == pytest.approx(
+        [1.0, 0.325, 0.1, 0.1]
+    )
