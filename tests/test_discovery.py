@@ -1,4 +1,5 @@
-"""Discovery against real installed distributions (``*.dist-info`` on sys.path)."""
+"""Discovery against real installed distributions (``*.dist-info`` on sys.path): the scan,
+the autoload controls, lazy targets, and broken plugins contained and reported."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
+from conftest import MakeDist, ScanCounter
 
 import optreg
 from optreg import AmbiguousNameError, OptregPluginWarning, PluginLoadError, _discovery
+from optreg._discovery import PluginProblem
 
 if TYPE_CHECKING:
     from conftest import MakeDist, ScanCounter
@@ -262,28 +265,6 @@ def test_autoload_controls(
     assert names & {"one", "two", "adamw"} == expected
 
 
-def test_disable_autoload_imports_no_third_party_module(make_dist: MakeDist) -> None:
-    site = make_dist(
-        "acme-hooks",
-        entry_points={"optreg": {"a": "acme_hooks_mod"}},
-        modules={"acme_hooks_mod": HOOKS},
-    )
-    code = (
-        "import json, sys, optreg; names = optreg.list_optimizers(); "
-        "print(json.dumps(['acme_hooks_mod' in sys.modules, 'hooked_sgd' in names]))"
-    )
-    env = {**os.environ, "PYTHONPATH": str(site), "OPTREG_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert json.loads(out.stdout) == [False, False]
-    env.pop("OPTREG_DISABLE_PLUGIN_AUTOLOAD")
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert json.loads(out.stdout) == [True, True]
-
-
 def test_discovery_runs_once_across_threads(scans: ScanCounter) -> None:
     before = scans.count
     barrier = threading.Barrier(16)
@@ -313,3 +294,403 @@ def test_builtins_come_from_optreg_entry_points(fresh_registry: None) -> None:
     assert entry.provider == "optreg"
     assert entry.entry_point is not None and entry.entry_point.startswith("optreg: ")
     assert Path(optreg.__file__).parent.name == "optreg"
+
+
+# --------------------------------------------------------- plugin safety
+
+
+# A third-party distribution with every kind of entry point. Its target module
+# raises when imported, so any import of a target shows up as an error.
+ACME_EPS = {
+    "optreg": {"acme": "acme_hooks"},
+    "optreg.optimizers": {"acme_opt": "acme_target:Opt"},
+    "optreg.schedulers": {"acme_sched": "acme_target:make_schedule"},
+}
+ACME_MODULES = {
+    "acme_hooks": """
+        from optreg import hookimpl
+
+        @hookimpl
+        def optreg_add_optimizers(registry):
+            registry.register("acme_lazy", "acme_target:Opt", description="lazy")
+    """,
+    "acme_target": """
+        raise RuntimeError("acme_target must never be imported by listing")
+    """,
+}
+
+
+def _run(script: str, site: Path, **env: str) -> dict[str, Any]:
+    """Run ``script`` in a fresh interpreter (``-W error``) with ``site`` on the path."""
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith("OPTREG_") and k != "PYTHONWARNINGS"
+    }
+    full_env["PYTHONPATH"] = os.pathsep.join([str(site), full_env.get("PYTHONPATH", "")])
+    full_env.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+_PROBE = """
+import json, os, sys
+import torch
+before = set(sys.modules)
+import optreg
+p = torch.nn.Parameter(torch.zeros(2))
+opt = optreg.get_optimizer("adamw", [p], lr=0.1)
+sched = optreg.get_scheduler("linear", opt, num_warmup_steps=1, num_training_steps=3)
+out = {
+    "optimizers": optreg.list_optimizers(),
+    "schedulers": optreg.list_schedulers(),
+    "problems": [str(x) for x in optreg._discovery.problems()],
+    "acme": sorted(m for m in sys.modules if m.startswith("acme")),
+    "optional": sorted(
+        m for m in ("bitsandbytes", "matplotlib", "tqdm") if m in set(sys.modules) - before
+    ),
+}
+# every module any installed third-party distribution names in an optreg entry point
+import importlib_metadata
+tops = {}
+for group in ("optreg", "optreg.optimizers", "optreg.schedulers"):
+    for ep in importlib_metadata.entry_points(group=group):
+        dist = (ep.dist.name if ep.dist else "?").lower()
+        if dist != "optreg":
+            tops[ep.value.partition(":")[0].split(".")[0].strip()] = dist
+out["plugin_dists"] = sorted(set(tops.values()))
+out["plugin_modules"] = sorted(m for m in sys.modules if m.partition(".")[0] in tops)
+site = os.environ["PYTHONPATH"].split(os.pathsep)[0]
+out["from_site"] = sorted(
+    name for name, m in list(sys.modules.items())
+    if (getattr(m, "__file__", None) or "").startswith(site)
+)
+print(json.dumps(out))
+"""
+
+
+def test_disable_autoload_imports_no_third_party_module(make_dist: MakeDist) -> None:
+    site = make_dist("acme-plugin", entry_points=ACME_EPS, modules=ACME_MODULES)
+    out = _run(_PROBE, site, OPTREG_DISABLE_PLUGIN_AUTOLOAD="1")
+    assert out["acme"] == []
+    assert out["problems"] == []
+    for name in ("acme_opt", "acme_lazy"):
+        assert name not in out["optimizers"]
+    assert "acme_sched" not in out["schedulers"]
+    assert "adamw" in out["optimizers"]
+    assert out["optional"] == []
+    # no module of any third-party optreg plugin installed here (the throwaway one and
+    # whatever else declares optreg entry points), nothing from the throwaway site dir
+    assert "acme-plugin" in out["plugin_dists"]
+    assert out["plugin_modules"] == []
+    assert out["from_site"] == []
+
+
+def test_autoload_control_the_same_probe_sees_the_plugin(make_dist: MakeDist) -> None:
+    """Without the switch the hook module is imported (so the test above can fail),
+    but the target module still is not: listing never imports a target."""
+    site = make_dist("acme-plugin", entry_points=ACME_EPS, modules=ACME_MODULES)
+    out = _run(_PROBE, site)
+    assert out["acme"] == ["acme_hooks"]
+    assert out["plugin_modules"] != []
+    assert out["from_site"] == ["acme_hooks"]
+    assert {"acme_opt", "acme_lazy"} <= set(out["optimizers"])
+    assert "acme_sched" in out["schedulers"]
+    assert out["problems"] == []
+
+
+def test_block_plugins_skips_the_distribution(make_dist: MakeDist) -> None:
+    site = make_dist("acme-plugin", entry_points=ACME_EPS, modules=ACME_MODULES)
+    out = _run(_PROBE, site, OPTREG_BLOCK_PLUGINS="acme_plugin")
+    assert out["acme"] == []
+    assert "acme_opt" not in out["optimizers"]
+
+
+_LISTING_PROBE = """
+import contextlib, io, json, sys
+import optreg
+optreg.list_optimizers()  # discovery: imports the hook-plugin modules only
+after_discovery = set(sys.modules)
+names = optreg.list_optimizers() + optreg.list_schedulers()
+for reg in (optreg.optimizers, optreg.schedulers):
+    for entry in reg.entries():
+        reg.status(entry)
+    len(reg), list(reg), "acme_opt" in reg
+    for name in reg:
+        reg[name]
+from optreg import cli
+with contextlib.redirect_stdout(io.StringIO()) as buf:
+    rc = cli.main(["list"])
+print(json.dumps({
+    "rc": rc,
+    "listed": buf.getvalue(),
+    "imported": sorted(
+        m for m in set(sys.modules) - after_discovery
+        if m.partition(".")[0] not in sys.stdlib_module_names
+        and m not in ("optreg.cli", "optreg.__main__")
+    ),
+    "bnb": "bitsandbytes" in sys.modules,
+    "acme": sorted(m for m in sys.modules if m.startswith("acme")),
+}))
+"""
+
+
+def test_listing_never_imports_an_entry_point_target(make_dist: MakeDist) -> None:
+    """`optreg list`, status(), iteration and lookup import no target, builtin or third-party."""
+    site = make_dist("acme-plugin", entry_points=ACME_EPS, modules=ACME_MODULES)
+    out = _run(_LISTING_PROBE, site)
+    assert out["rc"] == 0
+    assert "acme_opt" in out["listed"]
+    assert "acme_lazy" in out["listed"]
+    assert out["acme"] == ["acme_hooks"]
+    assert out["bnb"] is False
+    # the CLI may import its own helpers; no optimizer / scheduler target module
+    # (reading a plugin's version parses its METADATA with importlib_metadata's helpers)
+    assert [
+        m for m in out["imported"] if not m.startswith(("optreg.", "importlib_metadata."))
+    ] == [], out["imported"]
+
+
+def test_listing_in_process_keeps_targets_unimported(make_dist: MakeDist) -> None:
+    make_dist("acme-plugin", entry_points=ACME_EPS, modules=ACME_MODULES)
+    assert {"acme_opt", "acme_lazy"} <= set(optreg.list_optimizers())
+    entry = optreg.optimizers.resolve("acme_opt")
+    assert optreg.optimizers.status(entry) == (True, None)
+    assert "acme_target" not in sys.modules
+    assert "acme_hooks" in sys.modules
+
+
+# --------------------------------------------------------------------------- broken plugins
+
+
+def test_plugin_raising_at_import_is_reported_and_contained(make_dist: MakeDist) -> None:
+    make_dist(
+        "broken-hooks",
+        entry_points={"optreg": {"broken": "broken_hooks"}},
+        modules={"broken_hooks": "raise RuntimeError('boom at import')"},
+    )
+    make_dist(
+        "good-hooks",
+        entry_points={"optreg": {"good": "good_hooks"}},
+        modules={
+            "good_hooks": """
+                import torch
+                from optreg import hookimpl
+
+                @hookimpl
+                def optreg_add_optimizers(registry):
+                    registry.register("good_sgd", torch.optim.SGD)
+            """
+        },
+    )
+    problems = _discovery.problems()
+    assert len(problems) == 1
+    (problem,) = problems
+    assert isinstance(problem, PluginProblem)
+    assert problem.dist == "broken_hooks"
+    assert "broken = broken_hooks" in problem.entry_point
+    assert problem.error == "RuntimeError: boom at import"
+    assert "broken_hooks" in str(problem)
+    assert "boom at import" in str(problem)
+    # everyone else is unaffected
+    p = torch.nn.Parameter(torch.ones(2))
+    assert isinstance(optreg.get_optimizer("good_sgd", [p], lr=0.1), torch.optim.SGD)
+    assert isinstance(optreg.get_optimizer("adamw", [p], lr=0.1), torch.optim.AdamW)
+
+
+@pytest.mark.parametrize(
+    ("source", "cause", "message"),
+    [
+        ("raise RuntimeError('boom at import')", RuntimeError, "boom at import"),
+        ("import not_a_module_anywhere_xyz", ModuleNotFoundError, "not_a_module_anywhere_xyz"),
+        ("def broken(:\n    pass", SyntaxError, "broken_target"),
+        ("Opt = None\ndel Opt", AttributeError, "Opt"),
+    ],
+    ids=["raises", "missing-import", "syntax-error", "missing-attr"],
+)
+def test_target_failing_to_load_raises_plugin_load_error(
+    make_dist: MakeDist, source: str, cause: type[BaseException], message: str
+) -> None:
+    make_dist(
+        "broken-target",
+        entry_points={"optreg.optimizers": {"boomopt": "broken_target:Opt"}},
+        modules={"broken_target": source},
+    )
+    assert "boomopt" in optreg.list_optimizers()  # listed: nothing imported yet
+    p = torch.nn.Parameter(torch.ones(2))
+    for _ in range(2):  # a failure is not cached as a success; the second call fails alike
+        with pytest.raises(optreg.PluginLoadError) as info:
+            optreg.get_optimizer("boomopt", [p], lr=0.1)
+        err = info.value
+        assert isinstance(err, ImportError)
+        text = str(err)
+        assert "boomopt" in text
+        assert "broken_target" in text  # the distribution
+        assert "boomopt = broken_target:Opt" in text  # the entry point
+        assert isinstance(err.__cause__, cause)
+        assert message in text
+    available, reason = optreg.optimizers.status(optreg.optimizers.resolve("boomopt"))
+    assert available is False
+    assert reason is not None
+    assert "broken_target" in reason
+    assert isinstance(optreg.get_optimizer("sgd", [p], lr=0.1), torch.optim.SGD)
+    sys.modules.pop("broken_target", None)
+
+
+def test_hook_raising_is_reported_and_other_plugins_keep_their_names(make_dist: MakeDist) -> None:
+    make_dist(
+        "bad-hook",
+        entry_points={"optreg": {"bad": "bad_hook"}},
+        modules={
+            "bad_hook": """
+                import torch
+                from optreg import hookimpl
+
+                @hookimpl
+                def optreg_add_optimizers(registry):
+                    registry.register("bad_first", torch.optim.SGD)
+                    raise ValueError("hook exploded")
+
+                @hookimpl
+                def optreg_add_schedulers(registry):
+                    registry.register("a:b", "x:y")  # malformed name: ValueError
+            """
+        },
+    )
+    make_dist(
+        "fine-hook",
+        entry_points={"optreg": {"fine": "fine_hook"}},
+        modules={
+            "fine_hook": """
+                import torch
+                from optreg import hookimpl
+
+                @hookimpl
+                def optreg_add_optimizers(registry):
+                    registry.register("fine_sgd", torch.optim.SGD)
+            """
+        },
+    )
+    names = optreg.list_optimizers()
+    assert "fine_sgd" in names
+    assert "adamw" in names
+    problems = {p.entry_point: p for p in _discovery.problems()}
+    assert len(problems) == 2, problems
+    add_opt = next(p for k, p in problems.items() if "optreg_add_optimizers" in k)
+    add_sched = next(p for k, p in problems.items() if "optreg_add_schedulers" in k)
+    assert add_opt.dist == add_sched.dist == "bad_hook"
+    assert add_opt.error == "ValueError: hook exploded"
+    assert add_sched.error.startswith("ValueError:")
+    assert "'a:b'" in add_sched.error
+    assert "linear" in optreg.list_schedulers()
+
+
+def test_construction_error_propagates_unchanged_and_registry_stays_usable(
+    make_dist: MakeDist,
+) -> None:
+    make_dist(
+        "ctor-fail",
+        entry_points={"optreg.optimizers": {"ctor_fail": "ctor_fail_mod:Opt"}},
+        modules={
+            "ctor_fail_mod": """
+                calls = []
+
+                class Opt:
+                    def __init__(self, params, lr=0.1):
+                        calls.append(lr)
+                        raise RuntimeError(f"cannot build with lr={lr}")
+            """
+        },
+    )
+    p = torch.nn.Parameter(torch.ones(2))
+    for lr in (0.1, 0.2):
+        with pytest.raises(RuntimeError, match=rf"^cannot build with lr={lr}$"):
+            optreg.get_optimizer("ctor_fail", [p], lr=lr)
+    assert sys.modules["ctor_fail_mod"].calls == [0.1, 0.2]
+    assert _discovery.problems() == []  # a caller's failed build is not a broken plugin
+    assert isinstance(optreg.get_optimizer("adamw", [p], lr=0.1), torch.optim.AdamW)
+
+
+NOTIFY_HOOKS = """
+    from optreg import hookimpl
+
+    @hookimpl
+    def optreg_prepare_optimizer(name, param_groups, kwargs):
+        raise RuntimeError("prepare failed")
+
+    @hookimpl
+    def optreg_optimizer_created(name, optimizer):
+        raise RuntimeError("optimizer notification failed")
+
+    @hookimpl
+    def optreg_scheduler_created(name, scheduler):
+        raise RuntimeError("scheduler notification failed")
+"""
+
+
+def test_notification_hooks_that_raise_warn_and_are_skipped(make_dist: MakeDist) -> None:
+    make_dist(
+        "noisy-plugin",
+        entry_points={"optreg": {"noisy": "noisy_plugin"}},
+        modules={"noisy_plugin": NOTIFY_HOOKS},
+    )
+    p = torch.nn.Parameter(torch.ones(2))
+    with pytest.warns(OptregPluginWarning) as record:
+        opt = optreg.get_optimizer("sgd", [p], lr=0.1)
+    assert isinstance(opt, torch.optim.SGD)
+    assert opt.param_groups[0]["lr"] == 0.1
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 2, messages
+    for msg, what in zip(
+        messages, ("prepare failed", "optimizer notification failed"), strict=True
+    ):
+        assert "noisy_plugin" in msg
+        assert what in msg
+        assert "RuntimeError" in msg
+    with pytest.warns(OptregPluginWarning, match="scheduler notification failed") as record:
+        sched = optreg.get_scheduler("constant", opt)
+    assert len(record) == 1
+    assert sched.get_last_lr() == [0.1]
+    errors = sorted(p.error for p in _discovery.problems())
+    assert errors == [
+        "RuntimeError: optimizer notification failed",
+        "RuntimeError: prepare failed",
+        "RuntimeError: scheduler notification failed",
+    ]
+
+
+def test_hook_using_the_public_api_during_discovery(
+    scans: ScanCounter, make_dist: MakeDist
+) -> None:
+    """A hook that reads the registry while discovery runs must not recurse or rescan."""
+    make_dist(
+        "curious-plugin",
+        entry_points={"optreg": {"curious": "curious_plugin"}},
+        modules={
+            "curious_plugin": """
+                import torch
+                import optreg
+                from optreg import hookimpl
+
+                seen = []
+
+                @hookimpl
+                def optreg_add_optimizers(registry):
+                    seen.append(sorted(registry))
+                    if "sgd" in registry:
+                        registry.register("curious_sgd", torch.optim.SGD)
+            """
+        },
+    )
+    before = scans.count
+    names = optreg.list_optimizers()
+    assert scans.count == before + 1
+    assert _discovery.problems() == []
+    assert sys.modules["curious_plugin"].seen  # the hook ran once
+    assert len(sys.modules["curious_plugin"].seen) == 1
+    assert "adamw" in names
