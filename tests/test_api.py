@@ -142,21 +142,3 @@ def test_scheduler_specific_kwargs_merge() -> None:
         opt.step()
         sched.step()
     assert sched.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # full cycle: back down at p=0.5
-
-
-def test_info() -> None:
-    info = optreg.optimizer_info("AdamW_Torch")
-    assert info.name == "adamw"
-    assert "adamw_torch" in info.aliases
-    assert info.provider == "optreg"
-    assert info.available is True and info.reason is None
-    assert info.signature is not None and "lr" in info.signature
-    assert info.qualified_name == "optreg:adamw"
-    sinfo = optreg.scheduler_info("linear")
-    assert set(sinfo.required_args) == {"num_warmup_steps", "num_training_steps"}
-
-
-def test_runtime_info_provider() -> None:
-    optreg.register_optimizer("mine", "torch.optim:SGD", description="mine")
-    assert optreg.optimizer_info("mine").provider == "(registered at run time)"
-    assert optreg.optimizer_info("mine").description == "mine"

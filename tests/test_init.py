@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import optreg
 
@@ -65,3 +67,62 @@ def test_every_module_imports_cleanly_without_optional_dependencies() -> None:
     seen = _modules_after(code)
     assert not seen["bitsandbytes"], "a module imports bitsandbytes at import time"
     assert not seen["matplotlib"], "a module imports matplotlib at import time"
+
+
+def _module_imports(path: Path, module: str) -> set[str]:
+    """The optreg modules ``module`` imports at module level (not inside functions)."""
+    tree = ast.parse(path.read_text())
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    nodes = list(tree.body)
+    for stmt in tree.body:  # `if TYPE_CHECKING:` imports count: mypy follows them
+        if isinstance(stmt, ast.If):
+            nodes.extend(stmt.body)
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("optreg")}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            if base.startswith("optreg"):
+                found.add(base)
+                found |= {f"{base}.{a.name}" for a in node.names}
+    return found
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    """Module-level imports between optreg's modules form no cycle (a package's
+    __init__ importing its own submodules, as optreg.testing does, is not one)."""
+    root = Path(optreg.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph = {
+        name: {m for m in _module_imports(path, name) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+    # importing optreg.x.y runs optreg.x first: a submodule depending on its own package
+    # __init__ is the normal parent -> child relation, not a cycle
+    for name, deps in graph.items():
+        deps -= {p for p in deps if name.startswith(p + ".")}
+
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                cycle = [*path[path.index(dep) :], dep] if dep in path else [node, dep]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert "optreg._discovery" in graph["optreg._api"]  # the graph is really read

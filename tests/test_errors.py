@@ -1,0 +1,65 @@
+"""optreg._errors: every error and warning optreg raises lives here and is exported."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import optreg
+from optreg import _errors
+
+
+def test_every_class_is_exported_and_documented_in_the_tree() -> None:
+    classes = {
+        name
+        for name, obj in vars(_errors).items()
+        if inspect.isclass(obj) and obj.__module__ == _errors.__name__
+    }
+    assert classes == set(_errors.__all__) - {"close_matches"}
+    assert classes <= set(optreg.__all__)
+    doc = _errors.__doc__ or ""
+    for name in classes:
+        assert name in doc, f"{name} missing from the tree in optreg._errors' docstring"
+
+
+@pytest.mark.parametrize(
+    ("cls", "bases"),
+    [
+        (optreg.UnknownNameError, (optreg.OptregError, KeyError, ValueError)),
+        (optreg.DuplicateNameError, (optreg.OptregError, ValueError)),
+        (optreg.AmbiguousNameError, (optreg.OptregError, ValueError)),
+        (optreg.PluginLoadError, (optreg.OptregError, ImportError)),
+        (optreg.MissingDependencyError, (optreg.OptregError, ImportError)),
+        (optreg.UsageError, (optreg.OptregError,)),
+        (optreg.OptregPluginWarning, (UserWarning,)),
+        (optreg.PagedFallbackWarning, (UserWarning,)),
+    ],
+)
+def test_hierarchy(cls: type, bases: tuple[type, ...]) -> None:
+    assert all(issubclass(cls, b) for b in bases)
+
+
+def test_no_error_or_warning_class_outside_the_errors_module() -> None:
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(optreg.__path__, "optreg."):
+        if info.name in ("optreg.__main__", "optreg._errors"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, (Exception, Warning))
+                and obj.__module__ == info.name
+            ):
+                raise AssertionError(f"{info.name}.{name} belongs in optreg._errors")
+
+
+def test_unknown_name_error_reads_well() -> None:
+    error = optreg.UnknownNameError("optimizer", "adamx", ["adamw", "adam", "sgd"])
+    assert (
+        str(error)
+        == "unknown optimizer 'adamx'; did you mean 'adam' or 'adamw'? (see `optreg list optimizers`)"
+    )
