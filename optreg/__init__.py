@@ -88,12 +88,9 @@ def __getattr__(name: str) -> Any:
     elif name == "PluginRegistry":
         from optreg.hookspecs import PluginRegistry as value
     elif name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from optreg._entry import optreg_version
 
-        try:
-            value = version("optreg")
-        except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-            value = "0+unknown"
+        value = optreg_version()
     else:
         raise AttributeError(f"module 'optreg' has no attribute {name!r}")
     globals()[name] = value

@@ -7,6 +7,7 @@ requirements and metadata are normalised and checked the same way.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ __all__ = [
     "make_entry",
     "normalize_dist",
     "normalize_name",
+    "optreg_version",
     "split_qualified",
 ]
 
@@ -140,11 +142,7 @@ class Entry:
     def version(self) -> str | None:
         """Version of the providing distribution, if known (optreg's own for builtins)."""
         if self.dist is None:
-            if self.source == "builtin":
-                import optreg
-
-                return str(optreg.__version__)
-            return None
+            return optreg_version() if self.source == "builtin" else None
         try:
             return str(self.dist.version)
         except Exception:  # pragma: no cover - a corrupt METADATA file
@@ -169,6 +167,17 @@ class EntryInfo:
     doc: str
     metadata: Mapping[str, Any]
     qualified_name: str
+
+
+@functools.cache
+def optreg_version() -> str:
+    """optreg's own version: from its install metadata, ``"0+unknown"`` in a bare source tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("optreg")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def make_entry(

@@ -1,0 +1,67 @@
+"""`optreg list` against `python -c "import torch"`, side by side in one run.
+
+Both commands run as fresh processes, interleaved (list, torch, list, torch, ...) so
+that the machine's load affects both alike. Prints the median wall time of each and
+their ratio (target: `optreg list` at most 0.3x of `import torch`), and checks that the
+listing process imported neither torch nor any builtin implementation module.
+
+    python benchmarks/bench_list.py [--runs 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+LIST = """
+import contextlib, io, json, sys
+from optreg import cli
+with contextlib.redirect_stdout(io.StringIO()):
+    rc = cli.main(["list"])
+heavy = sorted(m for m in sys.modules if m.partition(".")[0] in ("torch", "bitsandbytes")
+               or (m.startswith("optreg.builtin.")))
+print(json.dumps({"rc": rc, "heavy": heavy}), file=sys.stderr)
+"""
+
+
+def _time(argv: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, out.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args()
+    # an installed wheel is byte-compiled; a checkout under PYTHONDONTWRITEBYTECODE=1 is not
+    spec = importlib.util.find_spec("optreg")
+    if spec and spec.submodule_search_locations:
+        compileall.compile_dir(next(iter(spec.submodule_search_locations)), quiet=1)
+    list_cmd = [sys.executable, "-c", LIST]
+    torch_cmd = [sys.executable, "-c", "import torch"]
+    _time(list_cmd), _time(torch_cmd)  # warm the file cache for both
+    lists: list[float] = []
+    torches: list[float] = []
+    report = ""
+    for _ in range(args.runs):
+        seconds, report = _time(list_cmd)
+        lists.append(seconds)
+        torches.append(_time(torch_cmd)[0])
+    facts = json.loads(report.strip().splitlines()[-1])
+    t_list, t_torch = statistics.median(lists), statistics.median(torches)
+    print(f"runs: {args.runs} each, interleaved")
+    print(f"optreg list           median {1000 * t_list:8.1f} ms")
+    print(f'python -c "import torch" median {1000 * t_torch:8.1f} ms')
+    print(f"ratio list / import torch: {t_list / t_torch:.3f}x (target <= 0.3x)")
+    print(f"exit status {facts['rc']}; heavy modules imported by list: {facts['heavy'] or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
