@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from optreg import _signature, _validate
+from optreg import _loading, _signature, _validate
 from optreg._discovery import call_hook
 from optreg._entry import Entry, EntryInfo
 from optreg._registry import optimizers, schedulers
@@ -105,6 +105,8 @@ def get_optimizer(
         TypeError: a keyword the optimizer does not accept, or bad ``params``.
         ValueError: an invalid hyperparameter value or an empty parameter list.
     """
+    import torch
+
     from optreg.params import param_groups
 
     entry = optimizers.resolve(name)
@@ -113,10 +115,7 @@ def get_optimizer(
     _signature.check_keywords(label, factory, kwargs)
     kwargs = _validate.hyperparameters(label, factory, kwargs)
     if overrides:
-        overrides = {
-            pattern: _validate.hyperparameters(f"{label} overrides[{pattern!r}]", factory, options)
-            for pattern, options in overrides.items()
-        }
+        overrides = _check_overrides(label, factory, overrides)
     groups = param_groups(
         params,
         weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
@@ -124,9 +123,15 @@ def get_optimizer(
         overrides=overrides,
     )
     call_hook("optreg_prepare_optimizer", name=entry.name, param_groups=groups, kwargs=kwargs)
-    optimizer = factory(groups, **kwargs)
+    optimizer = _loading.first_call(entry, factory, groups, **kwargs)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"{label} returned {type(optimizer).__module__}.{type(optimizer).__qualname__}"
+            f" ({optimizer!r:.60}), not a torch.optim.Optimizer; the plugin providing it "
+            f"({entry.provider}) is broken"
+        )
     call_hook("optreg_optimizer_created", name=entry.name, optimizer=optimizer)
-    return optimizer  # type: ignore[no-any-return]
+    return optimizer
 
 
 def get_scheduler(
@@ -162,6 +167,11 @@ def get_scheduler(
     name = getattr(name, "value", name)  # SchedulerType members
     entry = schedulers.resolve(name)
     factory = schedulers.load(entry)
+    if not isinstance(getattr(optimizer, "param_groups", None), list):
+        raise TypeError(
+            f"{entry.name}: `optimizer` must be a torch.optim.Optimizer, got "
+            f"{type(optimizer).__name__}: {optimizer!r:.80}"
+        )
     specific = dict(scheduler_specific_kwargs or {})
     specific.update(kwargs)
     steps: dict[str, int | None] = {}
@@ -191,9 +201,43 @@ def get_scheduler(
         if value is not None:
             call[arg] = value
     _signature.check_keywords(_label(entry), factory, specific, reserved=_STEP_ARGS)
-    scheduler = factory(optimizer, **call, **specific)
+    for arg in _signature.describe(factory)[1]:
+        if arg not in call and arg not in specific:
+            raise ValueError(f"{entry.name} requires `{arg}`, please provide that argument.")
+    scheduler = _loading.first_call(entry, factory, optimizer, **call, **specific)
     call_hook("optreg_scheduler_created", name=entry.name, scheduler=scheduler)
     return scheduler
+
+
+def _check_overrides(
+    label: str, factory: Any, overrides: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Check ``overrides`` like keyword arguments: every option one the optimizer takes.
+
+    Raises:
+        TypeError: a pattern that is not a str, options that are not a mapping, or an
+            option the optimizer does not take (``params`` included).
+        ValueError: an option value of the wrong kind (see :mod:`optreg._validate`).
+    """
+    if not isinstance(overrides, Mapping):
+        raise TypeError(
+            f"{label}: overrides must map name patterns to option dicts, e.g. "
+            f"{{'embed': {{'lr': 1e-4}}}}; got {type(overrides).__name__}: {overrides!r:.80}"
+        )
+    group_options = tuple(getattr(factory, "optreg_group_options", ()))
+    out: dict[str, dict[str, Any]] = {}
+    for pattern, options in overrides.items():
+        where = f"{label} overrides[{pattern!r}]"
+        if not isinstance(pattern, str) or not isinstance(options, Mapping):
+            raise TypeError(
+                f"{label}: overrides must map name patterns to option dicts, e.g. "
+                f"{{'embed': {{'lr': 1e-4}}}}; got {pattern!r}: {options!r:.80}"
+            )
+        if "params" in options:
+            raise TypeError(f"{where}: 'params' is not an option; the pattern selects them")
+        _signature.check_keywords(where, factory, [k for k in options if k not in group_options])
+        out[pattern] = _validate.hyperparameters(where, factory, options, group=True)
+    return out
 
 
 def _label(entry: Entry) -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
-
 from optreg import _loading, _signature
-from optreg._entry import Entry, EntryInfo
+from optreg._entry import Entry, EntryInfo, own_doc
 from optreg._errors import MissingDependencyError, PluginLoadError
 
 __all__ = ["describe"]
@@ -15,24 +13,26 @@ def describe(entry: Entry) -> EntryInfo:
     """Describe ``entry``; imports its target (when it can) to read signature and docstring."""
     signature = None
     required: tuple[str, ...] = ()
-    doc = entry.description
+    description = entry.description or entry.summary
+    doc = description
     try:
         factory = _loading.load(entry)
     except (PluginLoadError, MissingDependencyError):
         pass
     else:
         signature, required = _signature.describe(factory)
-        full = inspect.getdoc(factory) or ""
-        doc = full.split("\n\n")[0].strip() or doc
+        # the target's own docstring only: a class without one would show its base's
+        # ("Base class for all optimizers.")
+        doc = own_doc(factory).split("\n\n")[0].strip() or doc
     available, reason = _loading.status(entry)
     return EntryInfo(
         name=entry.name,
         kind=entry.kind,
         aliases=entry.aliases,
-        provider=entry.provider if entry.source != "runtime" else "(registered at run time)",
+        provider=entry.project if entry.source != "runtime" else "(registered at run time)",
         version=entry.version,
         target=entry.target_ref,
-        description=entry.description,
+        description=description,
         available=available,
         reason=reason,
         required_args=required,

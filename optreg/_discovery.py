@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from optreg import _loading
 from optreg._entry import BUILTIN_DIST, make_entry, normalize_dist
-from optreg._errors import OptregError, OptregPluginWarning
+from optreg._errors import OptregError, OptregPluginWarning, close_matches
 from optreg._registry import LOCK, Registry, optimizers, schedulers, set_discovery
 
 if TYPE_CHECKING:
@@ -92,6 +92,11 @@ def ensure_discovered() -> None:
         try:
             _discover()
             _State.discovered = True
+        except BaseException:
+            # all or nothing: an interrupted discovery (Ctrl-C in a slow plugin) leaves
+            # no half-filled registry behind; the next access starts afresh
+            reset()
+            raise
         finally:
             _State.discovering = False
 
@@ -145,16 +150,29 @@ def _dist_name(dist: Any) -> str:
     return normalize_dist(str(name))
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
 class _Filter:
     """The autoload controls, read from the environment once per discovery."""
 
     def __init__(self) -> None:
         self.block = _env_list("OPTREG_BLOCK_PLUGINS") or set()
         self.only = _env_list("OPTREG_PLUGINS")
-        flag = os.environ.get("OPTREG_DISABLE_PLUGIN_AUTOLOAD", "").strip()
-        self.disabled = flag not in ("", "0")
+        self.seen: set[str] = set()  # distributions and dist:entry-point names met
+        flag = os.environ.get("OPTREG_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower()
+        self.disabled = flag in _TRUE
+        if flag not in _TRUE + _FALSE:
+            warnings.warn(
+                f"OPTREG_DISABLE_PLUGIN_AUTOLOAD={flag!r} is neither true (1, true, yes, "
+                "on) nor false (0, false, no, off, empty); third-party plugins are loaded",
+                OptregPluginWarning,
+                stacklevel=4,
+            )
 
     def allowed(self, dist: str, ep_name: str) -> bool:
+        self.seen |= {dist, _norm_ep(f"{dist}:{ep_name}")}
         if dist in self.block or (self.block and _norm_ep(f"{dist}:{ep_name}") in self.block):
             return False
         if dist == BUILTIN_DIST:
@@ -162,6 +180,18 @@ class _Filter:
         if self.disabled:
             return False
         return self.only is None or dist in self.only
+
+    def warn_unmatched(self) -> None:
+        """Say which ``OPTREG_PLUGINS`` / ``OPTREG_BLOCK_PLUGINS`` entries matched nothing."""
+        for var, wanted in (("OPTREG_PLUGINS", self.only), ("OPTREG_BLOCK_PLUGINS", self.block)):
+            for name in sorted((wanted or set()) - self.seen):
+                hint = close_matches(name, sorted(self.seen), n=1)
+                warnings.warn(
+                    f"{var}: {name!r} matches no installed plugin distribution (or "
+                    "dist:entry-point)" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                    OptregPluginWarning,
+                    stacklevel=5,
+                )
 
 
 def _discover() -> None:
@@ -181,6 +211,9 @@ def _discover() -> None:
                 BUILTIN_DIST,
                 None,
             )
+    # the builtins' names first, so that they are there before any plugin module runs:
+    # one rule for register_optimizer("adafactor") whenever a plugin calls it
+    _call_add_hooks()
     registries = {GROUP_OPTIMIZERS: optimizers, GROUP_SCHEDULERS: schedulers}
     dist_names: dict[int, str] = {}
     # one pass over the scan (EntryPoints.select would walk it once per group)
@@ -214,14 +247,21 @@ def _discover() -> None:
                         dist=dist,
                     )
                 )
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # a plugin's sys.exit() is contained too
             _problem(dist_name, where, e)
+    allow.warn_unmatched()
     _check_pending(pm)
+    _call_add_hooks(skip=BUILTIN_DIST)
+
+
+def _call_add_hooks(*, skip: str | None = None) -> None:
+    """Call both ``add`` hooks: of the builtins only, or (``skip``) of everyone else."""
     for hookname, registry in (
         ("optreg_add_optimizers", optimizers),
         ("optreg_add_schedulers", schedulers),
     ):
-        _call_add_hook(hookname, registry)
+        _State.callers.pop(hookname, None)  # plugins were registered since
+        _call_add_hook(hookname, registry, builtins=skip is None)
 
 
 def _check_pending(pm: pluggy.PluginManager) -> None:
@@ -263,14 +303,19 @@ def _callers(hookname: str) -> list[tuple[str, Callable[..., Any]]]:
     return out
 
 
-def _call_add_hook(hookname: str, registry: Registry) -> None:
+def _call_add_hook(hookname: str, registry: Registry, *, builtins: bool) -> None:
+    """Call one ``add`` hook plugin by plugin; a hook that raises keeps none of its names."""
     from optreg.hookspecs import PluginRegistry
 
     for plugin_name, caller in _callers(hookname):
         dist_name, dist = _State.plugins.get(plugin_name, ("unknown", None))
+        if (dist_name == BUILTIN_DIST) != builtins:
+            continue
+        view = PluginRegistry(registry, dist_name, dist, plugin_name)
         try:
-            caller(registry=PluginRegistry(registry, dist_name, dist, plugin_name))
-        except Exception as e:
+            caller(registry=view)
+        except (Exception, SystemExit) as e:
+            view._withdraw()  # all of a hook's names or none
             _problem(dist_name, f"{plugin_name} {hookname}()", e)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "normalize_dist",
     "normalize_name",
     "optreg_version",
+    "own_doc",
     "split_qualified",
 ]
 
@@ -139,6 +140,19 @@ class Entry:
         return f"{mod}:{qual}"
 
     @property
+    def project(self) -> str:
+        """The providing distribution's project name as its metadata spells it
+        (``optreg-lion-came``), read lazily; the normalised provider when unknown."""
+        if self.source == "builtin":
+            return BUILTIN_DIST
+        return _metadata_field(self.dist, "Name") or self.provider
+
+    @property
+    def summary(self) -> str:
+        """The providing distribution's one-line summary (``""`` when it has none)."""
+        return _metadata_field(self.dist, "Summary") or ""
+
+    @property
     def version(self) -> str | None:
         """Version of the providing distribution, if known (optreg's own for builtins)."""
         if self.dist is None:
@@ -167,6 +181,26 @@ class EntryInfo:
     doc: str
     metadata: Mapping[str, Any]
     qualified_name: str
+
+
+def _metadata_field(dist: Any, field_name: str) -> str | None:
+    if dist is None:
+        return None
+    try:
+        value = dist.metadata[field_name]
+    except Exception:  # a corrupt or missing METADATA file
+        return None
+    return str(value).strip() or None if value else None
+
+
+def own_doc(obj: object) -> str:
+    """``obj``'s own docstring, cleaned (not one inherited from a base class)."""
+    import inspect
+
+    doc = obj.__dict__.get("__doc__") if isinstance(obj, type) else getattr(obj, "__doc__", None)
+    if isinstance(obj, type) or callable(obj):
+        return inspect.cleandoc(doc) if isinstance(doc, str) else ""
+    return ""
 
 
 @functools.cache
@@ -211,7 +245,9 @@ def make_entry(
             f"{kind} factory for {key!r} must be a callable or a 'module:attr' string, "
             f"got {type(target).__name__}: {target!r}"
         )
-    if isinstance(aliases, str):
+    if aliases is None:
+        aliases = ()
+    if isinstance(aliases, str):  # one alias, not its characters
         aliases = (aliases,)
     alias_keys = tuple(
         a
@@ -232,10 +268,13 @@ def make_entry(
             f"{kind} {key!r}: metadata must be a mapping, got {type(metadata).__name__}"
         )
     if description is None:
-        import inspect
-
-        doc = (inspect.getdoc(target) or "").strip() if callable(target) else ""
+        doc = own_doc(target) if callable(target) else ""
         description = doc.splitlines()[0] if doc else ""
+    if not isinstance(description, str):
+        raise TypeError(
+            f"{kind} {key!r}: description must be a str, got {type(description).__name__}: "
+            f"{description!r:.60}"
+        )
     if provider == RUNTIME_PROVIDER:
         source: Source = "runtime"
     else:
@@ -247,7 +286,7 @@ def make_entry(
         provider=provider,
         source=source,
         aliases=alias_keys,
-        description=str(description),
+        description=description.strip(),
         requires=reqs,
         extra=extra,
         metadata=MappingProxyType(dict(metadata or {})),

@@ -61,7 +61,9 @@ class UnknownNameError(OptregError, KeyError, ValueError):
         self.name = name
         known = sorted(known)
         self.suggestions = close_matches(str(name).strip().lower().replace("-", "_"), known)
-        super().__init__(kind, name)
+        # the args rebuild the error when it is unpickled (in a multiprocessing parent,
+        # say): the suggestions stand in for the known names
+        super().__init__(kind, name, tuple(self.suggestions))
 
     def __str__(self) -> str:  # KeyError would repr() the args otherwise
         msg = f"unknown {self.kind} {self.name!r}"

@@ -11,21 +11,32 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from optreg._entry import Entry
 from optreg._errors import MissingDependencyError, PluginLoadError
 
-__all__ = ["clear", "load", "missing_requirement", "status"]
+__all__ = ["clear", "first_call", "load", "missing_requirement", "status"]
 
 _loaded: dict[Entry, Any] = {}
 _broken: dict[Entry, str] = {}
+_called: set[Entry] = set()
+
+#: Held while a target is imported and while an entry's factory runs for the first time.
+#: Those first calls import lazily (bitsandbytes imports torch._inductor, torch's first
+#: optimizer imports torch._dynamo), and two such imports racing in two threads break
+#: the process ("partially initialized module 'torch._inductor.utils'"); through optreg
+#: they happen one at a time.
+_IMPORT_LOCK = threading.RLock()
 
 
 def clear() -> None:
     """Forget every loaded target and every recorded load failure."""
     _loaded.clear()
     _broken.clear()
+    _called.clear()
 
 
 def import_target(ref: str) -> Any:
@@ -54,35 +65,82 @@ def load(entry: Entry) -> Any:
     if callable(entry.target):
         factory = entry.target
     else:
+        where = f" (entry point {entry.entry_point})" if entry.entry_point else ""
+        what = f"{entry.kind} {entry.name!r} from distribution {entry.provider!r}{where}"
         try:
-            factory = import_target(entry.target)
-        except Exception as e:
-            where = f" (entry point {entry.entry_point})" if entry.entry_point else ""
-            msg = (
-                f"{entry.kind} {entry.name!r} from distribution {entry.provider!r}{where}: "
-                f"cannot load {entry.target!r}: {type(e).__name__}: {e}"
-            )
-            _broken[entry] = msg
+            with _IMPORT_LOCK:
+                factory = import_target(entry.target)
+        except (Exception, SystemExit) as e:  # a plugin's sys.exit() is contained too
+            _broken[entry] = msg = f"{what}: cannot load {entry.target!r}: {type(e).__name__}: {e}"
             raise PluginLoadError(msg) from e
+        if not callable(factory):
+            _broken[entry] = msg = (
+                f"{what}: target {entry.target!r} is {type(factory).__name__} "
+                f"{factory!r:.60}, not a callable factory"
+            )
+            raise PluginLoadError(msg)
     _loaded[entry] = factory
     return factory
+
+
+def first_call(entry: Entry, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``factory``; the first call per entry runs under the import lock."""
+    if entry in _called:
+        return factory(*args, **kwargs)
+    with _IMPORT_LOCK:
+        result = factory(*args, **kwargs)
+        _called.add(entry)
+    return result
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3])
 
 
+def _installed(module: str) -> bool:
+    """Whether ``module``'s top-level package can be imported; runs no code of it (a dotted
+    name is judged by its top-level package: finding a submodule would import the parent)."""
+    top = module.split(".")[0]
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):  # a broken or half-imported module
+        return False
+
+
+def install_hint(entry: Entry, module: str) -> str:
+    """What to ``pip install`` for a missing requirement ``module`` of ``entry``.
+
+    The providing distribution's extra when the entry names one (``optreg[bnb]``), else
+    the requirement of that distribution that installs ``module`` (its ``Requires-Dist``
+    whose name matches: ``lion-pytorch>=0.1`` for ``lion_pytorch``), else ``module``.
+    """
+    if entry.extra:
+        return f'pip install "{entry.project}[{entry.extra}]"'
+    wanted = _canonical(module.split(".")[0])
+    try:
+        declared = list(entry.dist.requires or ()) if entry.dist is not None else []
+    except Exception:  # unreadable metadata
+        declared = []
+    for requirement in declared:
+        spec = requirement.split(";")[0].strip()
+        name = re.split(r"[\s\[<>=!~(]", spec, maxsplit=1)[0]
+        if _canonical(name) == wanted:
+            return f'pip install "{spec}"'
+    return f"pip install {module.split('.')[0]}"
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def missing_requirement(entry: Entry) -> str | None:
     """Why the entry's requirements are not met (``None`` when they are); imports nothing."""
     for req in entry.requires:
         module, _, minimum = (part.strip() for part in req.partition(">="))
-        if importlib.util.find_spec(module) is None:
-            hint = (
-                f'pip install "optreg[{entry.extra}]"' if entry.extra else f"pip install {module}"
-            )
+        if not _installed(module):
             return (
                 f"{entry.kind} {entry.name!r} needs {module}, which is not installed; "
-                f"install it with: {hint}"
+                f"install it with: {install_hint(entry, module)}"
             )
         if minimum:
             from importlib.metadata import PackageNotFoundError, version
@@ -107,6 +165,6 @@ def status(entry: Entry) -> tuple[bool, str | None]:
     missing = missing_requirement(entry)
     if missing is None and isinstance(entry.target, str):
         top = entry.target.partition(":")[0].split(".")[0].strip()
-        if importlib.util.find_spec(top) is None:
+        if not _installed(top):
             missing = f"module {top!r} of target {entry.target!r} is not installed"
     return (missing is None), missing

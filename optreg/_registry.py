@@ -99,6 +99,11 @@ class Registry(Mapping[str, Entry]):
                 self._by_key.setdefault(key, []).append(entry)
             return entry
 
+    def _remove(self, doomed: Callable[[Entry], bool]) -> None:
+        """Remove every entry ``doomed`` selects (under the lock)."""
+        with LOCK:
+            self._drop(doomed)
+
     def _drop(self, doomed: Callable[[Entry], bool]) -> None:
         for key in list(self._by_key):
             kept = [e for e in self._by_key[key] if not doomed(e)]

@@ -12,8 +12,8 @@ as tuples.
 
 :func:`hyperparameters` is the generic layer ``get_optimizer`` applies before a
 factory runs: it checks only what the factory declares, from the defaults in its
-signature (and that a learning rate is not negative, which param-group options
-given through ``overrides=`` would otherwise slip past torch). Optimizer-specific
+signature (and that a learning rate given as a param-group option through
+``overrides=`` is not negative, which torch does not check). Optimizer-specific
 rules (betas in ``[0, 1)``, ``eps >= 0``) are the constructor's own, as in torch.
 """
 
@@ -86,7 +86,10 @@ def real(
     """
     if not is_real(value):
         raise TypeError(f"`{what}` must be a number, got {type(value).__name__}: {value!r}")
-    v = float(value)  # type: ignore[arg-type]
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond the float range (10**400)
+        v = math.inf if value > 0 else -math.inf  # type: ignore[operator]
     in_range = (low is None or (v > low if low_open else v >= low)) and (
         high is None or (v < high if high_open else v <= high)
     )
@@ -118,8 +121,12 @@ def steps(what: str, value: object) -> int:
     """
     if not is_real(value):
         raise TypeError(f"`{what}` must be an int >= 0, got {type(value).__name__}: {value!r}")
+    if isinstance(value, numbers.Integral):
+        if value < 0:
+            raise ValueError(f"`{what}` must be >= 0, got {value!r}")
+        return int(value)
     v = float(value)  # type: ignore[arg-type]
-    if not isinstance(value, numbers.Integral) and not (math.isfinite(v) and v.is_integer()):
+    if not (math.isfinite(v) and v.is_integer()):
         raise ValueError(f"`{what}` must be a whole number of steps >= 0, got {value!r}")
     if v < 0:
         raise ValueError(f"`{what}` must be >= 0, got {value!r}")
@@ -151,9 +158,13 @@ def reals(
         raise ValueError(f"`{what}` must have {size} numbers, got {len(items)}: {value!r}")
     if not all(is_real(v) for v in items):
         raise TypeError(f"`{what}` must be a sequence of numbers, got {value!r}")
-    if not all(math.isfinite(float(v)) for v in items):
+    try:
+        floats = tuple(float(v) for v in items)
+    except OverflowError:
+        floats = (math.inf,)
+    if not all(math.isfinite(f) for f in floats):
         raise ValueError(f"`{what}` must hold finite numbers, got {value!r}")
-    return tuple(float(v) for v in items)
+    return floats
 
 
 def per_group(what: str, value: object, n_groups: int) -> list[float]:
@@ -175,7 +186,9 @@ def per_group(what: str, value: object, n_groups: int) -> list[float]:
 
 
 def _declared(default: object) -> str | None:
-    """What a default value declares: ``"real"``, ``"reals"`` (a tuple of numbers) or None."""
+    """What a default declares: ``"bool"``, ``"real"``, ``"reals"`` (a tuple of numbers) or None."""
+    if isinstance(default, bool):
+        return "bool"
     if is_real(default):
         return "real"
     if isinstance(default, tuple) and default and all(is_real(v) for v in default):
@@ -183,14 +196,19 @@ def _declared(default: object) -> str | None:
     return None
 
 
-def hyperparameters(label: str, factory: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def hyperparameters(
+    label: str, factory: Any, kwargs: Mapping[str, Any], *, group: bool = False
+) -> dict[str, Any]:
     """Check and normalise keyword arguments against what ``factory``'s defaults declare.
 
-    A keyword whose default is a number must be a finite number (or a tensor, which
-    torch accepts for ``lr``), and ``lr`` must be ``>= 0``; one whose default is a tuple of numbers must be a
+    A keyword whose default is a bool must be a bool; one whose default is a number
+    must be a finite number (or a one-element tensor, which torch accepts for ``lr``,
+    finite too); one whose default is a tuple of numbers must be a
     sequence of as many finite numbers (or 2 or more, for a pair such as ``betas``:
     AdEMAMix takes three), returned as a tuple. NumPy scalars become Python numbers.
-    Everything else passes unchanged, for the factory itself to judge.
+    Everything else passes unchanged, for the factory itself to judge. With ``group``
+    (param-group options, which torch's constructors do not check), ``lr`` must also be
+    ``>= 0``.
 
     Raises:
         TypeError: a value of the wrong kind, named with ``label`` and the value.
@@ -203,13 +221,22 @@ def hyperparameters(label: str, factory: Any, kwargs: Mapping[str, Any]) -> dict
     for key, value in kwargs.items():
         param = params.get(key)
         kind = None if param is None else _declared(param.default)
-        if kind is None or value is None or _is_tensor(value):
+        if kind is None:
+            continue
+        if _is_tensor(value):
+            _check_tensor(label, key, value, group=group)
             continue
         if isinstance(value, Sequence) and any(_is_tensor(v) for v in value):
             continue  # torch takes tensor betas; the constructor checks them
         try:
-            if kind == "real":
-                real(key, value, low=0 if key == "lr" else None)  # a learning rate is >= 0
+            if kind == "bool":
+                if not _is_bool(value):
+                    raise TypeError(
+                        f"`{key}` must be True or False, got {type(value).__name__}: {value!r}"
+                    )
+                out[key] = bool(value)  # type: ignore[arg-type]
+            elif kind == "real":
+                real(key, value, low=0 if key == "lr" and group else None)
                 out[key] = _python(value)  # type: ignore[arg-type]
             else:
                 out[key] = reals(key, value, minimum=min(2, len(param.default)))  # type: ignore[union-attr, arg-type]
@@ -220,3 +247,21 @@ def hyperparameters(label: str, factory: Any, kwargs: Mapping[str, Any]) -> dict
 
 def _is_tensor(value: object) -> bool:
     return type(value).__module__.startswith("torch") and hasattr(value, "dim")
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"  # NumPy's bool
+
+
+def _check_tensor(label: str, key: str, value: Any, *, group: bool) -> None:
+    """A one-element tensor given for a number (torch takes ``lr`` as a tensor): finite,
+    and ``>= 0`` for ``lr`` (a negative one stays for the constructor to refuse, but
+    torch does not look at a NaN tensor)."""
+    if value.numel() != 1:
+        return  # not a number in disguise; the constructor judges it
+    v = float(value.detach().reshape(()).item())
+    if math.isnan(v) or math.isinf(v) or (key == "lr" and v < 0):
+        if key == "lr" and v < 0 and not group and math.isfinite(v):
+            return
+        allowed = "a finite number >= 0" if key == "lr" else "a finite number"
+        raise ValueError(f"{label}: `{key}` must be {allowed}, got {value!r}")

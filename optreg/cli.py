@@ -131,11 +131,11 @@ def _listing(registry: Any) -> list[dict[str, Any]]:
                 "canonical_name": entry.name,
                 "qualified_name": entry.qualified_name,
                 "aliases": list(entry.aliases),
-                "provider": entry.provider,
+                "provider": entry.project,
                 "version": entry.version,
                 "source": entry.source,
                 "target": entry.target_ref,
-                "description": entry.description,
+                "description": entry.description or entry.summary,
                 "available": available,
                 "reason": reason,
                 "extra": entry.extra,
@@ -267,17 +267,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         for entry in entries:
             where = f"{registry.kind} {entry.qualified_name}"
             try:
-                target = registry.load(entry)
+                registry.load(entry)  # a target that is not callable is a PluginLoadError
             except MissingDependencyError as e:
                 unavailable.append(f"{where}: {one_line(str(e))}")
-                continue
             except Exception as e:
                 broken.append(f"{where}: {one_line(f'{type(e).__name__}: {e}')}")
-                continue
-            if not callable(target):
-                broken.append(
-                    f"{where}: target {entry.target_ref} is not callable ({type(target).__name__})"
-                )
         shadowed, ambiguous = registry.conflicts()
         for winner, loser in shadowed:
             warnings.append(

@@ -70,6 +70,7 @@ class PluginRegistry:
         self._registry = registry
         self._dist = dist
         self._plugin = plugin
+        self._added: list[Entry] = []
         self.kind = registry.kind
         self.provider = provider
 
@@ -105,7 +106,7 @@ class PluginRegistry:
             TypeError: a target that is neither callable nor "module:attr".
             DuplicateNameError: this distribution already registered the name.
         """
-        return self._registry._add(
+        entry = self._registry._add(
             make_entry(
                 self.kind,
                 name,
@@ -120,6 +121,14 @@ class PluginRegistry:
                 dist=self._dist,
             )
         )
+        self._added.append(entry)
+        return entry
+
+    def _withdraw(self) -> None:
+        """Remove every name registered through this view (its hook raised)."""
+        added = set(map(id, self._added))
+        self._registry._remove(lambda e: id(e) in added)
+        self._added.clear()
 
     def __contains__(self, name: object) -> bool:
         return name in self._registry

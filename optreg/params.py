@@ -101,6 +101,8 @@ def param_groups(
             "params must be an iterable of tensors or param-group dicts, or an nn.Module; "
             "got a single dict (wrap it in a list: [{'params': ...}])"
         )
+    if isinstance(no_decay, str):  # one pattern, not its characters
+        no_decay = [no_decay]
     named: list[tuple[str, torch.Tensor]] | None = None
     default_rule: set[str] | None = None
     if isinstance(params, nn.Module):
@@ -108,19 +110,26 @@ def param_groups(
         default_rule = named_no_decay(params) if no_decay is None else None
         if not named:
             raise ValueError(f"{type(params).__name__} has no trainable parameters")
+        _check_initialised(named)
     else:
+        if not isinstance(params, Iterable) or isinstance(params, (str, bytes)):
+            raise TypeError(
+                "params must be an iterable of tensors, of (name, tensor) pairs, of "
+                f"param-group dicts, or an nn.Module; got {type(params).__name__}: {params!r:.80}"
+            )
         items = list(params)
         if not items:
             raise ValueError("optimizer got an empty parameter list")
-        if all(isinstance(x, dict) for x in items):
+        if all(isinstance(x, Mapping) for x in items):
             if overrides or no_decay is not None:
                 raise ValueError(
                     "overrides= and no_decay= need parameter names: pass the nn.Module "
                     "or (name, tensor) pairs instead of param-group dicts"
                 )
-            return [dict(g) for g in items]
+            return [_group(i, g) for i, g in enumerate(items)]
         if all(_is_named_pair(x) for x in items):
             named = [(str(n), p) for n, p in items]
+            _check_initialised(named)
         else:
             bad = next((x for x in items if not isinstance(x, torch.Tensor)), None)
             if bad is not None:
@@ -133,8 +142,41 @@ def param_groups(
                     "overrides= and no_decay= need parameter names: pass the nn.Module "
                     "or (name, tensor) pairs instead of bare tensors"
                 )
+            _check_initialised([(f"params[{i}]", p) for i, p in enumerate(items)])
             return [{"params": items}]
     return _split(named, weight_decay, no_decay, default_rule, dict(overrides or {}))
+
+
+def _group(index: int, group: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh copy of a param-group dict whose ``params`` is a list, read once.
+
+    ``{"params": model.parameters()}`` holds a generator: a hook that only looks at it
+    would exhaust it and leave the optimizer with no parameters.
+
+    Raises:
+        ValueError: the group has no ``params``.
+    """
+    if "params" not in group:
+        raise ValueError(
+            f"param group {index} has no 'params' key; got keys {sorted(map(str, group))}"
+        )
+    out = dict(group)
+    tensors = out["params"]
+    out["params"] = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
+    _check_initialised([(f"param group {index}", p) for p in out["params"]])
+    return out
+
+
+def _check_initialised(named: Iterable[tuple[str, Any]]) -> None:
+    """Refuse lazy modules' parameters before their first forward pass (their shape, and
+    so which weight-decay group they belong to, is not known yet)."""
+    uninitialised = nn.parameter.UninitializedParameter
+    for name, p in named:
+        if isinstance(p, uninitialised):
+            raise ValueError(
+                f"parameter {name!r} is not initialised yet (a lazy module such as "
+                "nn.LazyLinear): run one forward pass before building the optimizer"
+            )
 
 
 def _is_named_pair(x: object) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import Net
+from helpers import Net, sgd
 from torch import nn
 
 import optreg
@@ -24,9 +24,7 @@ def test_unknown_kwarg() -> None:
 
 def test_invalid_values_show_the_value() -> None:
     label = r"optimizer 'sgd' \(torch.optim:SGD\): "
-    with pytest.raises(ValueError, match=label + "`lr` must be >= 0, got -1.0"):
-        optreg.get_optimizer("sgd", Net(), lr=-1.0)
-    with pytest.raises(ValueError, match=label + "`lr` must be a finite number >= 0, got nan"):
+    with pytest.raises(ValueError, match=label + "`lr` must be a finite number, got nan"):
         optreg.get_optimizer("sgd", Net(), lr=float("nan"))
     with pytest.raises(
         ValueError, match=r"'adamw' .*: `betas` must hold finite numbers, got \(nan, 0.9\)"
@@ -46,6 +44,10 @@ def test_optimizer_rules_are_the_constructors_own() -> None:
         optreg.get_optimizer("adamw", Net(), betas=(1.5, 0.9))
     with pytest.raises(ValueError, match="Invalid weight_decay value: -1.0"):
         optreg.get_optimizer("sgd", Net(), lr=0.1, weight_decay=-1.0)
+    with pytest.raises(ValueError, match=r"^Invalid learning rate: -1.0$"):
+        optreg.get_optimizer("sgd", Net(), lr=-1.0)
+    with pytest.raises(ValueError, match=r"^Invalid learning rate: -1.0 - should be >= 0.0$"):
+        optreg.get_optimizer("adamw_hf", Net(), lr=-1.0)  # transformers' wording, as README says
 
 
 def test_sequences_and_numpy_scalars_are_accepted() -> None:
@@ -142,3 +144,89 @@ def test_scheduler_specific_kwargs_merge() -> None:
         opt.step()
         sched.step()
     assert sched.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # full cycle: back down at p=0.5
+
+
+# ---------------------------------------------------------------- hardening (issue 15)
+
+
+@pytest.mark.parametrize("optimizer", ["not an optimizer", None, 3])
+def test_get_scheduler_rejects_what_is_not_an_optimizer(optimizer: object) -> None:
+    with pytest.raises(TypeError) as info:
+        optreg.get_scheduler("cosine", optimizer, 1, 10)
+    assert str(info.value) == (
+        f"cosine: `optimizer` must be a torch.optim.Optimizer, got "
+        f"{type(optimizer).__name__}: {optimizer!r}"
+    )
+
+
+def _required_specific() -> list[tuple[str, str]]:
+    out = []
+    for name in optreg.list_schedulers():
+        info = optreg.scheduler_info(name)
+        out += [
+            (name, a)
+            for a in info.required_args
+            if a not in ("num_warmup_steps", "num_training_steps")
+        ]
+    return out
+
+
+@pytest.mark.parametrize(("name", "arg"), _required_specific())
+def test_every_required_schedule_argument_is_named(name: str, arg: str) -> None:
+    opt = sgd(0.1)
+    with pytest.raises(ValueError) as info:
+        optreg.get_scheduler(name, opt, num_warmup_steps=2, num_training_steps=20)
+    assert str(info.value) == f"{name} requires `{arg}`, please provide that argument."
+
+
+def test_required_schedule_arguments_exist() -> None:
+    assert ("warmup_stable_decay", "num_decay_steps") in _required_specific()
+
+
+def test_numpy_step_counts() -> None:
+    np = pytest.importorskip("numpy")
+    sched = optreg.get_scheduler("linear", sgd(1.0), np.int64(2), np.float64(10.0))
+    assert sched.lr_lambdas[0].keywords == {"num_warmup_steps": 2, "num_training_steps": 10}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"lr": None}, TypeError, "`lr` must be a number, got NoneType: None"),
+        ({"eps": None}, TypeError, "`eps` must be a number, got NoneType: None"),
+        ({"eps": (1e-30, 1e-3)}, TypeError, "`eps` must be a number, got tuple: (1e-30, 0.001)"),
+        ({"weight_decay": True}, TypeError, "`weight_decay` must be a number, got bool: True"),
+        ({"amsgrad": None}, TypeError, "`amsgrad` must be True or False, got NoneType: None"),
+        ({"lr": 10**400}, ValueError, "`lr` must be a finite number, got 1000"),
+        ({"lr": torch.tensor(float("nan"))}, ValueError, "`lr` must be a finite number >= 0, got tensor(nan)"),
+    ],
+)  # fmt: skip
+def test_values_torch_would_take_badly(
+    kwargs: dict[str, object], error: type, message: str
+) -> None:
+    with pytest.raises(error) as info:
+        optreg.get_optimizer("adamw", Net(), **kwargs)
+    assert str(info.value).startswith("optimizer 'adamw' (optreg.builtin.torch_optim:adamw): ")
+    assert message in str(info.value)
+
+
+def test_override_options_are_checked_like_keywords() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"overrides\['fc'\] got an unexpected keyword argument 'lrr'; did you mean 'lr'\?",
+    ):
+        optreg.get_optimizer("adamw", Net(), overrides={"fc": {"lrr": 1e-5}})
+    with pytest.raises(
+        TypeError, match=r"overrides must map name patterns to option dicts.*'fc': 0.1"
+    ):
+        optreg.get_optimizer("adamw", Net(), overrides={"fc": 0.1})
+    with pytest.raises(TypeError, match=r"overrides\['fc'\]: 'params' is not an option"):
+        optreg.get_optimizer("adamw", Net(), overrides={"fc": {"params": []}})
+
+
+def test_a_factory_must_return_an_optimizer() -> None:
+    optreg.register_optimizer("returns_none", lambda params, **kw: None)
+    with pytest.raises(TypeError) as info:
+        optreg.get_optimizer("returns_none", Net())
+    assert "returned builtins.NoneType (None), not a torch.optim.Optimizer" in str(info.value)
+    assert "(__runtime__) is broken" in str(info.value)

@@ -6,7 +6,6 @@ Tests that build an optimizer need bitsandbytes and are skipped without it (tox 
 
 from __future__ import annotations
 
-import gc
 import importlib.util
 import io
 import json
@@ -532,17 +531,43 @@ def test_override_min_8bit_size_and_group_dicts() -> None:
 
 
 @needs_bnb
-def test_override_is_forgotten_with_its_parameter() -> None:
+def test_overrides_stay_with_their_optimizer() -> None:
+    """bitsandbytes keeps per-parameter options process-wide; optreg keeps them to the
+    optimizer they were given to: the next optimizer over the same parameters, or over
+    other parameters at the same positions, has plain 8-bit state."""
     import bitsandbytes.optim as bnb_optim
 
-    manager = bnb_optim.GlobalOptimManager.get_instance()
-    (p,) = make_params((64, 80))
-    key = id(p)
-    opt = optreg.get_optimizer_cls("adamw_8bit")([{"params": [p], "optim_bits": 32}])
-    assert manager.pid2config[key] == {"optim_bits": 32}
-    del opt, p
-    gc.collect()
-    assert key not in manager.pid2config
+    net, other = Net(), Net()
+    first = optreg.get_optimizer("adamw_8bit", net, overrides={"embed": {"optim_bits": 32}})
+    run(first, net.params(), range(2))
+    assert state_tensors(first, net.embed.weight)["state1"].dtype == torch.float32
+    shared = bnb_optim.GlobalOptimManager.get_instance()
+    assert id(net.embed.weight) not in shared.pid2config
+    again = optreg.get_optimizer("adamw_8bit", net)
+    elsewhere = optreg.get_optimizer("adamw_8bit", other)
+    run(again, net.params(), range(2))
+    run(elsewhere, other.params(), range(2))
+    assert state_tensors(again, net.embed.weight)["state1"].dtype == torch.uint8
+    assert state_tensors(elsewhere, other.embed.weight)["state1"].dtype == torch.uint8
+
+
+@needs_bnb
+def test_shared_manager_overrides_still_apply() -> None:
+    """What transformers' Trainer registers for embeddings with the shared manager
+    (``register_module_override``) still reaches an optimizer optreg built."""
+    import bitsandbytes.optim as bnb_optim
+
+    net = Net()
+    shared = bnb_optim.GlobalOptimManager.get_instance()
+    shared.register_module_override(net.embed, "weight", {"optim_bits": 32})
+    try:
+        opt = optreg.get_optimizer("adamw_8bit", net)
+        run(opt, net.params(), range(2))
+    finally:
+        shared.module_weight_config_triple.clear()
+        shared.pid2config.pop(id(net.embed.weight), None)
+    assert state_tensors(opt, net.embed.weight)["state1"].dtype == torch.float32
+    assert state_tensors(opt, net.fc.weight)["state1"].dtype == torch.uint8
 
 
 @needs_bnb

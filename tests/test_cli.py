@@ -62,7 +62,7 @@ def test_list_json_console_script_imports_no_target(marker_dist: Path) -> None:
     data = json.loads(proc.stdout)
     assert set(data) == {"optimizers", "schedulers"}
     rows = {row["name"]: row for row in data["optimizers"]}
-    assert rows["lion"]["provider"] == "acme_cli"
+    assert rows["lion"]["provider"] == "acme-cli"  # the project name, as its metadata spells it
     assert rows["lion"]["version"] == "1.0"
     assert rows["lion"]["target"] == "acme_cli_mod:Lion"
     assert rows["lion"]["available"] is True
@@ -83,8 +83,8 @@ def test_list_text_python_m_imports_no_target(marker_dist: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[0] == f"optimizers ({len(optreg.optimizers.entries())})"
     assert lines[1].split() == ["name", "provider", "available", "description"]
-    assert any(re.match(r"lion\s+acme_cli 1\.0\s+yes", x) for x in lines)
-    assert any(re.match(r"acme_cli:adamw\s+acme_cli 1\.0\s+yes", x) for x in lines)
+    assert any(re.match(r"lion\s+acme-cli 1\.0\s+yes", x) for x in lines)
+    assert any(re.match(r"acme_cli:adamw\s+acme-cli 1\.0\s+yes", x) for x in lines)
     assert "  acme_cli:adamw: shadowed by optreg:adamw" in lines
     assert "schedulers (" not in proc.stdout
     assert not marker_dist.exists(), "`optreg list` imported a plugin target"
@@ -350,7 +350,7 @@ def test_info_ambiguous_exits_2(make_dist: MakeDist, capsys: pytest.CaptureFixtu
         "one_dist:twin, two_dist:twin; use one of these qualified names"
     )
     assert main(["info", "two_dist:twin", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["optimizer"]["provider"] == "two_dist"
+    assert json.loads(capsys.readouterr().out)["optimizer"]["provider"] == "two-dist"
 
 
 def test_check_builtins_load(
@@ -404,8 +404,10 @@ def test_check_reports_broken_shadowed_and_ambiguous(
         for line in lines
     )
     assert (
-        "BROKEN       scheduler bad_target:notfn: target math:pi is not callable (float)" in lines
-    )
+        "BROKEN       scheduler bad_target:notfn: PluginLoadError: scheduler 'notfn' from "
+        "distribution 'bad_target' (entry point optreg.schedulers: notfn = math:pi): target "
+        "'math:pi' is float 3.141592653589793, not a callable factory"
+    ) in lines
     assert lines[-1].startswith(
         "checked 5 entries (3 optimizers, 2 schedulers): 3 broken, 1 warning,"
     )

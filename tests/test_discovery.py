@@ -80,7 +80,7 @@ def test_lazy_entry_point_not_imported_until_used(make_dist: MakeDist) -> None:
     assert "acme_lion_mod" in sys.modules
     assert type(opt).__name__ == "Lion"
     info = optreg.optimizer_info("acme-lion:lion")
-    assert (info.provider, info.version, info.target) == ("acme_lion", "2.3", "acme_lion_mod:Lion")
+    assert (info.provider, info.version, info.target) == ("acme-lion", "2.3", "acme_lion_mod:Lion")
     assert info.doc == "Lion stand-in for tests."
     assert info.required_args == ()
 
@@ -694,3 +694,109 @@ def test_hook_using_the_public_api_during_discovery(
     assert sys.modules["curious_plugin"].seen  # the hook ran once
     assert len(sys.modules["curious_plugin"].seen) == 1
     assert "adamw" in names
+
+
+# ---------------------------------------------------------------- hardening (issue 15)
+
+
+def test_a_plugin_calling_sys_exit_is_contained(
+    make_dist: MakeDist, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optreg.cli import main
+
+    make_dist(
+        "acme-exit",
+        entry_points={
+            "optreg": {"bye": "acme_exit_hooks"},
+            "optreg.optimizers": {"bye_opt": "acme_exit_target:Opt"},
+        },
+        modules={
+            "acme_exit_hooks": "import sys\nsys.exit(3)\n",
+            "acme_exit_target": "import sys\nsys.exit(4)\n",
+        },
+    )
+    assert "adamw" in optreg.optimizers
+    [problem] = _discovery.problems()
+    assert problem.error == "SystemExit: 3"
+    with pytest.raises(PluginLoadError, match="cannot load 'acme_exit_target:Opt': SystemExit: 4"):
+        optreg.get_optimizer("bye_opt", _p())
+    assert main(["check"]) == 1
+    assert "BROKEN       plugin acme_exit (optreg: bye = acme_exit_hooks): SystemExit: 3" in (
+        capsys.readouterr().out
+    )
+
+
+def test_interrupted_discovery_leaves_nothing_half_done(make_dist: MakeDist) -> None:
+    make_dist(
+        "acme-slow",
+        entry_points={"optreg": {"slow": "acme_slow_hooks"}},
+        modules={
+            "acme_slow_hooks": """
+                from optreg import hookimpl
+
+                interrupt = [True]
+
+                @hookimpl
+                def optreg_add_optimizers(registry):
+                    if interrupt.pop():
+                        raise KeyboardInterrupt  # the user pressed Ctrl-C here
+                    registry.register("slow_sgd", "torch.optim:SGD")
+            """
+        },
+    )
+    with pytest.raises(KeyboardInterrupt):
+        optreg.list_optimizers()
+    sys.modules["acme_slow_hooks"].interrupt.append(False)
+    names = optreg.list_optimizers()  # a fresh, complete discovery
+    assert "slow_sgd" in names and "adamw" in names
+    assert _discovery.problems() == []
+
+
+def test_a_squatting_optreg_distribution_cannot_replace_the_builtins(make_dist: MakeDist) -> None:
+    """A stale checkout's or a squatter's optreg-*.dist-info declaring optreg's names:
+    the builtins come from the catalogue in code, whatever metadata says."""
+    make_dist(
+        "optreg",
+        version="9.9",
+        entry_points={
+            "optreg.optimizers": {"adamw": "torch.optim:SGD"},
+            "optreg": {"builtin": "acme_squat_hooks"},
+        },
+        modules={"acme_squat_hooks": "raise RuntimeError('imported')\n"},
+    )
+    assert optreg.optimizers["adamw"].target == "optreg.builtin.torch_optim:adamw"
+    assert isinstance(optreg.get_optimizer("adamw", _p()), torch.optim.AdamW)
+    assert "acme_squat_hooks" not in sys.modules
+    assert _discovery.problems() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "disabled", "warns"),
+    [("1", True, False), ("TRUE", True, False), ("yes", True, False), ("false", False, False),
+     ("0", False, False), ("", False, False), ("maybe", False, True)],
+)  # fmt: skip
+def test_disable_autoload_values(
+    make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch, value: str, disabled: bool, warns: bool
+) -> None:
+    make_dist("acme-env", entry_points={"optreg.optimizers": {"env_sgd": "torch.optim:SGD"}})
+    monkeypatch.setenv("OPTREG_DISABLE_PLUGIN_AUTOLOAD", value)
+    _discovery.reset()
+    if warns:
+        with pytest.warns(OptregPluginWarning, match="'maybe' is neither true"):
+            names = optreg.list_optimizers()
+    else:
+        names = optreg.list_optimizers()
+    assert ("env_sgd" not in names) is disabled
+
+
+def test_plugin_filters_that_match_nothing_warn(
+    make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_dist("acme-env", entry_points={"optreg.optimizers": {"env_sgd": "torch.optim:SGD"}})
+    monkeypatch.setenv("OPTREG_PLUGINS", "acme-evn")
+    _discovery.reset()
+    with pytest.warns(
+        OptregPluginWarning,
+        match="OPTREG_PLUGINS: 'acme_evn' matches no installed plugin .*did you mean 'acme_env'",
+    ):
+        assert "env_sgd" not in optreg.list_optimizers()

@@ -63,3 +63,44 @@ def test_unknown_name_error_reads_well() -> None:
         str(error)
         == "unknown optimizer 'adamx'; did you mean 'adam' or 'adamw'? (see `optreg list optimizers`)"
     )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        optreg.UnknownNameError("optimizer", "adamx", ["adamw", "adam", "sgd"]),
+        optreg.DuplicateNameError("optimizer name 'x' is already registered"),
+        optreg.AmbiguousNameError("optimizer name 'lion' is provided by several plugins"),
+        optreg.PluginLoadError("optimizer 'y' from distribution 'acme': cannot load"),
+        optreg.MissingDependencyError("needs bitsandbytes"),
+        optreg.UsageError("--kw given twice"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_every_error_pickles_and_copies(error: Exception) -> None:
+    """An error raised in a multiprocessing worker must reach the parent intact."""
+    import copy
+    import pickle
+
+    for again in (pickle.loads(pickle.dumps(error)), copy.deepcopy(error), copy.copy(error)):
+        assert type(again) is type(error)
+        assert str(again) == str(error)
+        assert again.args == error.args
+    if isinstance(error, optreg.UnknownNameError):
+        again = pickle.loads(pickle.dumps(error))
+        assert (again.kind, again.name, again.suggestions) == (
+            "optimizer",
+            "adamx",
+            ["adam", "adamw"],
+        )
+
+
+def test_unknown_name_error_crosses_a_process_pool() -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1) as pool:
+        future = pool.submit(optreg.get_optimizer, "adamx", [])
+        with pytest.raises(
+            optreg.UnknownNameError, match="unknown optimizer 'adamx'; did you mean"
+        ):
+            future.result(timeout=120)

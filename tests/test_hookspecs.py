@@ -160,3 +160,75 @@ def test_a_raising_add_hook_loses_only_its_plugins_names(make_dist: MakeDist) ->
     assert "good_sgd" in optreg.optimizers
     [problem] = _discovery.problems()
     assert problem.dist == "acme_bad" and "RuntimeError: boom" in problem.error
+
+
+# ---------------------------------------------------------------- hardening (issue 15)
+
+
+def test_a_read_only_prepare_hook_cannot_exhaust_group_generators(make_dist: MakeDist) -> None:
+    make_dist(
+        "acme-count",
+        entry_points={"optreg": {"count": "acme_count_hooks"}},
+        modules={
+            "acme_count_hooks": """
+                from optreg import hookimpl
+
+                seen = []
+
+                @hookimpl
+                def optreg_prepare_optimizer(name, param_groups, kwargs):
+                    seen.append(sum(len(list(g["params"])) for g in param_groups))
+            """
+        },
+    )
+    import torch
+
+    model = torch.nn.Linear(3, 2)
+    opt = optreg.get_optimizer("sgd", [{"params": model.parameters()}], lr=0.1)
+    import acme_count_hooks  # type: ignore[import-not-found]
+
+    assert acme_count_hooks.seen == [2]
+    assert len(opt.param_groups[0]["params"]) == 2  # the torch idiom keeps both
+
+
+def test_a_hook_that_raises_halfway_keeps_none_of_its_names(make_dist: MakeDist) -> None:
+    make_dist(
+        "acme-half",
+        entry_points={"optreg": {"half": "acme_half_hooks"}},
+        modules={
+            "acme_half_hooks": """
+                from optreg import hookimpl
+
+                @hookimpl
+                def optreg_add_optimizers(registry):
+                    registry.register("half_one", "torch.optim:SGD")
+                    registry.register("half_two", "torch.optim:SGD")
+                    raise RuntimeError("stopped halfway")
+            """
+        },
+    )
+    names = optreg.list_optimizers()
+    assert "half_one" not in names and "half_two" not in names
+    [problem] = _discovery.problems()
+    assert "RuntimeError: stopped halfway" in problem.error
+
+
+def test_runtime_registration_at_plugin_import_follows_the_one_rule(make_dist: MakeDist) -> None:
+    """register_optimizer("adafactor") from a plugin module raises DuplicateNameError
+    as it does after discovery: the builtins are registered before any plugin runs."""
+    make_dist(
+        "acme-grab",
+        entry_points={"optreg": {"grab": "acme_grab_hooks"}},
+        modules={
+            "acme_grab_hooks": """
+                import torch
+                import optreg
+
+                optreg.register_optimizer("adafactor", torch.optim.SGD)
+            """
+        },
+    )
+    assert optreg.optimizers["adafactor"].provider == "optreg"
+    [problem] = _discovery.problems()
+    assert problem.dist == "acme_grab"
+    assert "DuplicateNameError: optimizer name 'adafactor' is already registered" in problem.error

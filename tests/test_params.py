@@ -8,6 +8,7 @@ from helpers import Net
 from torch import nn
 
 import optreg
+from optreg.params import param_groups
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
 
@@ -99,3 +100,50 @@ def test_bad_params(params: object, exc: type[Exception], match: str) -> None:
 def test_overrides_need_names() -> None:
     with pytest.raises(ValueError, match="need parameter names"):
         optreg.get_optimizer("sgd", [nn.Parameter(torch.ones(1))], overrides={"x": {}})
+
+
+# ---------------------------------------------------------------- hardening (issue 15)
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "message"),
+    [
+        (None, TypeError, "params must be an iterable of tensors, of (name, tensor) pairs, of param-group dicts, or an nn.Module; got NoneType: None"),
+        (3, TypeError, "got int: 3"),
+        ([{"lr": 0.1}], ValueError, "param group 0 has no 'params' key; got keys ['lr']"),
+    ],
+)  # fmt: skip
+def test_bad_params_are_named(params: object, error: type, message: str) -> None:
+    with pytest.raises(error) as info:
+        optreg.get_optimizer("sgd", params, lr=0.1)
+    assert message in str(info.value)
+
+
+def test_group_params_given_as_a_generator_are_read_once() -> None:
+    net = Net()
+    groups = param_groups([{"params": net.fc.parameters(), "lr": 0.1}, {"params": net.scale}])
+    assert [len(g["params"]) for g in groups] == [2, 1]
+    assert groups[0]["params"][0] is net.fc.weight
+
+
+def test_lazy_parameters_are_refused_until_initialised() -> None:
+    model = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ValueError) as info:
+        optreg.get_optimizer("adamw", model, weight_decay=0.1)
+    assert str(info.value) == (
+        "parameter '0.weight' is not initialised yet (a lazy module such as nn.LazyLinear): "
+        "run one forward pass before building the optimizer"
+    )
+    model(torch.zeros(1, 3))
+    decay, no_decay = optreg.get_optimizer("adamw", model, weight_decay=0.1).param_groups
+    assert {id(p) for p in decay["params"]} == {id(model[0].weight), id(model[2].weight)}
+    assert len(no_decay["params"]) == 2
+
+
+def test_no_decay_as_one_string_is_one_pattern() -> None:
+    net = Net()
+    decay, no_decay = optreg.get_optimizer(
+        "adamw", net, weight_decay=0.1, no_decay="bias"
+    ).param_groups
+    assert {id(p) for p in no_decay["params"]} == {id(net.fc.bias), id(net.norm.bias)}
+    assert id(net.fc.weight) in {id(p) for p in decay["params"]}

@@ -79,8 +79,9 @@ def test_hyperparameters_checks_only_what_the_factory_declares() -> None:
     # eps declared a tuple of numbers: any sequence becomes a tuple (one number is enough)
     assert checked == {"lr": 0.25, "beta1": [1, 2, 3], "eps": (1e-6,)}
     assert type(checked["lr"]) is float
+    assert _validate.hyperparameters("f", _third_party, {"lr": -1}) == {"lr": -1}  # its own rule
     with pytest.raises(ValueError, match="^f: `lr` must be >= 0, got -1$"):
-        _validate.hyperparameters("f", _third_party, {"lr": -1})
+        _validate.hyperparameters("f", _third_party, {"lr": -1}, group=True)
     tensor_lr = torch.tensor(0.1)
     assert _validate.hyperparameters("f", _third_party, {"lr": tensor_lr})["lr"] is tensor_lr
 

@@ -23,7 +23,7 @@ import inspect
 import sys
 import threading
 import warnings
-import weakref
+from collections import ChainMap
 from collections.abc import Iterable, Mapping
 from functools import cache
 from types import MappingProxyType
@@ -127,6 +127,10 @@ class BnbOptimizerFactory:
         fixed: keyword arguments always passed to the class (e.g. ``optim_bits=32``).
     """
 
+    #: Group options ``get_optimizer(..., overrides=...)`` may set besides the keywords:
+    #: bitsandbytes' per-parameter settings.
+    optreg_group_options = BNB_PARAM_OPTIONS
+
     def __init__(
         self,
         name: str,
@@ -200,8 +204,11 @@ class BnbOptimizerFactory:
             optimizer = cls(params, **self.fixed, **kwargs)
         except (NotImplementedError, ValueError, TypeError) as e:
             raise self._explain(e, kwargs) from e
-        if per_param:
-            _register_overrides(_bnb_optim().GlobalOptimManager.get_instance(), per_param)
+        view = _OptimizerOverrides(_bnb_optim().GlobalOptimManager.get_instance())
+        for tensors, options in per_param:
+            for p in tensors:
+                view.pid2config[id(p)] = dict(options)  # one dict per param
+        optimizer.mng = view
         if self.paged:
             self._note_cpu_fallback(optimizer)
         return optimizer
@@ -290,17 +297,32 @@ def _check_option(name: str, key: str, value: Any) -> None:
         raise ValueError(f"optimizer {name!r}: per-parameter option {e}") from None
 
 
-def _register_overrides(manager: Any, per_param: list[tuple[list[Any], dict[str, Any]]]) -> None:
-    """Hand per-parameter options to bitsandbytes' GlobalOptimManager.
+class _OptimizerOverrides:
+    """One optimizer's view of bitsandbytes' process-wide ``GlobalOptimManager``.
 
-    bitsandbytes keys these by ``id(param)`` in a process-wide manager; the entry is
-    dropped when the parameter is garbage-collected, so that a later tensor that
-    reuses the id does not inherit it.
+    bitsandbytes reads per-parameter options from ``optimizer.mng``: ``pid2config``
+    (keyed by ``id(param)``), ``index2config`` (keyed by ``(group, index)`` *positions*,
+    filled at the first step) and ``module_weight_config_triple``. The shared manager
+    keeps them for the rest of the process, so options given to one optimizer leaked
+    into the next one built over the same parameters, or over others at the same
+    positions. This view keeps the options optreg was given, and the positions, to
+    its optimizer, over what other code registers with the shared manager (such as
+    transformers' ``register_module_override`` for embeddings), which still applies.
     """
-    for tensors, options in per_param:
-        for p in tensors:
-            manager.override_config(p, key_value_dict=dict(options))  # one dict per param
-            weakref.finalize(p, manager.pid2config.pop, id(p), None)
+
+    def __init__(self, shared: Any) -> None:
+        self._shared = shared
+        self.pid2config: ChainMap[int, Any] = ChainMap({}, shared.pid2config)
+        self.index2config: dict[tuple[int, int], Any] = {}
+
+    @property
+    def module_weight_config_triple(self) -> list[Any]:
+        return self._shared.module_weight_config_triple  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:  # anything else bitsandbytes may ask for
+        if name.startswith("_"):  # pickle and copy probe dunders before __dict__ is set
+            raise AttributeError(name)
+        return getattr(self._shared, name)
 
 
 def _user_stacklevel() -> int:
