@@ -495,3 +495,13 @@ def test_bfloat16_subclass_param_updates_through_fp32() -> None:
         torch.testing.assert_close(
             p.as_subclass(torch.Tensor).float(), q.detach().float(), rtol=1e-2, atol=1e-3
         )
+
+
+def test_complex_parameters_are_refused_at_construction() -> None:
+    z = torch.nn.Parameter(torch.zeros(3, 2, dtype=torch.complex64))
+    with pytest.raises(ValueError) as info:
+        Adafactor([torch.nn.Parameter(torch.zeros(2)), z])
+    assert str(info.value).startswith(
+        "Adafactor does not support complex parameters: param group 0 has a torch.complex64 "
+        "tensor of shape (3, 2)"
+    )

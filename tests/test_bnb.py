@@ -641,3 +641,22 @@ def test_state_dict_round_trip_with_overrides() -> None:
     assert opt.state[params[0]]["state1"].dtype == torch.float32  # 5120 elements, overridden
     (w_group,) = [g for g in opt.param_groups if g["params"][0] is params[0]]
     assert w_group["lr"] == 1e-4 and "optim_bits" not in w_group
+
+
+@needs_bnb
+@pytest.mark.parametrize("name", ["paged_ademamix_8bit", "paged_ademamix_32bit", "adamw_8bit"])
+def test_bnb_optimizers_pickle(name: str) -> None:
+    """The paged AdEMAMix names build a subclass; pickle must find it again."""
+    import pickle
+
+    (p,) = make_params((64, 80))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optreg.PagedFallbackWarning)
+        opt = optreg.get_optimizer(name, [p], lr=1e-3)
+        run(opt, [p], range(1))
+        again = pickle.loads(pickle.dumps(opt))
+    assert type(again) is type(opt)
+    # (torch's Optimizer.__getstate__ keeps defaults, state and param_groups only, so an
+    # unpickled bitsandbytes optimizer lacks attributes its own __init__ sets, e.g.
+    # non_castable_tensor_keys: use state_dict() for checkpoints, as everywhere)
+    assert again.param_groups[0]["lr"] == 1e-3

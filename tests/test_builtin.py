@@ -191,4 +191,4 @@ def test_builtins_exist_in_a_bare_source_tree(tmp_path: Path) -> None:
         timeout=300,
     )
     assert build.returncode == 0, build.stderr
-    assert build.stdout.split() == ["AdamW", "LambdaLR", "0+unknown"]
+    assert build.stdout.split() == ["AdamW", "ScheduleLR", "0+unknown"]

@@ -534,7 +534,11 @@ ERROR_CASES: list[tuple[Callable[[], Any], type[Exception], str]] = [
         ValueError,
         "lr_end (0.5) must be smaller than initial lr (0.001)",
     ),
-    (lambda: _poly(0, 10, lr_end=NAN), ValueError, "`lr_end` must be a finite number, got nan"),
+    (
+        lambda: _poly(0, 10, lr_end=NAN),
+        ValueError,
+        "`lr_end` must be a finite number >= 0, got nan",
+    ),
     (lambda: _poly(0, 10, power=-1), ValueError, "`power` must be >= 0, got -1.0"),
     (lambda: _poly(0, 10, power=NAN), ValueError, "`power` must be a finite number, got nan"),
     (lambda: _poly(3, 2), ValueError, "num_warmup_steps=3 > num_training_steps=2"),
@@ -610,12 +614,12 @@ ERROR_CASES: list[tuple[Callable[[], Any], type[Exception], str]] = [
     (
         lambda: _wsd(0, 3, 10, min_lr_ratio=NAN),
         ValueError,
-        "`min_lr_ratio` must be a finite number, got nan",
+        "`min_lr_ratio` must be a finite number >= 0, got nan",
     ),
     (lambda: _wsd(0), TypeError, "num_decay_steps"),
     (lambda: _greedy(factor=1.0), ValueError, "Factor should be < 1.0."),
     (lambda: _greedy(factor=0), ValueError, "`factor` must be > 0, got 0"),
-    (lambda: _greedy(factor=NAN), ValueError, "`factor` must be > 0, got nan"),
+    (lambda: _greedy(factor=NAN), ValueError, "`factor` must be a finite number, got nan"),
     (lambda: _greedy(mode="low"), ValueError, "mode low is unknown!"),
     (lambda: _greedy(threshold_mode="pct"), ValueError, "threshold mode pct is unknown!"),
     (lambda: _greedy(min_lr=[1e-3, 1e-4]), ValueError, "expected 1 min_lrs, got 2"),
@@ -629,7 +633,16 @@ ERROR_CASES: list[tuple[Callable[[], Any], type[Exception], str]] = [
     (lambda: _greedy(patience=-1), ValueError, "`patience` must be an int >= 0, got -1"),
     (lambda: _greedy(cooldown=1.5), ValueError, "`cooldown` must be an int >= 0, got 1.5"),
     (lambda: _greedy(window_size=0), ValueError, "`window_size` must be an int >= 1, got 0"),
-    (lambda: _greedy(eps=NAN), ValueError, "`eps` must be a finite number, got nan"),
+    (lambda: _greedy(eps=NAN), ValueError, "`eps` must be a finite number >= 0, got nan"),
+    (lambda: _poly(1, 10, lr_end=-0.01), ValueError, "`lr_end` must be >= 0, got -0.01"),
+    (
+        lambda: _wsd(0, 3, 10, min_lr_ratio=-0.5),
+        ValueError,
+        "`min_lr_ratio` must be >= 0, got -0.5",
+    ),
+    (lambda: _greedy(factor=None), TypeError, "`factor` must be a number, got NoneType: None"),
+    (lambda: _greedy(threshold=-1e-4), ValueError, "`threshold` must be >= 0, got -0.0001"),
+    (lambda: _greedy(eps=-1.0), ValueError, "`eps` must be >= 0, got -1.0"),
     (lambda: GreedyLR([torch.zeros(1)]), TypeError, "list is not an Optimizer"),  # type: ignore[arg-type]
 ]
 
@@ -676,3 +689,26 @@ def test_state_dict_round_trip(name: str) -> None:
 
 
 # ---------------------------------------------------------------------- GreedyLR
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "constant", "polynomial", "inverse_sqrt"])
+def test_a_state_saved_for_other_param_groups_is_refused(name: str) -> None:
+    saved = optreg.get_scheduler(name, sgd(0.1, 0.2), num_warmup_steps=2, num_training_steps=10)
+    fresh = optreg.get_scheduler(name, sgd(0.1), num_warmup_steps=2, num_training_steps=10)
+    with pytest.raises(ValueError) as info:
+        fresh.load_state_dict(saved.state_dict())
+    assert str(info.value) == (
+        "ScheduleLR.load_state_dict: the state was saved for 2 param groups ('base_lrs'), "
+        "but the optimizer has 1; build the optimizer with the same param groups as the run "
+        "that saved it"
+    )
+    assert isinstance(fresh, LambdaLR)  # still a LambdaLR for every tool that expects one
+
+
+def test_plateau_state_for_other_param_groups_is_refused() -> None:
+    saved = optreg.get_scheduler("reduce_lr_on_plateau", sgd(0.1, 0.2))
+    fresh = optreg.get_scheduler("reduce_lr_on_plateau", sgd(0.1))
+    with pytest.raises(
+        ValueError, match=r"saved for 2 param groups \('min_lrs'\), but the optimizer has 1"
+    ):
+        fresh.load_state_dict(saved.state_dict())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 from typing import Any
 
 import pytest
@@ -262,3 +263,60 @@ def test_state_dict_round_trip_is_bit_identical(tmp_path: Any) -> None:
     _run(reopt, fresh, steps=3)
     for a, b in zip(params, fresh, strict=True):
         assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------- hardening (issue 15)
+
+
+def _train(opt: torch.optim.Optimizer, params: list[torch.nn.Parameter], steps: range) -> None:
+    for t in steps:
+        for i, p in enumerate(params):
+            p.grad = torch.full_like(p, 0.1 * (t + 1) * (i + 1)).sin()
+        opt.step()
+
+
+def test_nadam_bf16_resumes_bit_identically() -> None:
+    """torch casts NAdam's float32 mu_product to the parameter's bfloat16 on load."""
+    torch.manual_seed(0)
+    start = [torch.randn(5, 3, dtype=torch.bfloat16), torch.randn(3, dtype=torch.bfloat16)]
+    ref = [torch.nn.Parameter(t.clone()) for t in start]
+    opt = optreg.get_optimizer("nadam", ref, lr=1e-2)
+    _train(opt, ref, range(6))
+    run = [torch.nn.Parameter(t.clone()) for t in start]
+    first = optreg.get_optimizer("nadam", run, lr=1e-2)
+    _train(first, run, range(3))
+    buf = io.BytesIO()
+    torch.save(first.state_dict(), buf)
+    buf.seek(0)
+    resumed = optreg.get_optimizer("nadam", run, lr=1e-2)
+    resumed.load_state_dict(torch.load(buf, weights_only=True))
+    assert resumed.state[run[0]]["mu_product"].dtype == torch.float32
+    assert type(resumed) is torch.optim.NAdam
+    _train(resumed, run, range(3, 6))
+    for p, q in zip(run, ref, strict=True):
+        assert torch.equal(p, q)
+
+
+def test_opting_out_of_the_fused_kernel_survives_loading_a_fused_checkpoint() -> None:
+    fused_params = _params((4, 3), (3,))
+    fused = optreg.get_optimizer("adamw", fused_params, lr=1e-2)
+    assert fused.param_groups[0]["fused"] is True
+    _train(fused, fused_params, range(2))
+    plain = optreg.get_optimizer("adamw", fused_params, lr=1e-2, fused=False)
+    plain.load_state_dict(fused.state_dict())
+    assert plain.param_groups[0]["fused"] is False
+    assert plain.param_groups[0]["lr"] == 1e-2
+    assert len(plain.state) == 2
+
+
+def test_optimizers_with_resume_hooks_still_pickle_and_copy() -> None:
+    import copy
+    import pickle
+
+    params = _params((4, 3))
+    for name in ("adamw", "adam", "nadam"):
+        opt = optreg.get_optimizer(name, params, lr=1e-2)
+        _train(opt, params, range(1))
+        for again in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)):
+            assert type(again) is type(opt)
+            assert len(again.state) == 1

@@ -165,7 +165,7 @@ TORCH_OPTIM = BuiltinPlugin(
         Name("sgd", "torch.optim:SGD", "torch.optim.SGD: stochastic gradient descent, momentum"),
         Name("adagrad", "torch.optim:Adagrad", "torch.optim.Adagrad: per-coordinate adaptive lr"),
         Name("rmsprop", "torch.optim:RMSprop", "torch.optim.RMSprop: scaled by a running RMS"),
-        Name("nadam", "torch.optim:NAdam", "torch.optim.NAdam: Adam with Nesterov momentum"),
+        Name("nadam", _T + "nadam", "torch.optim.NAdam: Adam with Nesterov momentum"),
         Name("radam", "torch.optim:RAdam", "torch.optim.RAdam: Adam with variance rectification"),
         Name("adamax", "torch.optim:Adamax", "torch.optim.Adamax: Adam with the infinity norm"),
         Name("adadelta", "torch.optim:Adadelta", "torch.optim.Adadelta: lr-free adaptive steps"),

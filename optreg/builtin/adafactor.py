@@ -86,7 +86,7 @@ class Adafactor(Optimizer):
     Raises:
         ValueError: ``lr`` together with ``relative_step=True``; ``warmup_init``
             without ``relative_step``; no ``lr`` without ``relative_step``; a value out
-            of range (the message shows it).
+            of range (the message shows it); a complex parameter.
         TypeError: a hyperparameter that is not a number.
     """
 
@@ -136,6 +136,14 @@ class Adafactor(Optimizer):
             "warmup_init": bool(warmup_init),
         }
         super().__init__(params, defaults)
+        for i, group in enumerate(self.param_groups):
+            for p in group["params"]:
+                if p.is_complex():
+                    raise ValueError(
+                        f"Adafactor does not support complex parameters: param group {i} has "
+                        f"a {p.dtype} tensor of shape {tuple(p.shape)} (its factored second "
+                        "moment is defined for real values)"
+                    )
         self._workspace: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
     @staticmethod

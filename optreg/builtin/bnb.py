@@ -101,12 +101,23 @@ def _cpu_safe_paged_ademamix(base_name: str) -> type[Any]:
         (base,),
         {
             "__module__": __name__,
-            "__qualname__": base.__qualname__,
+            # where pickle finds the class again: this module's __getattr__ builds it
+            "__qualname__": _CPU_SAFE + base_name,
             "__doc__": (base.__doc__ or "")
             + "\n\n(optreg: CPU parameters get ordinary, non-paged state.)",
             "_get_state_double_buffer": _get_state_double_buffer,
         },
     )
+
+
+_CPU_SAFE = "CpuSafe"
+
+
+def __getattr__(name: str) -> Any:
+    """``CpuSafePagedAdEMAMix8bit`` and friends: the classes pickled optimizers name."""
+    if name.startswith(_CPU_SAFE + "PagedAdEMAMix"):
+        return _cpu_safe_paged_ademamix(name[len(_CPU_SAFE) :])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class BnbOptimizerFactory:

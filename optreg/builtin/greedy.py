@@ -82,8 +82,10 @@ class GreedyLR(LRScheduler):
         ValueError: ``factor`` not in (0, 1) (``"Factor should be < 1.0."`` for
             ``factor >= 1``), an unknown ``mode`` / ``threshold_mode``, a
             ``min_lr`` / ``max_lr`` list of the wrong length, ``min_lr > max_lr``,
-            a negative count, ``window_size < 1``, or a non-finite value.
-        TypeError: ``optimizer`` is not a ``torch.optim.Optimizer``.
+            a negative count, ``window_size < 1``, or a negative or non-finite
+            ``threshold`` / ``eps``.
+        TypeError: ``optimizer`` is not a ``torch.optim.Optimizer``, or a number
+            that is not a number (``factor=None``).
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class GreedyLR(LRScheduler):
         window_size: int = 50,
         reset_start: int = 500,
     ) -> None:
+        _validate.real("factor", factor)
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
         if not factor > 0.0:
@@ -123,7 +126,7 @@ class GreedyLR(LRScheduler):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold mode {threshold_mode} is unknown!")
         for arg, value in (("threshold", threshold), ("eps", eps)):
-            _validate.real(arg, value)
+            _validate.real(arg, value, low=0)
 
         self.optimizer = optimizer
         self.factor = float(factor)

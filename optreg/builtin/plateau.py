@@ -5,12 +5,32 @@ Metric-driven: step it with the watched metric, ``scheduler.step(val_loss)``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from optreg import _validate
+from optreg.builtin.schedules import _check_group_count
 
-__all__ = ["get_reduce_on_plateau_schedule"]
+__all__ = ["CheckedReduceLROnPlateau", "get_reduce_on_plateau_schedule"]
+
+
+class CheckedReduceLROnPlateau(ReduceLROnPlateau):
+    """torch's ``ReduceLROnPlateau``, whose ``load_state_dict`` checks the group count.
+
+    torch's own loads a state saved for another number of param groups silently
+    (its ``min_lrs`` then no longer match the groups).
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state saved by :meth:`state_dict`.
+
+        Raises:
+            ValueError: the state holds a different number of param groups.
+        """
+        _check_group_count(self, state_dict, "min_lrs")
+        super().load_state_dict(state_dict)
 
 
 def get_reduce_on_plateau_schedule(
@@ -23,7 +43,7 @@ def get_reduce_on_plateau_schedule(
     cooldown: int = 0,
     min_lr: float | list[float] = 0.0,
     eps: float = 1e-8,
-) -> ReduceLROnPlateau:
+) -> CheckedReduceLROnPlateau:
     """torch's ``ReduceLROnPlateau`` with its arguments checked; step it with a metric.
 
     Same defaults and semantics as ``torch.optim.lr_scheduler.ReduceLROnPlateau``;
@@ -45,7 +65,7 @@ def get_reduce_on_plateau_schedule(
     lows = min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]
     for arg, value in (("threshold", threshold), ("eps", eps), *(("min_lr", v) for v in lows)):
         _validate.real(arg, value, low=0)
-    return ReduceLROnPlateau(
+    return CheckedReduceLROnPlateau(
         optimizer,
         mode=mode,  # type: ignore[arg-type]
         factor=factor,

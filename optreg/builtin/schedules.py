@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from functools import partial
+from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
@@ -27,6 +28,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from optreg import _validate
 
 __all__ = [
+    "ScheduleLR",
     "get_constant_schedule",
     "get_constant_schedule_with_warmup",
     "get_cosine_schedule_with_warmup",
@@ -43,6 +45,37 @@ _WSD_TYPES = ("linear", "cosine", "1-sqrt")
 
 
 # -- validation ---------------------------------------------------------------------
+
+
+class ScheduleLR(LambdaLR):
+    """The ``LambdaLR`` every builtin schedule returns: one pure step function per group.
+
+    A plain ``LambdaLR`` in everything it computes and stores; its
+    ``load_state_dict`` first checks that the state was saved for as many param
+    groups as the optimizer has (``LambdaLR`` would fail with an ``IndexError``, or
+    load lrs for the wrong groups).
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state saved by :meth:`state_dict`.
+
+        Raises:
+            ValueError: the state holds a different number of param groups.
+        """
+        _check_group_count(self, state_dict, "base_lrs")
+        super().load_state_dict(state_dict)
+
+
+def _check_group_count(scheduler: Any, state_dict: Any, key: str) -> None:
+    groups = len(scheduler.optimizer.param_groups)
+    saved = state_dict.get(key) if isinstance(state_dict, dict) else None
+    if not isinstance(saved, list) or len(saved) != groups:
+        count = len(saved) if isinstance(saved, list) else "no"
+        raise ValueError(
+            f"{type(scheduler).__name__}.load_state_dict: the state was saved for {count} "
+            f"param group{'' if count == 1 else 's'} ({key!r}), but the optimizer has {groups}; "
+            "build the optimizer with the same param groups as the run that saved it"
+        )
 
 
 def _warmup_and_training(num_warmup_steps: object, num_training_steps: object) -> tuple[int, int]:
@@ -218,14 +251,14 @@ def _warmup_stable_decay(
 # -- factories (transformers' names and signatures) ---------------------------------
 
 
-def get_constant_schedule(optimizer: Optimizer, last_epoch: int = -1) -> LambdaLR:
+def get_constant_schedule(optimizer: Optimizer, last_epoch: int = -1) -> ScheduleLR:
     """Constant learning rate: the optimizer's lr at every step."""
-    return LambdaLR(optimizer, _constant, last_epoch=last_epoch)
+    return ScheduleLR(optimizer, _constant, last_epoch=last_epoch)
 
 
 def get_constant_schedule_with_warmup(
     optimizer: Optimizer, num_warmup_steps: int, last_epoch: int = -1
-) -> LambdaLR:
+) -> ScheduleLR:
     """Linear warmup from 0 over ``num_warmup_steps``, then the optimizer's lr.
 
     Raises:
@@ -236,12 +269,12 @@ def get_constant_schedule_with_warmup(
         _constant_with_warmup,
         num_warmup_steps=_validate.steps("num_warmup_steps", num_warmup_steps),
     )
-    return LambdaLR(optimizer, fn, last_epoch=last_epoch)
+    return ScheduleLR(optimizer, fn, last_epoch=last_epoch)
 
 
 def get_linear_schedule_with_warmup(
     optimizer: Optimizer, num_warmup_steps: int, num_training_steps: int, last_epoch: int = -1
-) -> LambdaLR:
+) -> ScheduleLR:
     """Linear warmup from 0, then linear decay to 0 at ``num_training_steps``.
 
     Raises:
@@ -250,7 +283,7 @@ def get_linear_schedule_with_warmup(
     """
     w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     fn = partial(_linear, num_warmup_steps=w, num_training_steps=n)
-    return LambdaLR(optimizer, fn, last_epoch)
+    return ScheduleLR(optimizer, fn, last_epoch)
 
 
 def get_cosine_schedule_with_warmup(
@@ -259,7 +292,7 @@ def get_cosine_schedule_with_warmup(
     num_training_steps: int,
     num_cycles: float = 0.5,
     last_epoch: int = -1,
-) -> LambdaLR:
+) -> ScheduleLR:
     """Linear warmup, then cosine decay (``num_cycles`` = 0.5: half a cosine, to 0).
 
     Raises:
@@ -274,7 +307,7 @@ def get_cosine_schedule_with_warmup(
         num_training_steps=n,
         num_cycles=_validate.real("num_cycles", num_cycles),
     )
-    return LambdaLR(optimizer, fn, last_epoch)
+    return ScheduleLR(optimizer, fn, last_epoch)
 
 
 def get_cosine_with_hard_restarts_schedule_with_warmup(
@@ -283,7 +316,7 @@ def get_cosine_with_hard_restarts_schedule_with_warmup(
     num_training_steps: int,
     num_cycles: int = 1,
     last_epoch: int = -1,
-) -> LambdaLR:
+) -> ScheduleLR:
     """Linear warmup, then ``num_cycles`` cosine decays to 0, each restarting at the lr.
 
     Raises:
@@ -298,7 +331,7 @@ def get_cosine_with_hard_restarts_schedule_with_warmup(
         num_training_steps=n,
         num_cycles=_validate.real("num_cycles", num_cycles),
     )
-    return LambdaLR(optimizer, fn, last_epoch)
+    return ScheduleLR(optimizer, fn, last_epoch)
 
 
 def get_polynomial_decay_schedule_with_warmup(
@@ -308,18 +341,18 @@ def get_polynomial_decay_schedule_with_warmup(
     lr_end: float = 1e-7,
     power: float = 1.0,
     last_epoch: int = -1,
-) -> LambdaLR:
+) -> ScheduleLR:
     """Linear warmup, then polynomial decay from the optimizer's lr to ``lr_end``.
 
     Raises:
-        ValueError: ``lr_end`` not smaller than the optimizer's default lr, a
-            negative or non-finite ``power``, a negative or fractional step count,
+        ValueError: ``lr_end`` negative or not smaller than the optimizer's default
+            lr, a negative or non-finite ``power``, a negative or fractional step count,
             or warmup beyond training.
         TypeError: an argument that is not a number.
     """
     w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     lr_init = _base_lr(optimizer)
-    lr_end = _validate.real("lr_end", lr_end)
+    lr_end = _validate.real("lr_end", lr_end, low=0)  # a negative lr_end would end below 0
     if not (lr_init > lr_end):
         raise ValueError(f"lr_end ({lr_end}) must be smaller than initial lr ({lr_init})")
     power = _validate.real("power", power)
@@ -333,7 +366,7 @@ def get_polynomial_decay_schedule_with_warmup(
         power=power,
         lr_init=lr_init,
     )
-    return LambdaLR(optimizer, fn, last_epoch)
+    return ScheduleLR(optimizer, fn, last_epoch)
 
 
 def get_inverse_sqrt_schedule(
@@ -341,7 +374,7 @@ def get_inverse_sqrt_schedule(
     num_warmup_steps: int,
     timescale: int | None = None,
     last_epoch: int = -1,
-) -> LambdaLR:
+) -> ScheduleLR:
     """Linear warmup, then ``1 / sqrt((step + timescale - num_warmup_steps) / timescale)``.
 
     ``timescale`` defaults to ``num_warmup_steps`` (10,000 when that is 0).
@@ -355,7 +388,7 @@ def get_inverse_sqrt_schedule(
     if scale <= 0:
         raise ValueError(f"`timescale` must be > 0, got {timescale!r}")
     fn = partial(_inverse_sqrt, num_warmup_steps=w, timescale=scale)
-    return LambdaLR(optimizer, fn, last_epoch=last_epoch)
+    return ScheduleLR(optimizer, fn, last_epoch=last_epoch)
 
 
 def get_cosine_with_min_lr_schedule_with_warmup(
@@ -366,7 +399,7 @@ def get_cosine_with_min_lr_schedule_with_warmup(
     last_epoch: int = -1,
     min_lr: float | None = None,
     min_lr_rate: float | None = None,
-) -> LambdaLR:
+) -> ScheduleLR:
     """Like ``cosine`` but decaying to ``min_lr`` (or ``min_lr_rate`` times the lr).
 
     Raises:
@@ -384,7 +417,7 @@ def get_cosine_with_min_lr_schedule_with_warmup(
         num_cycles=_validate.real("num_cycles", num_cycles),
         min_lr_rate=rate,
     )
-    return LambdaLR(optimizer, fn, last_epoch)
+    return ScheduleLR(optimizer, fn, last_epoch)
 
 
 def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
@@ -396,7 +429,7 @@ def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
     min_lr: float | None = None,
     min_lr_rate: float | None = None,
     warmup_lr_rate: float | None = None,
-) -> LambdaLR:
+) -> ScheduleLR:
     """Warmup that never starts at 0, then cosine decay to ``min_lr``.
 
     Warmup is ``(step + 1) / num_warmup_steps``, or linear from ``warmup_lr_rate``
@@ -421,7 +454,7 @@ def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
         if warmup_lr_rate is None
         else _validate.real("warmup_lr_rate", warmup_lr_rate),
     )
-    return LambdaLR(optimizer, fn, last_epoch)
+    return ScheduleLR(optimizer, fn, last_epoch)
 
 
 def get_wsd_schedule(
@@ -435,7 +468,7 @@ def get_wsd_schedule(
     min_lr_ratio: float = 0,
     num_cycles: float = 0.5,
     last_epoch: int = -1,
-) -> LambdaLR:
+) -> ScheduleLR:
     """Warmup, a stable phase at the lr, then decay to ``min_lr_ratio`` times the lr.
 
     The stable phase lasts ``num_stable_steps``, or else ``num_training_steps -
@@ -445,7 +478,8 @@ def get_wsd_schedule(
     Raises:
         ValueError: neither ``num_training_steps`` nor ``num_stable_steps``, an
             unknown warmup or decay type, a negative or fractional step count,
-            warmup plus decay beyond ``num_training_steps``, or a non-finite value.
+            warmup plus decay beyond ``num_training_steps``, a negative
+            ``min_lr_ratio`` (it would write negative learning rates), or a non-finite value.
         TypeError: an argument that is not a number.
 
     Warns:
@@ -490,7 +524,7 @@ def get_wsd_schedule(
         num_decay_steps=d,
         warmup_type=warmup_type,
         decay_type=decay_type,
-        min_lr_ratio=_validate.real("min_lr_ratio", min_lr_ratio),
+        min_lr_ratio=_validate.real("min_lr_ratio", min_lr_ratio, low=0),
         num_cycles=_validate.real("num_cycles", num_cycles),
     )
-    return LambdaLR(optimizer, fn, last_epoch)
+    return ScheduleLR(optimizer, fn, last_epoch)

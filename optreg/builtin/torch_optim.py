@@ -9,18 +9,99 @@ Pass ``fused=False`` (or ``foreach=True``) to get torch's own default choice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
-__all__ = ["adam", "adamw", "adamw_torch_fused", "fused_supported"]
+__all__ = [
+    "adam",
+    "adamw",
+    "adamw_torch_fused",
+    "fused_supported",
+    "keep_kernel_choice",
+    "keep_state_dtypes",
+    "nadam",
+]
 
 #: Device types whose fused Adam/AdamW kernel accepts every floating dtype
 #: (checked for torch 2.13 on CPU: float16, bfloat16, float32 and float64).
 FUSED_DEVICES = frozenset({"cpu", "cuda"})
 _PLAIN_TENSORS = (Tensor, torch.nn.Parameter)
+_KERNEL_OPTIONS = ("fused", "foreach")
+_O = TypeVar("_O", bound=torch.optim.Optimizer)
+
+
+def _keep_kernel_options(optimizer: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
+    """load_state_dict pre-hook: the kernel this optimizer was built with stays."""
+    groups = [
+        {**saved, **{k: g[k] for k in _KERNEL_OPTIONS if k in g}}
+        for saved, g in zip(state_dict["param_groups"], optimizer.param_groups, strict=False)
+    ]
+    return {**state_dict, "param_groups": groups + state_dict["param_groups"][len(groups) :]}
+
+
+def keep_kernel_choice(optimizer: _O) -> _O:
+    """Make ``load_state_dict`` keep the optimizer's own ``fused`` / ``foreach`` choice.
+
+    torch restores these from the checkpoint's param groups, so a run that opted out of
+    the fused kernel (``fused=False``) would silently run fused again after loading a
+    checkpoint saved by a fused optimizer. Which kernel runs is a property of this run,
+    not state: the results of the kernels agree to rounding.
+    """
+    optimizer.register_load_state_dict_pre_hook(_keep_kernel_options)
+    return optimizer
+
+
+def _stash_saved_state(optimizer: Any, state_dict: dict[str, Any]) -> None:
+    optimizer._optreg_saved_state = state_dict.get("state", {})
+
+
+def _restore_state_dtypes(optimizer: Any) -> None:
+    """load_state_dict post-hook: state tensors keep the dtype they were saved with."""
+    saved = optimizer.__dict__.pop("_optreg_saved_state", {})
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for index, state in saved.items():
+        if not isinstance(index, int) or index >= len(params):
+            continue
+        loaded = optimizer.state.get(params[index], {})
+        for key, value in state.items():
+            now = loaded.get(key)
+            if isinstance(value, Tensor) and isinstance(now, Tensor) and now.dtype != value.dtype:
+                loaded[key] = value.to(device=now.device, copy=True)
+
+
+def keep_state_dtypes(optimizer: _O) -> _O:
+    """Make ``load_state_dict`` keep each state tensor's saved dtype.
+
+    torch casts loaded state to the parameter's dtype (``step`` excepted): NAdam's
+    float32 ``mu_product`` of a bfloat16 parameter came back as bfloat16, and the
+    resumed run differed from the uninterrupted one.
+    """
+    optimizer.register_load_state_dict_pre_hook(_stash_saved_state)
+    optimizer.register_load_state_dict_post_hook(_restore_state_dtypes)
+    return optimizer
+
+
+def _exact_resume(cls: type[_O], name: str) -> Callable[..., _O]:
+    """A factory building ``cls`` itself, resuming with the state's own dtypes."""
+
+    def factory(params: Any, *args: Any, **kwargs: Any) -> _O:
+        return keep_state_dtypes(cls(params, *args, **kwargs))
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__module__ = __name__
+    factory.__doc__ = (
+        f"Build ``torch.optim.{cls.__name__}`` (its arguments, its defaults); a loaded "
+        "state keeps the dtypes it was saved with."
+    )
+    factory.__signature__ = inspect.signature(cls)  # type: ignore[attr-defined]
+    return factory
+
+
+nadam = _exact_resume(torch.optim.NAdam, "nadam")
 
 
 def _tensors(params: list[Any]) -> Iterator[Any]:
@@ -104,18 +185,20 @@ def adamw(
         ValueError: an invalid hyperparameter (raised by torch).
     """
     params = _materialize(params)
-    return torch.optim.AdamW(
-        params,
-        lr,
-        betas,
-        eps,
-        weight_decay,
-        amsgrad,
-        maximize=maximize,
-        foreach=foreach,
-        capturable=capturable,
-        differentiable=differentiable,
-        fused=_want_fused(params, foreach, fused, capturable, differentiable),
+    return keep_kernel_choice(
+        torch.optim.AdamW(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=_want_fused(params, foreach, fused, capturable, differentiable),
+        )
     )
 
 
@@ -145,20 +228,22 @@ def adam(
         ValueError: an invalid hyperparameter (raised by torch).
     """
     params = _materialize(params)
-    return torch.optim.Adam(
-        params,
-        lr,
-        betas,
-        eps,
-        weight_decay,
-        amsgrad,
-        foreach=foreach,
-        maximize=maximize,
-        capturable=capturable,
-        differentiable=differentiable,
-        fused=_want_fused(params, foreach, fused, capturable, differentiable),
-        # torch < 2.6's Adam has no such keyword: pass it only when asked for
-        **({"decoupled_weight_decay": True} if decoupled_weight_decay else {}),
+    return keep_kernel_choice(
+        torch.optim.Adam(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=_want_fused(params, foreach, fused, capturable, differentiable),
+            # torch < 2.6's Adam has no such keyword: pass it only when asked for
+            **({"decoupled_weight_decay": True} if decoupled_weight_decay else {}),
+        )
     )
 
 
