@@ -90,3 +90,38 @@ def test_make_entry_errors(kwargs: dict[str, object], error: type[Exception], me
     target = call.pop("target")
     with pytest.raises(error, match=message):
         make_entry("optimizer", "x", target, **call)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- hardening (issue 15)
+
+
+def test_aliases_none_or_one_string() -> None:
+    assert make_entry("optimizer", "sgd2", _factory, aliases=None).aliases == ()  # type: ignore[arg-type]
+    assert make_entry("optimizer", "sgd2", _factory, aliases="sgd_two").aliases == ("sgd_two",)
+
+
+def test_a_description_must_be_a_string() -> None:
+    with pytest.raises(TypeError, match="optimizer 'x': description must be a str, got int: 3"):
+        make_entry("optimizer", "x", _factory, description=3)  # type: ignore[arg-type]
+
+
+def test_a_target_with_surrounding_blanks_is_stripped() -> None:
+    assert make_entry("optimizer", "x", "torch.optim:SGD\n").target == "torch.optim:SGD"
+
+
+class _Undocumented:
+    def __init__(self, params: object) -> None: ...
+
+
+class _Base:
+    """Base class for all optimizers."""
+
+
+class _Child(_Base):
+    pass
+
+
+def test_descriptions_come_from_the_targets_own_docstring() -> None:
+    assert make_entry("optimizer", "x", _Child).description == ""  # not the base class's
+    assert make_entry("optimizer", "x", _Undocumented).description == ""
+    assert make_entry("optimizer", "x", _Base).description == "Base class for all optimizers."

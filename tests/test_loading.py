@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import optreg
 from optreg import MissingDependencyError, PluginLoadError, _loading
 from optreg._entry import make_entry
 
@@ -68,3 +69,114 @@ def test_missing_target_module_is_unavailable() -> None:
         False,
         "module 'not_installed_pkg' of target 'not_installed_pkg.mod:f' is not installed",
     )
+
+
+# ---------------------------------------------------------------- hardening (issue 15)
+
+
+def test_dotted_requirements_run_no_plugin_code(make_dist: MakeDist) -> None:
+    """Probing ``requires=("dep.sub",)`` must not import ``dep`` (finding a submodule
+    imports its parent): availability never runs plugin code."""
+    make_dist("acme-dep", modules={"acme_dep": "raise RuntimeError('ran')\n", "acme_dep.sub": ""})
+    entry = make_entry(
+        "optimizer", "d", "torch.optim:SGD", provider="acme", requires=["acme_dep.sub"]
+    )
+    assert _loading.status(entry) == (True, None)
+    assert "acme_dep" not in sys.modules
+    missing = make_entry("optimizer", "m", "torch.optim:SGD", requires=["nope_pkg.sub"])
+    assert _loading.status(missing)[0] is False
+
+
+def test_a_relative_requirement_is_refused_at_registration() -> None:
+    with pytest.raises(ValueError, match="requirement '.rel' must be a module name"):
+        make_entry("optimizer", "r", "torch.optim:SGD", requires=[".rel"])
+
+
+def test_a_target_that_is_not_callable_names_its_plugin() -> None:
+    entry = make_entry("optimizer", "pi", "math:pi", provider="acme_math")
+    with pytest.raises(PluginLoadError) as info:
+        _loading.load(entry)
+    assert str(info.value) == (
+        "optimizer 'pi' from distribution 'acme_math': target 'math:pi' is float "
+        "3.141592653589793, not a callable factory"
+    )
+
+
+def test_install_hint_names_the_distribution(make_dist: MakeDist) -> None:
+    """The hint names what to pip install: the plugin's own requirement that provides the
+    module (``lion-pytorch>=0.1`` for ``lion_pytorch``), or its extra."""
+    site = make_dist("acme-lion-plug")
+    meta = next(site.glob("acme_lion_plug-*.dist-info")) / "METADATA"
+    meta.write_text(
+        meta.read_text() + "Requires-Dist: Lion-PyTorch>=0.1\nRequires-Dist: tqdm; extra == 'bar'\n"
+    )
+    import importlib_metadata
+
+    dist = importlib_metadata.distribution("acme-lion-plug")
+    lion = make_entry(
+        "optimizer",
+        "lion",
+        "lion_pytorch:Lion",
+        provider="acme_lion_plug",
+        requires=["lion_pytorch"],
+        dist=dist,
+    )
+    assert _loading.status(lion) == (
+        False,
+        "optimizer 'lion' needs lion_pytorch, which is not installed; install it with: "
+        'pip install "Lion-PyTorch>=0.1"',
+    )
+    extra = make_entry(
+        "optimizer",
+        "x",
+        "nope_x:X",
+        provider="acme_lion_plug",
+        requires=["nope_x"],
+        extra="bar",
+        dist=dist,
+    )
+    assert _loading.status(extra)[1] == (
+        "optimizer 'x' needs nope_x, which is not installed; install it with: "
+        'pip install "acme-lion-plug[bar]"'
+    )
+
+
+THREAD_RACE = """
+import sys, threading, warnings
+import torch
+import optreg
+warnings.simplefilter("ignore")
+names = ["adamw_8bit", "adamw", "lion_8bit", "sgd", "paged_adamw_8bit", "adam", "adagrad_8bit", "rmsprop"]
+errors = []
+barrier = threading.Barrier(32)
+
+def build(i):
+    try:
+        p = torch.nn.Parameter(torch.zeros(4096 + i))
+        barrier.wait()
+        opt = optreg.get_optimizer(names[i % len(names)], [p], lr=1e-3)
+        p.grad = torch.ones_like(p)
+        opt.step()
+    except BaseException as e:
+        errors.append(f"{names[i % len(names)]}: {type(e).__name__}: {e}")
+
+threads = [threading.Thread(target=build, args=(i,)) for i in range(32)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("\\n".join(errors) or "ok")
+"""
+
+
+def test_32_threads_mixing_8bit_and_other_names_on_first_use() -> None:
+    """Importing bitsandbytes while another thread builds its first torch optimizer
+    breaks torch 2.13 ('partially initialized module torch._inductor.utils'); through
+    optreg those first uses are serialised."""
+    import subprocess
+
+    if not optreg.optimizers.status(optreg.optimizers["adamw_8bit"])[0]:
+        pytest.skip("needs bitsandbytes")
+    out = subprocess.run(
+        [sys.executable, "-c", THREAD_RACE], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

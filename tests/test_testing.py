@@ -388,7 +388,7 @@ def test_pytest_plugin_rejects_unknown_names(tmp_path: Path) -> None:
 
 def test_importing_the_plugin_is_cheap() -> None:
     code = (
-        "import sys, optreg.testing; "
+        "import sys, optreg.testing, optreg.testing.plugin; "
         "print(sorted(m for m in ('torch', 'importlib_metadata', 'bitsandbytes') "
         "if m in sys.modules))"
     )
@@ -396,3 +396,13 @@ def test_importing_the_plugin_is_cheap() -> None:
         [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_pytest_plugin_rejects_an_unknown_provider(tmp_path: Path) -> None:
+    """A typo in --optreg-provider must not run zero conformance tests and pass CI."""
+    proc = _pytest(tmp_path, "--optreg-conformance", "--optreg-provider=optreg_")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert (
+        "--optreg-provider: no installed distribution 'optreg_' provides an optimizer or "
+        "scheduler; did you mean 'optreg'?"
+    ) in proc.stderr

@@ -37,7 +37,7 @@ def _split(raw: str | None) -> list[str]:
 
 def _selected_entries(config: Any) -> list[Entry]:
     from optreg._entry import normalize_dist
-    from optreg._errors import OptregError
+    from optreg._errors import OptregError, close_matches
     from optreg._registry import optimizers, schedulers
 
     names = _split(config.getoption("optreg_names"))
@@ -58,6 +58,15 @@ def _selected_entries(config: Any) -> list[Entry]:
     else:
         entries = [*optimizers.entries(), *schedulers.entries()]
     if providers:
+        known = {e.provider for e in entries}
+        for provider in sorted(providers - known):
+            hint = close_matches(provider, sorted(known), n=1)
+            raise pytest.UsageError(
+                f"--optreg-provider: no installed distribution {provider!r} provides an "
+                "optimizer or scheduler"
+                + (f"; did you mean {hint[0].replace('_', '-')!r}?" if hint else "")
+                + f" (providers: {', '.join(sorted(known))})"
+            )
         entries = [e for e in entries if e.provider in providers]
     unique = {(e.kind, e.qualified_name): e for e in entries}
     return [unique[k] for k in sorted(unique)]
