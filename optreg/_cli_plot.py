@@ -7,18 +7,13 @@ arguments, which :func:`_scoped` and :func:`_route` send to the right schedule.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from optreg._errors import (
-    AmbiguousNameError,
-    MissingDependencyError,
-    OptregError,
-    UnknownNameError,
-    UsageError,
-)
-from optreg._signature import takes
+from optreg._errors import OptregError, UsageError, close_matches
+from optreg._signature import accepted_keywords, takes
 from optreg._table import one_line
 
 __all__ = ["cmd_compare", "cmd_plot"]
@@ -61,12 +56,29 @@ def _kw_dict(pairs: Sequence[tuple[str, Any]] | None) -> dict[str, Any]:
 
 
 def _output_path(text: str) -> Path:
+    from optreg._plot import formats
+
     path = Path(text)
     if path.is_dir():
         raise UsageError(f"-o {text!r} is a directory; give a file name like lr.png")
     if not path.parent.is_dir():
         raise UsageError(f"-o {text!r}: directory {str(path.parent)!r} does not exist")
+    fmt = path.suffix[1:].lower() or "png"
+    if fmt not in formats():
+        raise UsageError(
+            f"-o {text!r}: matplotlib cannot write .{fmt} files; use one of "
+            + ", ".join("." + f for f in formats())
+        )
     return path
+
+
+def _nobody_takes(key: str, what: str, factories: Sequence[Any]) -> UsageError:
+    """The error for a ``--kw KEY`` no factory takes, with the closest keyword."""
+    known = sorted({k for f in factories for k in accepted_keywords(f) or ()})
+    hint = close_matches(key, known, n=1)
+    return UsageError(
+        f"--kw {key}: no {what} takes {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+    )
 
 
 def _route(factories: dict[str, Any], key: str) -> list[str]:
@@ -92,7 +104,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     routes = {key: _route(factories, key) for key in common}
     for key, takers in routes.items():
         if not takers:
-            raise UsageError(f"--kw {key}: no schedule among {', '.join(args.names)} takes {key!r}")
+            raise _nobody_takes(
+                key, f"schedule among {', '.join(args.names)}", list(factories.values())
+            )
     curves = []
     for name in factories:
         mine = {k: v for k, v in common.items() if name in routes[k]}
@@ -120,30 +134,74 @@ def cmd_plot(args: argparse.Namespace) -> int:
 # -- compare ----------------------------------------------------------------
 
 
+def _compare_kw(
+    kw: dict[str, Any], names: Sequence[str], scheduler: str | None
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Route ``--kw`` for ``compare``: ``{optimizer name: kwargs}`` and the schedule's kwargs.
+
+    ``NAME.KEY`` goes to that optimizer (or the scheduler, by its name); a plain ``KEY``
+    to the scheduler when it names KEY, else to every optimizer naming it, else to
+    those taking ``**kwargs``.
+
+    Raises:
+        UsageError: NAME is neither one of the optimizers nor the scheduler, or no one
+            takes KEY (with the closest keyword).
+    """
+    from optreg._registry import optimizers, schedulers
+
+    def canonical(registry: Any, name: str) -> str | None:
+        try:
+            return str(registry.resolve(name).name)
+        except (OptregError, ValueError, TypeError):
+            return None
+
+    loaded: dict[str, Any] = {}
+    for n in names:
+        with contextlib.suppress(OptregError, ValueError, TypeError):
+            loaded[n] = optimizers.load(n)  # else that row fails with its own message
+    by_canonical = {canonical(optimizers, n): n for n in names}
+    sched_factory = schedulers.load(scheduler) if scheduler is not None else None
+    sched_name = canonical(schedulers, scheduler) if scheduler is not None else None
+    opt_kw: dict[str, dict[str, Any]] = {n: {} for n in names}
+    sched_kw: dict[str, Any] = {}
+    for key, value in kw.items():
+        scope, dot, attr = key.rpartition(".")
+        if dot:
+            target = by_canonical.get(canonical(optimizers, scope.strip()))
+            if target is not None:
+                opt_kw[target][attr] = value
+            elif sched_name is not None and canonical(schedulers, scope.strip()) == sched_name:
+                sched_kw[attr] = value
+            else:
+                among = ", ".join([*names, *([scheduler] if scheduler else [])])
+                raise UsageError(f"--kw {key}: {scope!r} is not among the names given ({among})")
+            continue
+        takers = [] if sched_factory is None else [sched_factory]
+        if sched_factory is not None and takes(sched_factory, key) == "named":
+            sched_kw[key] = value
+            continue
+        named = [n for n, f in loaded.items() if takes(f, key) == "named"]
+        var = [n for n, f in loaded.items() if takes(f, key) == "var"]
+        if named or var:
+            for n in named or var:
+                opt_kw[n][key] = value
+        elif sched_factory is not None and takes(sched_factory, key) == "var":
+            sched_kw[key] = value
+        else:
+            raise _nobody_takes(key, "optimizer or schedule given", [*takers, *loaded.values()])
+    return opt_kw, sched_kw
+
+
 def _train_all(
-    task: Any, names: Sequence[str], args: argparse.Namespace, kw: dict[str, Any]
+    task: Any,
+    names: Sequence[str],
+    args: argparse.Namespace,
+    opt_kw: dict[str, dict[str, Any]],
+    sched_kw: dict[str, Any],
 ) -> list[Any]:
+    """Train every optimizer; a name that fails to build or train is a failed row."""
     from optreg import _compare
 
-    # build everything once before training, so that a usage mistake fails fast
-    for name in names:
-        try:
-            _compare.build(
-                name,
-                _compare.make_student(task),
-                lr=args.lr,
-                scheduler=args.scheduler,
-                num_warmup_steps=args.num_warmup_steps,
-                num_training_steps=args.steps,
-                scheduler_kwargs=kw,
-            )
-        except (UnknownNameError, AmbiguousNameError, MissingDependencyError):
-            raise
-        except (ValueError, TypeError) as e:
-            what = f"optimizer {name!r}"
-            if args.scheduler is not None:
-                what += f" with scheduler {args.scheduler!r}"
-            raise UsageError(f"{what}: {e}") from e
     results = []
     for name in names:
         try:
@@ -154,7 +212,8 @@ def _train_all(
                 lr=args.lr,
                 scheduler=args.scheduler,
                 num_warmup_steps=args.num_warmup_steps,
-                scheduler_kwargs=kw,
+                optimizer_kwargs=opt_kw.get(name, {}),
+                scheduler_kwargs=sched_kw,
                 progress=args.progress,
             )
         except Exception as e:  # a run that fails is reported in the table
@@ -173,22 +232,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     require_matplotlib()
     path = _output_path(args.output)
     names = list(dict.fromkeys(args.optimizers))
-    kw = _kw_dict(args.kw)
-    if kw and args.scheduler is None:
-        raise UsageError("--kw sets schedule arguments and needs --scheduler")
-    if kw:
-        from optreg._registry import schedulers
-
-        scoped = _scoped(schedulers, kw, [args.scheduler])
-        kw = {k: v for k, v in kw.items() if "." not in k}
-        kw.update(*scoped.values())
+    opt_kw, sched_kw = _compare_kw(_kw_dict(args.kw), names, args.scheduler)
     # the task is tiny: one thread is faster than several fighting over a busy machine,
     # and it keeps the numbers the same from one machine to the next
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         task = _compare.make_task(args.seed)
-        results = _train_all(task, names, args, kw)
+        results = _train_all(task, names, args, opt_kw, sched_kw)
     finally:
         torch.set_num_threads(threads)
     lr = "each optimizer's default lr" if args.lr is None else f"lr {args.lr:g}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,10 +57,20 @@ class Task:
             f"samples, batch {self.batch_size}, seed {self.seed}"
         )
 
+    def iter_batches(self, steps: int, chunk: int = 1024) -> Iterator[torch.Tensor]:
+        """Row indices of each step's minibatch, drawn ``chunk`` steps at a time (a long
+        run never holds all of them)."""
+        gen = torch.Generator().manual_seed(self.seed + 2)
+        done = 0
+        while done < steps:
+            n = min(chunk, steps - done)
+            yield from torch.randint(len(self.x_train), (n, self.batch_size), generator=gen)
+            done += n
+
     def batches(self, steps: int) -> torch.Tensor:
         """Row indices of the minibatch of each step, shape ``(steps, batch_size)``."""
-        gen = torch.Generator().manual_seed(self.seed + 2)
-        return torch.randint(len(self.x_train), (steps, self.batch_size), generator=gen)
+        rows = list(self.iter_batches(steps))
+        return torch.stack(rows) if rows else torch.empty(0, self.batch_size, dtype=torch.long)
 
 
 def make_task(
@@ -159,6 +169,7 @@ def build(
     num_warmup_steps: int,
     num_training_steps: int,
     scheduler_kwargs: Mapping[str, Any] | None = None,
+    optimizer_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[Any, Any]:
     """Build the optimizer ``name`` for ``model`` and the optional scheduler.
 
@@ -169,6 +180,7 @@ def build(
         TypeError: a keyword the optimizer or schedule does not accept.
     """
     kwargs: dict[str, Any] = {} if lr is None else {"lr": lr}
+    kwargs.update(optimizer_kwargs or {})
     optimizer = get_optimizer(name, model, **kwargs)
     sched = None
     if scheduler is not None:
@@ -191,6 +203,7 @@ def train(
     scheduler: str | None = None,
     num_warmup_steps: int = 0,
     scheduler_kwargs: Mapping[str, Any] | None = None,
+    optimizer_kwargs: Mapping[str, Any] | None = None,
     progress: bool | None = None,
 ) -> RunResult:
     """Train a fresh student with optimizer ``name`` for ``steps`` steps.
@@ -204,6 +217,7 @@ def train(
             the step's training loss.
         num_warmup_steps: passed to schedules that take it.
         scheduler_kwargs: schedule-specific arguments.
+        optimizer_kwargs: optimizer arguments (``lr`` is set by ``lr`` when given).
         progress: show a tqdm bar on stderr; ``None``: only on a terminal.
 
     Raises:
@@ -218,17 +232,17 @@ def train(
         num_warmup_steps=num_warmup_steps,
         num_training_steps=steps,
         scheduler_kwargs=scheduler_kwargs,
+        optimizer_kwargs=optimizer_kwargs,
     )
     metric = sched is not None and step_needs_metric(sched)
     with_closure = needs_closure(optimizer)
     loss_fn = nn.CrossEntropyLoss()
-    batches = task.batches(steps)
     result = RunResult(optimizer=name)
     bar = _progress_bar(name, steps, progress)
     start = time.perf_counter()
-    for step in range(steps):
-        xb = task.x_train[batches[step]]
-        yb = task.y_train[batches[step]]
+    for step, rows in enumerate(task.iter_batches(steps)):
+        xb = task.x_train[rows]
+        yb = task.y_train[rows]
 
         def closure(xb: torch.Tensor = xb, yb: torch.Tensor = yb) -> torch.Tensor:
             optimizer.zero_grad(set_to_none=True)

@@ -29,6 +29,14 @@ __all__ = [
 #: Figure size in inches and resolution: PNGs are 800 x 450 pixels.
 FIGSIZE = (8.0, 4.5)
 DPI = 100
+#: A schedule longer than this is drawn from this many exactly computed steps.
+MAX_POINTS = 4000
+#: Schedules that must be stepped one step at a time (metric-driven ones) are refused
+#: beyond this many steps, so that a plot never runs for minutes.
+MAX_STEPPED = 200_000
+#: Line styles and markers, so that curves lying on top of each other stay visible.
+STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 PLOT_HINT = 'pip install "optreg[plot]"'
 
 
@@ -38,16 +46,25 @@ class LrCurve:
 
     Attributes:
         name: the scheduler name as given.
-        lrs: learning rate used at step ``0 .. num_training_steps - 1``.
+        lrs: learning rate used at each step of ``steps``.
         metric_driven: the scheduler's ``step()`` takes a metric; it was fed
             :func:`synthetic_loss`.
         kwargs: the schedule arguments passed, sorted by name.
+        steps: the steps ``lrs`` belong to: every step ``0 .. num_training_steps - 1``,
+            or, for a long schedule, at most :data:`MAX_POINTS` of them (first and last
+            included), each value exact at its step. Empty means every step.
     """
 
     name: str
     lrs: tuple[float, ...]
     metric_driven: bool
     kwargs: tuple[tuple[str, Any], ...] = ()
+    steps: tuple[int, ...] = ()
+
+    @property
+    def xs(self) -> tuple[int, ...] | range:
+        """The step of each value of ``lrs``."""
+        return self.steps or range(len(self.lrs))
 
     @property
     def label(self) -> str:
@@ -116,17 +133,36 @@ def lr_curve(
         **dict(kwargs or {}),
     )
     metric = step_needs_metric(scheduler)
-    lrs: list[float] = []
+    given = tuple(sorted((kwargs or {}).items()))
+    lambdas = getattr(scheduler, "lr_lambdas", None)
+    if num_training_steps > MAX_POINTS and lambdas and not metric:
+        # a LambdaLR's lr at step s is base_lr * f(s): exact without stepping through
+        w = num_warmup_steps or 0
+        steps = sample_steps(num_training_steps, MAX_POINTS, keep=(w - 1, w, w + 1))
+        f, base = lambdas[0], scheduler.base_lrs[0]
+        lrs = tuple(float(base * f(s)) for s in steps)
+        return LrCurve(name=name, lrs=lrs, metric_driven=False, kwargs=given, steps=steps)
+    if num_training_steps > MAX_STEPPED:
+        raise ValueError(
+            f"{name} is stepped one step at a time (it is "
+            f"{'metric-driven' if metric else 'not a LambdaLR'}); plotting "
+            f"{num_training_steps:,} steps would take minutes: at most {MAX_STEPPED:,}"
+        )
+    values: list[float] = []
     for step in range(num_training_steps):
-        lrs.append(float(optimizer.param_groups[0]["lr"]))
+        values.append(float(optimizer.param_groups[0]["lr"]))
         optimizer.step()
         step_scheduler(scheduler, synthetic_loss(step, num_training_steps), metric_driven=metric)
-    return LrCurve(
-        name=name,
-        lrs=tuple(lrs),
-        metric_driven=metric,
-        kwargs=tuple(sorted((kwargs or {}).items())),
-    )
+    return LrCurve(name=name, lrs=tuple(values), metric_driven=metric, kwargs=given)
+
+
+def sample_steps(n: int, points: int, keep: Sequence[int] = ()) -> tuple[int, ...]:
+    """About ``points`` steps of ``0 .. n - 1``, evenly spread, first and last included,
+    plus the steps in ``keep`` (the end of the warmup, say) that lie in range."""
+    if n <= points:
+        return tuple(range(n))
+    spread = {round(i * (n - 1) / (points - 1)) for i in range(points)}
+    return tuple(sorted(spread | {s for s in keep if 0 <= s < n}))
 
 
 def _new_figure() -> Any:
@@ -143,9 +179,41 @@ def _legend(fig: Any, ax: Any) -> None:
     fig.legend(loc="outside lower center", ncols=min(3, max(1, n)), fontsize="small", frameon=False)
 
 
+def _style(index: int, n: int, count: int) -> dict[str, Any]:
+    """Colour, line style and markers for curve ``index`` of ``count``: curves that
+    coincide (adamw and adamw_hf, say) stay visible, their markers at other steps."""
+    every = max(1, n // 8)
+    return {
+        "color": f"C{index % 10}",
+        "linestyle": STYLES[index % len(STYLES)],
+        "linewidth": 2.4 - 1.4 * index / max(1, count - 1),  # the first drawn widest
+        "marker": MARKERS[index % len(MARKERS)],
+        "markevery": (index * every // max(1, count), every),
+        "markersize": 5,
+    }
+
+
+def formats() -> list[str]:
+    """File formats matplotlib can write (``png``, ``svg``, ``pdf``...).
+
+    Raises:
+        MissingDependencyError: matplotlib is not installed.
+    """
+    require_matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
 def _save(fig: Any, path: Path) -> None:
     fmt = path.suffix[1:].lower() or "png"
-    fig.savefig(path, format=fmt, dpi=DPI)
+    # no "Software: matplotlib x.y" (or date) in the file: the same command, the same bytes
+    metadata: dict[str, Any] = {
+        "png": {"Software": None},
+        "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+        "svg": {"Creator": None, "Date": None},
+    }.get(fmt, {})
+    fig.savefig(path, format=fmt, dpi=DPI, metadata=metadata)
 
 
 def save_lr_figure(
@@ -159,8 +227,10 @@ def save_lr_figure(
         OSError: ``path`` cannot be written.
     """
     fig, ax = _new_figure()
-    for curve in curves:
-        ax.plot(range(len(curve.lrs)), curve.lrs, label=curve.label, linewidth=1.8)
+    for index, curve in enumerate(curves):
+        ax.plot(
+            curve.xs, curve.lrs, label=curve.label, **_style(index, len(curve.lrs), len(curves))
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     if log_y:
@@ -190,17 +260,20 @@ def save_loss_figure(losses: Mapping[str, Sequence[float]], path: Path, *, title
     """
     fig, ax = _new_figure()
     for index, (label, values) in enumerate(losses.items()):
-        color = f"C{index % 10}"
+        style = _style(index, len(values), len(losses))
         steps = range(1, len(values) + 1)
-        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
-        ax.plot(steps, _ema(values), color=color, label=label, linewidth=1.8)
+        ax.plot(steps, values, color=style["color"], alpha=0.15, linewidth=0.7)
+        ax.plot(steps, _ema(values), label=label, **style)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (minibatch; line: EMA 0.1)")
     ax.set_yscale("log")
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
+    # labelled ticks at 1, 1.5, 2, 3, 5 and 7 times each power of ten: a loss between
+    # 0.3 and 1.7 gets labels above 1 as well as below
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(title)
     ax.grid(True, alpha=0.3, which="both")
     _legend(fig, ax)

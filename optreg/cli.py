@@ -91,6 +91,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _bounded(kind: Callable[[str], int], maximum: int, what: str) -> Callable[[str], int]:
+    """An argparse type: ``kind``'s value, at most ``maximum``."""
+
+    def parse(text: str) -> int:
+        value = kind(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"at most {maximum:,} {what}, got {value:,}")
+        return value
+
+    return parse
+
+
+#: compare trains for real: a run this long takes hours on a CPU.
+MAX_COMPARE_STEPS = 100_000
+#: torch seeds are 64-bit; compare derives a few seeds from the one given.
+MAX_SEED = 2**63 - 16
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -204,8 +222,18 @@ def _infos(name: str, kind: str | None) -> dict[str, Any]:
             found[label] = lookup(name)
         except UnknownNameError as e:
             unknown.append(e)
+        except (ValueError, TypeError) as e:  # a malformed name ('', 'a b')
+            raise UsageError(str(e)) from e
     if found:
         return found
+    if kind is not None:
+        other = "scheduler" if kind == "optimizer" else "optimizer"
+        registry = _registries(f"{other}s")[0][1]
+        if name in registry:
+            raise UsageError(
+                f"unknown {kind} {name!r}; {name!r} is a{'n' if other[0] == 'o' else ''} "
+                f"{other}: `optreg info {name} --kind {other}` (or leave --kind out)"
+            )
     if len(unknown) == 1:
         raise unknown[0]
     suggestions = list(dict.fromkeys(s for e in unknown for s in e.suggestions))[:3]
@@ -310,6 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Optimizers and learning-rate schedulers by name, from any installed plugin.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show what libraries log while optreg works (bitsandbytes' import notes, ...)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("list", help="list optimizer and scheduler names (imports no plugin target)")
@@ -349,11 +384,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="train a small built-in task with each optimizer")
     p.add_argument("optimizers", nargs="+", metavar="OPT", help="optimizer names")
     p.add_argument("--scheduler", metavar="NAME", help="scheduler for every run (default: none)")
-    p.add_argument("--steps", type=_positive_int, default=300, help="optimizer steps (default 300)")
+    p.add_argument(
+        "--steps",
+        type=_bounded(_positive_int, MAX_COMPARE_STEPS, "steps"),
+        default=300,
+        help=f"optimizer steps (default 300, at most {MAX_COMPARE_STEPS:,})",
+    )
     p.add_argument(
         "--lr", type=_positive_float, help="learning rate (default: each optimizer's own)"
     )
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="data/init seed (default 0)")
+    p.add_argument(
+        "--seed",
+        type=_bounded(_non_negative_int, MAX_SEED, "as a seed"),
+        default=0,
+        help="data/init seed (default 0)",
+    )
     p.add_argument("--num-warmup-steps", type=_non_negative_int, default=0, metavar="W")
     p.add_argument("--kw", type=parse_kw, action="append", metavar="KEY=VALUE", help=kw_help)
     p.add_argument(
@@ -365,6 +410,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="loss-curve image")
     p.set_defaults(func=_cli_plot.cmd_compare)
     return parser
+
+
+def _version() -> str:
+    from optreg._entry import optreg_version
+
+    return optreg_version()
+
+
+def _quiet_libraries(*, verbose: bool) -> None:
+    """Keep what dependencies log (bitsandbytes' "Failed to load CPU gemm_4bit_forward
+    from kernels-community ..." at import) out of the command's output, unless ``-v``."""
+    import logging
+
+    root = logging.getLogger()
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    elif not root.handlers:
+        root.addHandler(logging.NullHandler())  # no "last resort" printing to stderr
 
 
 def _fail(command: str | None, message: str, code: int) -> int:
@@ -380,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         command = args.command
+        _quiet_libraries(verbose=args.verbose)
         code: int = args.func(args)
         sys.stdout.flush()
         return code

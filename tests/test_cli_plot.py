@@ -234,3 +234,31 @@ def test_compare_failed_run_is_reported_exit_1(
     assert main(["compare", "cli_exploding", "--steps", "2", "-o", out_png]) == 1
     assert table_rows(capsys.readouterr().out) == {"cli_exploding": ["failed", "-", "-", "-"]}
     assert png_size(Path(out_png)) == EXPECTED_PNG  # an empty figure, no legend warning
+
+
+def test_compare_marks_failing_rows_and_runs_the_others(
+    out_png: str, capsys: pytest.CaptureFixture[str], fresh_registry: None
+) -> None:
+    argv = ["compare", "adamw", "nonexistent_opt", "sgd", "--steps", "5", "--no-progress"]
+    assert main([*argv, "-o", out_png]) == 1
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert rows["nonexistent_opt"] == ["failed", "-", "-", "-"]
+    assert rows["adamw"][0] != "failed" and rows["sgd"][0] != "failed"
+    assert "nonexistent_opt: UnknownNameError: unknown optimizer 'nonexistent_opt'" in out
+    assert png_size(Path(out_png)) == EXPECTED_PNG  # the figure of the others is written
+
+
+def test_compare_exit_0_when_no_row_fails(out_png: str, fresh_registry: None) -> None:
+    assert main(["compare", "sgd", "--steps", "3", "--no-progress", "-o", out_png]) == 0
+
+
+def test_compare_kw_reaches_one_optimizer(
+    out_png: str, capsys: pytest.CaptureFixture[str], fresh_registry: None
+) -> None:
+    argv = ["compare", "sgd", "adamw", "--steps", "3", "--no-progress", "--lr", "0.01"]
+    assert main([*argv, "--kw", "sgd.momentum=0.9", "-o", out_png]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert rows["sgd"][-1] != "0"  # momentum buffers: sgd has state now
+    assert main([*argv, "-o", out_png]) == 0
+    assert table_rows(capsys.readouterr().out)["sgd"][-1] == "0"

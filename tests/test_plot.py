@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -38,3 +40,28 @@ def test_lr_curve_metric_driven_gets_synthetic_plateau(fresh_registry: None) -> 
     assert [_plot.synthetic_loss(s, 100) for s in (0, 25, 50, 99)] == pytest.approx(
         [1.0, 0.325, 0.1, 0.1]
     )
+
+
+def test_a_long_schedule_is_sampled_exactly(fresh_registry: None) -> None:
+    """99,999,999 steps: about MAX_POINTS exact values (warmup end kept), in a blink."""
+    n, w = 99_999_999, 1000
+    curve = _plot.lr_curve("cosine", lr=2.0, num_warmup_steps=w, num_training_steps=n)
+    assert len(curve.lrs) <= _plot.MAX_POINTS + 3
+    assert curve.steps[0] == 0 and curve.steps[-1] == n - 1 and w in curve.steps
+    for s, lr in zip(curve.steps, curve.lrs, strict=True):
+        want = s / w if s < w else 0.5 * (1 + math.cos(math.pi * (s - w) / (n - w)))
+        assert lr == pytest.approx(2.0 * want, rel=1e-12, abs=1e-15)
+
+
+def test_a_long_metric_driven_schedule_is_refused(fresh_registry: None) -> None:
+    with pytest.raises(ValueError, match="is stepped one step at a time"):
+        _plot.lr_curve("greedy", lr=1.0, num_warmup_steps=None, num_training_steps=10**7)
+
+
+def test_figures_are_byte_identical_from_run_to_run(tmp_path: Path) -> None:
+    losses = {"a": [1.0, 0.8, 0.5], "b": [1.0, 0.8, 0.5]}  # two identical curves
+    first, second = tmp_path / "1.png", tmp_path / "2.png"
+    _plot.save_loss_figure(losses, first, title="t")
+    _plot.save_loss_figure(losses, second, title="t")
+    assert first.read_bytes() == second.read_bytes()
+    assert b"matplotlib" not in first.read_bytes().lower()  # no version stamp
