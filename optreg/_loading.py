@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from optreg._entry import Entry
 from optreg._errors import MissingDependencyError, PluginLoadError
 
-__all__ = ["clear", "first_call", "load", "missing_requirement", "status"]
+__all__ = ["clear", "first_call", "import_heavy", "load", "missing_requirement", "status"]
 
 _loaded: dict[Entry, Any] = {}
 _broken: dict[Entry, str] = {}
@@ -83,11 +84,44 @@ def load(entry: Entry) -> Any:
     return factory
 
 
+_warm: list[bool] = []
+
+
+def _warm_torch() -> None:
+    """Build and step one throwaway torch optimizer: torch imports ``torch._dynamo`` and
+    more (about 800 modules) on the first optimizer it builds; done here, under the
+    lock, no optimizer another thread builds or steps meets a half-imported module."""
+    if _warm:
+        return
+    import torch
+
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=0.0)
+    p.grad = torch.zeros(1)
+    opt.step()
+    _warm.append(True)
+
+
+def import_heavy(name: str) -> Any:
+    """Import a module whose import reaches into torch's lazily imported parts
+    (bitsandbytes compiles kernels with ``torch.compile`` at import): under the import
+    lock, after torch's own lazy imports. Every optreg path that imports such a
+    library goes through here or :func:`first_call`."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    with _IMPORT_LOCK:
+        _warm_torch()
+        return importlib.import_module(name)
+
+
 def first_call(entry: Entry, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``factory``; the first call per entry runs under the import lock."""
+    """Call ``factory``; the first call per entry runs under the import lock (after torch's
+    own lazy imports are done)."""
     if entry in _called:
         return factory(*args, **kwargs)
     with _IMPORT_LOCK:
+        _warm_torch()
         result = factory(*args, **kwargs)
         _called.add(entry)
     return result

@@ -18,7 +18,6 @@ reads from its ``GlobalOptimManager`` rather than from param groups
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import sys
 import threading
@@ -33,6 +32,7 @@ import torch
 
 from optreg import _signature, _validate
 from optreg._errors import MissingDependencyError, PagedFallbackWarning
+from optreg._loading import import_heavy
 from optreg.builtin import BNB_OPTIMIZERS
 
 __all__ = [
@@ -68,8 +68,7 @@ def _bnb_optim() -> Any:
         MissingDependencyError: bitsandbytes is not installed (or cannot be imported).
     """
     try:
-        importlib.import_module("bitsandbytes")
-        return importlib.import_module("bitsandbytes.optim")
+        return import_heavy("bitsandbytes.optim")
     except ImportError as e:
         raise MissingDependencyError(
             f"the bitsandbytes optimizers need bitsandbytes, which is not installed "
