@@ -210,6 +210,9 @@ def test_two_third_parties_same_name_is_ambiguous(make_dist: MakeDist) -> None:
     assert {"acme_one:lion", "acme_two:lion"} <= set(names)
     assert all(optreg.optimizers[n] for n in names)
     assert dict(optreg.optimizers)["acme_two:lion"].provider == "acme_two"
+    assert all(n in optreg.optimizers for n in names)
+    assert dict(optreg.optimizers.items()) == dict(optreg.optimizers)
+    assert len(optreg.optimizers) == len(names)
 
 
 def test_third_party_cannot_shadow_builtin(make_dist: MakeDist) -> None:
