@@ -35,6 +35,7 @@ from optreg._errors import (
     PluginLoadError,
     UnknownNameError,
     UsageError,
+    WarmupLongerThanTrainingWarning,
 )
 from optreg._names import SchedulerType
 from optreg._registry import Registry, optimizers, schedulers
@@ -54,6 +55,7 @@ __all__ = [
     "SchedulerType",
     "UnknownNameError",
     "UsageError",
+    "WarmupLongerThanTrainingWarning",
     "__version__",
     "get_optimizer",
     "get_optimizer_cls",

@@ -150,7 +150,9 @@ def get_scheduler(
     Args:
         name: a scheduler name (``optreg list schedulers``), or a ``SchedulerType``.
         optimizer: the optimizer whose learning rate is scheduled.
-        num_warmup_steps: warmup steps, for schedules that have a warmup.
+        num_warmup_steps: warmup steps, for schedules that have a warmup; a float in
+            (0, 1) is that fraction of ``num_training_steps``, rounded up (as
+            transformers reads a float ``TrainingArguments.warmup_steps``).
         num_training_steps: total training steps, for schedules that decay.
         scheduler_specific_kwargs: extra arguments of the schedule (as in transformers).
         **kwargs: more schedule arguments; merged over ``scheduler_specific_kwargs``.
@@ -180,7 +182,12 @@ def get_scheduler(
         ("num_training_steps", num_training_steps),
     ):
         try:
-            steps[arg] = None if value is None else _validate.steps(arg, value)
+            if value is None:
+                steps[arg] = None
+            elif arg == "num_warmup_steps":  # a float in (0, 1): a fraction of training
+                steps[arg] = _validate.warmup_steps(value, num_training_steps)
+            else:
+                steps[arg] = _validate.steps(arg, value)
         except (TypeError, ValueError) as e:
             raise type(e)(f"{entry.name}: {e}") from None
     num_warmup_steps, num_training_steps = steps["num_warmup_steps"], steps["num_training_steps"]

@@ -12,7 +12,8 @@
 
     UserWarning
      ├── OptregPluginWarning                 a plugin misbehaved; optreg contained it
-     └── PagedFallbackWarning                a paged bitsandbytes optimizer got CPU parameters
+     ├── PagedFallbackWarning                a paged bitsandbytes optimizer got CPU parameters
+     └── WarmupLongerThanTrainingWarning     num_warmup_steps > num_training_steps
 
 Every error names the thing, shows the value and says what is allowed. The
 multiple inheritance keeps code written for ``transformers.get_scheduler`` (which
@@ -34,6 +35,7 @@ __all__ = [
     "PluginLoadError",
     "UnknownNameError",
     "UsageError",
+    "WarmupLongerThanTrainingWarning",
     "close_matches",
 ]
 
@@ -98,3 +100,9 @@ class OptregPluginWarning(UserWarning):
 
 class PagedFallbackWarning(UserWarning):
     """A paged bitsandbytes optimizer got CPU parameters: their state is not paged."""
+
+
+class WarmupLongerThanTrainingWarning(UserWarning):
+    """``num_warmup_steps > num_training_steps`` (a smoke test's ``--max_steps 10`` under
+    a config's ``warmup_steps=500``): the schedule computes what transformers computes
+    there, the warmup never finishing, and says so once per schedule built."""

@@ -35,6 +35,7 @@ __all__ = [
     "real",
     "reals",
     "steps",
+    "warmup_steps",
 ]
 
 
@@ -131,6 +132,25 @@ def steps(what: str, value: object) -> int:
     if v < 0:
         raise ValueError(f"`{what}` must be >= 0, got {value!r}")
     return int(value) if isinstance(value, numbers.Integral) else int(v)
+
+
+def warmup_steps(value: object, num_training_steps: object = None) -> int:
+    """``num_warmup_steps`` as a count: a float in (0, 1) is that fraction of
+    ``num_training_steps``, rounded up, as transformers reads a float
+    ``TrainingArguments.warmup_steps``; whole numbers (``1.0`` too) are steps.
+
+    Raises:
+        TypeError: not a number.
+        ValueError: a fraction without ``num_training_steps``, or an invalid count.
+    """
+    if isinstance(value, float) and 0.0 < value < 1.0:
+        if num_training_steps is None:
+            raise ValueError(
+                f"`num_warmup_steps` {value!r} is a fraction of `num_training_steps`, which "
+                "was not given; pass num_training_steps (or a whole number of warmup steps)"
+            )
+        return math.ceil(steps("num_training_steps", num_training_steps) * value)
+    return steps("num_warmup_steps", value)
 
 
 def reals(

@@ -26,6 +26,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from optreg import _validate
+from optreg._errors import WarmupLongerThanTrainingWarning
 
 __all__ = [
     "ScheduleLR",
@@ -79,15 +80,23 @@ def _check_group_count(scheduler: Any, state_dict: Any, key: str) -> None:
 
 
 def _warmup_and_training(num_warmup_steps: object, num_training_steps: object) -> tuple[int, int]:
-    """Return both step counts checked by :func:`_steps`, warmup no longer than training."""
-    w = _validate.steps("num_warmup_steps", num_warmup_steps)
+    """Return both step counts (a warmup fraction resolved); a warmup longer than
+    training is what transformers computes there, with a warning."""
+    w = _validate.warmup_steps(num_warmup_steps, num_training_steps)
     n = _validate.steps("num_training_steps", num_training_steps)
     if w > n:
-        raise ValueError(
-            f"`num_warmup_steps` must be <= `num_training_steps`, got "
-            f"num_warmup_steps={w} > num_training_steps={n}"
-        )
+        _warn_long_warmup(w, n)
     return w, n
+
+
+def _warn_long_warmup(w: int, n: int) -> None:
+    warnings.warn(
+        f"num_warmup_steps={w} > num_training_steps={n}: the warmup never finishes; the "
+        "learning rates are what transformers computes for these counts (its smoke-test "
+        "behaviour), not an error",
+        WarmupLongerThanTrainingWarning,
+        stacklevel=3,
+    )
 
 
 def _base_lr(optimizer: Optimizer) -> float:
@@ -267,7 +276,7 @@ def get_constant_schedule_with_warmup(
     """
     fn = partial(
         _constant_with_warmup,
-        num_warmup_steps=_validate.steps("num_warmup_steps", num_warmup_steps),
+        num_warmup_steps=_validate.warmup_steps(num_warmup_steps),
     )
     return ScheduleLR(optimizer, fn, last_epoch=last_epoch)
 
@@ -383,7 +392,7 @@ def get_inverse_sqrt_schedule(
         ValueError: a negative or fractional step count, or ``timescale <= 0``.
         TypeError: an argument that is not a number.
     """
-    w = _validate.steps("num_warmup_steps", num_warmup_steps)
+    w = _validate.warmup_steps(num_warmup_steps)
     scale = float(w or 10_000) if timescale is None else _validate.real("timescale", timescale)
     if scale <= 0:
         raise ValueError(f"`timescale` must be > 0, got {timescale!r}")
@@ -503,7 +512,7 @@ def get_wsd_schedule(
         raise ValueError(
             f"Unknown decay type: {decay_type}, expected 'linear', 'cosine' or '1-sqrt'"
         )
-    w = _validate.steps("num_warmup_steps", num_warmup_steps)
+    w = _validate.warmup_steps(num_warmup_steps, num_training_steps)
     d = _validate.steps("num_decay_steps", num_decay_steps)
     if num_stable_steps is not None:
         s = _validate.steps("num_stable_steps", num_stable_steps)
@@ -512,7 +521,9 @@ def get_wsd_schedule(
     else:
         n = _validate.steps("num_training_steps", num_training_steps)
         s = n - w - d
-        if s < 0:
+        if w > n:  # transformers' stable phase goes negative there; computed as it does
+            _warn_long_warmup(w, n)
+        elif s < 0:
             raise ValueError(
                 "`num_warmup_steps` + `num_decay_steps` must be <= `num_training_steps`, got "
                 f"{w} + {d} = {w + d} > num_training_steps={n}"

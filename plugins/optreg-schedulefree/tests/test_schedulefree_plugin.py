@@ -38,7 +38,7 @@ def test_names_and_aliases_are_listed_without_importing_schedulefree() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_entry_info_tells_a_trainer_about_train_and_eval(name: str) -> None:
     info = optreg.optimizer_info(name)
-    assert info.provider == "optreg_schedulefree"
+    assert info.provider == "optreg-schedulefree"  # the project name its metadata gives
     assert info.available is True
     assert info.metadata["needs_train_eval"] is True
     assert "optimizer.train()" in info.metadata["note"]
