@@ -27,7 +27,6 @@ __all__ = [
 
 register_optimizer = optimizers.register
 register_scheduler = schedulers.register
-_STEP_ARGS = ("num_warmup_steps", "num_training_steps")
 
 
 def list_optimizers() -> list[str]:
@@ -176,42 +175,10 @@ def get_scheduler(
         )
     specific = dict(scheduler_specific_kwargs or {})
     specific.update(kwargs)
-    steps: dict[str, int | None] = {}
-    for arg, value in (
-        ("num_warmup_steps", num_warmup_steps),
-        ("num_training_steps", num_training_steps),
-    ):
-        try:
-            if value is None:
-                steps[arg] = None
-            elif arg == "num_warmup_steps":  # a float in (0, 1): a fraction of training
-                steps[arg] = _validate.warmup_steps(value, num_training_steps)
-            else:
-                steps[arg] = _validate.steps(arg, value)
-        except (TypeError, ValueError) as e:
-            raise type(e)(f"{entry.name}: {e}") from None
-    num_warmup_steps, num_training_steps = steps["num_warmup_steps"], steps["num_training_steps"]
-    params = _signature.parameters(factory)
-    call: dict[str, Any] = {}
-    for arg, value in (
-        ("num_warmup_steps", num_warmup_steps),
-        ("num_training_steps", num_training_steps),
-    ):
-        if params is None:  # no signature to read: pass what we were given
-            if value is not None:
-                call[arg] = value
-            continue
-        if arg not in params:
-            continue
-        if value is None and params[arg].default is params[arg].empty:
-            raise ValueError(f"{entry.name} requires `{arg}`, please provide that argument.")
-        if value is not None:
-            call[arg] = value
-    _signature.check_keywords(_label(entry), factory, specific, reserved=_STEP_ARGS)
-    for arg in _signature.describe(factory)[1]:
-        if arg not in call and arg not in specific:
-            raise ValueError(f"{entry.name} requires `{arg}`, please provide that argument.")
-    scheduler = _loading.first_call(entry, factory, optimizer, **call, **specific)
+    call = _validate.schedule_arguments(
+        entry.name, _label(entry), factory, num_warmup_steps, num_training_steps, specific
+    )
+    scheduler = _loading.first_call(entry, factory, optimizer, **call)
     call_hook("optreg_scheduler_created", name=entry.name, scheduler=scheduler)
     return scheduler
 

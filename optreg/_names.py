@@ -23,6 +23,7 @@ class SchedulerType(str, enum.Enum):
     WARMUP_STABLE_DECAY = "warmup_stable_decay"
     GREEDY = "greedy"
     ADAFACTOR = "adafactor"
+    SEQUENCE = "sequence"
 
     def __str__(self) -> str:
         return self.value

@@ -53,6 +53,7 @@ class LrCurve:
         steps: the steps ``lrs`` belong to: every step ``0 .. num_training_steps - 1``,
             or, for a long schedule, at most :data:`MAX_POINTS` of them (first and last
             included), each value exact at its step. Empty means every step.
+        boundaries: the steps where a ``sequence`` schedule's phases begin (but the first).
     """
 
     name: str
@@ -60,6 +61,7 @@ class LrCurve:
     metric_driven: bool
     kwargs: tuple[tuple[str, Any], ...] = ()
     steps: tuple[int, ...] = ()
+    boundaries: tuple[int, ...] = ()
 
     @property
     def xs(self) -> tuple[int, ...] | range:
@@ -133,15 +135,25 @@ def lr_curve(
         **dict(kwargs or {}),
     )
     metric = step_needs_metric(scheduler)
-    given = tuple(sorted((kwargs or {}).items()))
+    given = tuple(sorted((k, _short(v)) for k, v in (kwargs or {}).items()))
     lambdas = getattr(scheduler, "lr_lambdas", None)
+    starts = getattr(lambdas[0], "keywords", {}).get("starts", ()) if lambdas else ()
+    boundaries = tuple(int(s) for s in starts[1:])
     if num_training_steps > MAX_POINTS and lambdas and not metric:
         # a LambdaLR's lr at step s is base_lr * f(s): exact without stepping through
         w = num_warmup_steps or 0
         steps = sample_steps(num_training_steps, MAX_POINTS, keep=(w - 1, w, w + 1))
         f, base = lambdas[0], scheduler.base_lrs[0]
+        steps = tuple(sorted(set(steps) | {b for b in boundaries if b < num_training_steps}))
         lrs = tuple(float(base * f(s)) for s in steps)
-        return LrCurve(name=name, lrs=lrs, metric_driven=False, kwargs=given, steps=steps)
+        return LrCurve(
+            name=name,
+            lrs=lrs,
+            metric_driven=False,
+            kwargs=given,
+            steps=steps,
+            boundaries=boundaries,
+        )
     if num_training_steps > MAX_STEPPED:
         raise ValueError(
             f"{name} is stepped one step at a time (it is "
@@ -153,7 +165,16 @@ def lr_curve(
         values.append(float(optimizer.param_groups[0]["lr"]))
         optimizer.step()
         step_scheduler(scheduler, synthetic_loss(step, num_training_steps), metric_driven=metric)
-    return LrCurve(name=name, lrs=tuple(values), metric_driven=metric, kwargs=given)
+    return LrCurve(
+        name=name, lrs=tuple(values), metric_driven=metric, kwargs=given, boundaries=boundaries
+    )
+
+
+def _short(value: Any) -> Any:
+    """A legend-sized stand-in for a long argument (a sequence's phase list)."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+        return " > ".join(str(v.get("name", "?")) for v in value)
+    return value
 
 
 def sample_steps(n: int, points: int, keep: Sequence[int] = ()) -> tuple[int, ...]:
@@ -228,9 +249,10 @@ def save_lr_figure(
     """
     fig, ax = _new_figure()
     for index, curve in enumerate(curves):
-        ax.plot(
-            curve.xs, curve.lrs, label=curve.label, **_style(index, len(curve.lrs), len(curves))
-        )
+        style = _style(index, len(curve.lrs), len(curves))
+        ax.plot(curve.xs, curve.lrs, label=curve.label, **style)
+        for boundary in curve.boundaries:  # where a sequence's next phase begins
+            ax.axvline(boundary, color=style["color"], linestyle=":", linewidth=1.0, alpha=0.7)
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     if log_y:

@@ -34,6 +34,7 @@ __all__ = [
     "per_group",
     "real",
     "reals",
+    "schedule_arguments",
     "steps",
     "warmup_steps",
 ]
@@ -203,6 +204,59 @@ def per_group(what: str, value: object, n_groups: int) -> list[float]:
         if not is_real(v) or math.isnan(float(v)) or float(v) < 0:
             raise ValueError(f"`{what}` must be a number >= 0 (or one per group), got {value!r}")
     return [float(v) for v in values]
+
+
+_STEP_ARGS = ("num_warmup_steps", "num_training_steps")
+
+
+def schedule_arguments(
+    name: str,
+    label: str,
+    factory: Any,
+    num_warmup_steps: object,
+    num_training_steps: object,
+    specific: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The keyword arguments ``factory(optimizer, **them)`` gets, as ``get_scheduler`` does.
+
+    The step counts are checked (a warmup fraction resolved) and passed to a factory
+    that declares them; a missing one it requires, or any other required argument,
+    is transformers' ``ValueError``; a keyword it does not take is a ``TypeError``.
+
+    Raises:
+        ValueError: ``"<name> requires `<arg>`, please provide that argument."``, or an
+            invalid step count.
+        TypeError: a step count that is not a number, or an unknown keyword.
+    """
+    counts: dict[str, int | None] = {}
+    for arg, value in (
+        ("num_warmup_steps", num_warmup_steps),
+        ("num_training_steps", num_training_steps),
+    ):
+        try:
+            if value is None:
+                counts[arg] = None
+            elif arg == "num_warmup_steps":  # a float in (0, 1): a fraction of training
+                counts[arg] = warmup_steps(value, num_training_steps)
+            else:
+                counts[arg] = steps(arg, value)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{name}: {e}") from None
+    params = _signature.parameters(factory)
+    call: dict[str, Any] = {}
+    for arg, count in counts.items():
+        if params is not None and arg not in params:
+            continue  # a schedule without a warmup (or an end) is not given one
+        if count is None and params is not None and params[arg].default is params[arg].empty:
+            raise ValueError(f"{name} requires `{arg}`, please provide that argument.")
+        if count is not None:
+            call[arg] = count
+    _signature.check_keywords(label, factory, specific, reserved=_STEP_ARGS)
+    call.update(specific)
+    for arg in _signature.describe(factory)[1]:
+        if arg not in call:
+            raise ValueError(f"{name} requires `{arg}`, please provide that argument.")
+    return call
 
 
 def _declared(default: object) -> str | None:

@@ -65,3 +65,23 @@ def test_figures_are_byte_identical_from_run_to_run(tmp_path: Path) -> None:
     _plot.save_loss_figure(losses, second, title="t")
     assert first.read_bytes() == second.read_bytes()
     assert b"matplotlib" not in first.read_bytes().lower()  # no version stamp
+
+
+def test_a_sequence_curve_marks_its_phase_boundaries(fresh_registry: None) -> None:
+    phases = [
+        {"name": "linear", "steps": 10, "num_warmup_steps": 5},
+        {"name": "constant", "steps": 30},
+    ]
+    curve = _plot.lr_curve(
+        "sequence", lr=1.0, num_warmup_steps=None, num_training_steps=40, kwargs={"phases": phases}
+    )
+    assert curve.boundaries == (10,)
+    assert curve.label == "sequence (phases='linear > constant')"
+    long = _plot.lr_curve(
+        "sequence",
+        lr=1.0,
+        num_warmup_steps=None,
+        num_training_steps=10**7,
+        kwargs={"phases": [{"name": "linear", "steps": 0.3}, {"name": "constant", "steps": 0.7}]},
+    )
+    assert long.boundaries == (3_000_000,) and 3_000_000 in long.steps

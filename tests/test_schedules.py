@@ -307,6 +307,13 @@ LAMBDA_CASES: dict[str, dict[str, Any]] = {
         "num_decay_steps": 4,
         "decay_type": "1-sqrt",
     },
+    "sequence": {
+        "num_training_steps": 12,
+        "phases": [
+            {"name": "linear", "steps": 4, "num_warmup_steps": 2},
+            {"name": "cosine", "steps": 8},
+        ],
+    },
 }
 METRIC_DRIVEN = {"reduce_lr_on_plateau", "greedy"}
 OTHER_HELPERS = {"adafactor"}  # registered from optreg/builtin/adafactor.py

@@ -141,6 +141,19 @@ SCHEDULES = BuiltinPlugin(
             metadata=_needs(kwargs={"num_decay_steps": 5}),
         ),
         Name(
+            "sequence",
+            "optreg.builtin.sequence:get_sequence_schedule",
+            "phases of any registered schedules, each exact at its local step",
+            metadata=_needs(
+                kwargs={
+                    "phases": [
+                        {"name": "constant_with_warmup", "steps": 0.25, "num_warmup_steps": 0.5},
+                        {"name": "cosine", "steps": 0.75},
+                    ]
+                }
+            ),
+        ),
+        Name(
             "greedy",
             "optreg.builtin.greedy:GreedyLR",
             "GreedyLR: raise the lr while a metric improves, cut it on plateaus",

@@ -1,0 +1,169 @@
+"""optreg.builtin.sequence: phases of registered schedules, each exact at its local step."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from functools import partial
+from typing import Any
+
+import pytest
+import torch
+from helpers import sgd
+from torch.optim.lr_scheduler import LambdaLR
+
+import optreg
+from optreg.builtin.sequence import get_sequence_schedule
+
+pytestmark = pytest.mark.usefixtures("fresh_registry")
+
+PHASES: list[dict[str, Any]] = [
+    {"name": "constant_with_warmup", "steps": 10, "num_warmup_steps": 10},
+    {"name": "cosine", "steps": 60, "num_cycles": 0.5},
+    {"name": "polynomial", "steps": 20, "power": 2.0, "num_warmup_steps": 5},
+    {"name": "warmup_stable_decay", "steps": 10, "num_decay_steps": 4},
+]
+N = 100
+
+
+def _opt() -> torch.optim.Optimizer:
+    return sgd(0.5, 0.1, default=0.3)  # two groups, and a default lr polynomial reads
+
+
+def _lrs(sched: Any, opt: torch.optim.Optimizer, steps: int) -> list[list[float]]:
+    out = []
+    for _ in range(steps):
+        out.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_every_phase_is_exactly_the_standalone_schedule_at_every_step() -> None:
+    opt = _opt()
+    seq = optreg.get_scheduler("sequence", opt, num_training_steps=N, phases=PHASES)
+    got = _lrs(seq, opt, N)
+    start = 0
+    for phase in PHASES:
+        length = phase["steps"]
+        kwargs = {k: v for k, v in phase.items() if k not in ("name", "steps")}
+        kwargs.setdefault("num_warmup_steps", 0)
+        ref_opt = _opt()
+        ref = optreg.get_scheduler(phase["name"], ref_opt, num_training_steps=length, **kwargs)
+        want = _lrs(ref, ref_opt, length)
+        assert got[start : start + length] == want, phase["name"]  # ==, not approx
+        start += length
+
+
+def test_after_the_end_the_last_phase_holds_its_end_value() -> None:
+    opt = _opt()
+    phases = [{"name": "linear", "steps": 5}, {"name": "cosine", "steps": 5, "num_cycles": 1.0}]
+    seq = optreg.get_scheduler("sequence", opt, num_training_steps=10, phases=phases)
+    fn = seq.lr_lambdas[0]
+    end = fn(10)
+    assert end == 1.0  # a full cosine cycle ends back at 1: it must not keep rising or fall
+    assert [fn(s) for s in (10, 11, 50, 10**6)] == [end] * 4
+    cosine_end = optreg.get_scheduler("cosine", sgd(1.0), 0, 5, num_cycles=1.0).lr_lambdas[0](5)
+    assert end == cosine_end
+
+
+def test_fractions_fill_the_training_exactly() -> None:
+    for n in (6, 7, 10, 33, 1000):
+        seq = optreg.get_scheduler(
+            "sequence",
+            sgd(1.0),
+            num_training_steps=n,
+            phases=[
+                {"name": "linear", "steps": 0.25, "num_warmup_steps": 0.5},
+                {"name": "constant", "steps": 0.25},
+                {"name": "cosine", "steps": 0.5},
+            ],
+        )
+        keywords = seq.lr_lambdas[0].keywords
+        assert sum(keywords["lengths"]) == n
+        assert keywords["starts"][0] == 0
+
+
+@pytest.mark.parametrize(
+    ("phases", "error", "message"),
+    [
+        ([{"name": "linear", "steps": 30}, {"name": "cosine", "steps": 60}], ValueError,
+         "the phase lengths must add up to num_training_steps: 30 + 60 = 90 != 100"),
+        ([], ValueError, "`phases` must hold at least one phase, got []"),
+        ({"name": "linear"}, TypeError, "`phases` must be a list of phase mappings"),
+        ([{"name": "linear"}], TypeError, "`phases[0]` must be a mapping with 'name' and 'steps'"),
+        ([{"name": "reduce_lr_on_plateau", "steps": 100}], ValueError,
+         "phases[0] ('reduce_lr_on_plateau') is metric-driven"),
+        ([{"name": "greedy", "steps": 100}], ValueError, "phases[0] ('greedy') is metric-driven"),
+        ([{"name": "sequence", "steps": 100}], ValueError, "a sequence cannot hold another sequence"),
+        ([{"name": "cosinne", "steps": 100}], optreg.UnknownNameError, "did you mean 'cosine'"),
+        ([{"name": "cosine", "steps": 100, "num_cycle": 2}], TypeError,
+         "sequence phases[0] ('cosine') got an unexpected keyword argument 'num_cycle'; did you mean 'num_cycles'?"),
+        ([{"name": "cosine", "steps": 100, "num_training_steps": 5}], ValueError,
+         "a phase's num_training_steps is its `steps` (100)"),
+        ([{"name": "warmup_stable_decay", "steps": 100}], ValueError,
+         "sequence phases[0] ('warmup_stable_decay') requires `num_decay_steps`"),
+        ([{"name": "linear", "steps": 0.001}, {"name": "linear", "steps": 100}], ValueError,
+         "`phases[0].steps` must make a phase of at least 1 step, got 0.001"),
+    ],
+)  # fmt: skip
+def test_bad_phases_are_named(phases: Any, error: type, message: str) -> None:
+    with pytest.raises(error) as info:
+        optreg.get_scheduler("sequence", sgd(1.0), num_training_steps=100, phases=phases)
+    assert message in str(info.value)
+
+
+def test_a_non_lambda_schedule_is_refused() -> None:
+    optreg.register_scheduler(
+        "step_lr", lambda optimizer, **kw: torch.optim.lr_scheduler.StepLR(optimizer, 3)
+    )
+    with pytest.raises(
+        ValueError, match=r"phases\[0\] \('step_lr'\) built a StepLR, not a LambdaLR"
+    ):
+        optreg.get_scheduler(
+            "sequence", sgd(1.0), 10, 10, phases=[{"name": "step_lr", "steps": 10}]
+        )
+
+
+def _halving(step: int, *, every: int) -> float:
+    return 0.5 ** (step // every)
+
+
+def test_a_plugin_schedule_can_be_a_phase() -> None:
+    optreg.register_scheduler(
+        "halving", lambda optimizer, every=2: LambdaLR(optimizer, partial(_halving, every=every))
+    )
+    seq = optreg.get_scheduler(
+        "sequence", sgd(1.0), num_training_steps=8,
+        phases=[{"name": "linear", "steps": 4, "num_warmup_steps": 2}, {"name": "halving", "steps": 4, "every": 1}],
+    )  # fmt: skip
+    fn = seq.lr_lambdas[0]
+    assert [fn(s) for s in range(4, 9)] == [1.0, 0.5, 0.25, 0.125, 0.0625]
+
+
+def test_resumes_bit_identically_and_pickles() -> None:
+    opt = _opt()
+    seq = optreg.get_scheduler("sequence", opt, num_training_steps=N, phases=PHASES)
+    first = _lrs(seq, opt, 37)
+    buf = io.BytesIO()
+    torch.save({"opt": opt.state_dict(), "sched": seq.state_dict()}, buf)
+    copy = pickle.loads(pickle.dumps(seq))
+    rest = _lrs(seq, opt, N - 37 + 5)
+    buf.seek(0)
+    ckpt = torch.load(buf, weights_only=True)
+    opt2 = _opt()
+    seq2 = optreg.get_scheduler("sequence", opt2, num_training_steps=N, phases=PHASES)
+    opt2.load_state_dict(ckpt["opt"])
+    seq2.load_state_dict(ckpt["sched"])
+    assert _lrs(seq2, opt2, N - 37 + 5) == rest
+    assert len(first) == 37
+    assert copy.lr_lambdas[0](50) == seq.lr_lambdas[0](50)
+
+
+def test_the_factory_itself_and_the_conformance_kit() -> None:
+    from optreg.testing import check_scheduler
+
+    direct = get_sequence_schedule(sgd(1.0), 10, [{"name": "constant", "steps": 10}])
+    assert isinstance(direct, LambdaLR)
+    report = check_scheduler("sequence")
+    assert report.passed == ["build", "finite_non_negative_lr", "resume_bit_identical", "picklable"]
