@@ -24,6 +24,7 @@ from optreg._api import (
     register_scheduler,
     scheduler_info,
 )
+from optreg._config import build, load_config
 from optreg._entry import Entry, EntryInfo
 from optreg._errors import (
     AmbiguousNameError,
@@ -57,12 +58,14 @@ __all__ = [
     "UsageError",
     "WarmupLongerThanTrainingWarning",
     "__version__",
+    "build",
     "get_optimizer",
     "get_optimizer_cls",
     "get_scheduler",
     "hookimpl",
     "list_optimizers",
     "list_schedulers",
+    "load_config",
     "optimizer_info",
     "optimizers",
     "register_optimizer",

@@ -1,0 +1,203 @@
+"""Whole set-ups from plain data: :func:`build` turns one config into an optimizer and a schedule.
+
+::
+
+    optimizer, scheduler = optreg.build(model, {
+        "optimizer": {"name": "adamw", "lr": 3e-4, "weight_decay": 0.1},
+        "scheduler": {"name": "cosine", "num_warmup_steps": 0.05},
+        "num_training_steps": 10_000,
+    })
+
+The same mapping may come from JSON, YAML, TOML (:func:`load_config` reads a file or a
+string) or an OmegaConf / Hydra object; :func:`plain_config` turns any of them into plain
+dicts, lists, strings and numbers, which round-trip through every one of those formats.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optreg._errors import MissingDependencyError, close_matches
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["build", "load_config", "plain_config"]
+
+#: The keys of a config: an optimizer section, an optional scheduler section, and the
+#: training length the schedule (and any warmup fraction) is measured against.
+TOP_KEYS = ("optimizer", "scheduler", "num_training_steps")
+
+
+def _unknown(where: str, key: object, allowed: Sequence[str]) -> ValueError:
+    hint = close_matches(str(key), allowed, n=1)
+    did = f"; did you mean {hint[0]!r}?" if hint else ""
+    return ValueError(f"config{where}: unknown key {key!r}{did} (allowed: {', '.join(allowed)})")
+
+
+def plain_config(config: Any) -> Any:
+    """``config`` as plain data: dicts with str keys, lists, str, numbers, bools, None.
+
+    An OmegaConf object is resolved first (``${...}`` interpolations); any other
+    mapping or non-string sequence is copied.
+
+    Raises:
+        TypeError: a key that is not a str, or a value that is not plain data.
+    """
+    if type(config).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        config = OmegaConf.to_container(config, resolve=True)
+    if isinstance(config, Mapping):
+        out = {}
+        for key, value in config.items():
+            if not isinstance(key, str):
+                raise TypeError(f"config keys must be str, got {type(key).__name__}: {key!r}")
+            out[key] = plain_config(value)
+        return out
+    if isinstance(config, Sequence) and not isinstance(config, (str, bytes)):
+        return [plain_config(v) for v in config]
+    if config is None or isinstance(config, (str, bool, int, float)):
+        return config
+    raise TypeError(
+        f"config values must be plain data (mappings, lists, str, numbers), got "
+        f"{type(config).__name__}: {config!r:.60}"
+    )
+
+
+def load_config(source: str | Path) -> dict[str, Any]:
+    """Read a config from a ``.json``, ``.yaml`` / ``.yml`` or ``.toml`` file, or from a
+    JSON string (``'{"optimizer": "adamw"}'``).
+
+    Raises:
+        FileNotFoundError: ``source`` names no file (and is no JSON object).
+        ValueError: the text does not parse (the parser's message, with the position).
+        MissingDependencyError: a YAML file without PyYAML, a TOML file on Python 3.10
+            without tomli.
+    """
+    text = str(source)
+    if isinstance(source, str) and text.lstrip().startswith("{"):
+        return _json(text, "the inline config")
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"config {text!r}: no such file (nor a JSON object)")
+    suffix = path.suffix.lower()
+    content = path.read_text()
+    if suffix == ".json":
+        return _json(content, str(path))
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as e:
+            raise MissingDependencyError(
+                f"config {text!r}: reading YAML needs PyYAML; install it with: pip install pyyaml"
+            ) from e
+        try:
+            data = yaml.safe_load(content)
+        except yaml.YAMLError as e:
+            raise ValueError(f"config {text!r}: {e}") from e
+    elif suffix == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            try:
+                import tomli as tomllib
+            except ImportError as e:
+                raise MissingDependencyError(
+                    f"config {text!r}: reading TOML on Python 3.10 needs tomli; install it "
+                    "with: pip install tomli"
+                ) from e
+        try:
+            data = tomllib.loads(content)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"config {text!r}: {e}") from e
+    else:
+        raise ValueError(f"config {text!r}: use a .json, .yaml, .yml or .toml file")
+    if not isinstance(data, dict):
+        raise ValueError(f"config {text!r} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def _json(text: str, where: str) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        line = text.splitlines()[e.lineno - 1] if text.splitlines() else ""
+        caret = " " * (e.colno - 1) + "^"
+        raise ValueError(
+            f"{where}: {e.msg} at line {e.lineno} column {e.colno}:\n  {line}\n  {caret}"
+        ) from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _section(config: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    value = config.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return {"name": value}  # "optimizer": "adamw"
+    if not isinstance(value, dict) or "name" not in value:
+        raise TypeError(
+            f"config[{key!r}] must be a name or a mapping with a 'name', got {value!r:.80}"
+        )
+    return dict(value)
+
+
+def build(
+    model_or_params: Any, config: Mapping[str, Any] | str | Path
+) -> tuple[torch.optim.Optimizer, Any]:
+    """Build ``(optimizer, scheduler)`` from one config; the scheduler is None without one.
+
+    Args:
+        model_or_params: what :func:`optreg.get_optimizer` takes (an ``nn.Module``...).
+        config: a mapping (dict, OmegaConf / Hydra object) or a file / JSON string for
+            :func:`load_config`. Keys: ``optimizer`` (a name, or ``{"name": ...,
+            **its keyword arguments, "no_decay": [...], "overrides": {...}}``),
+            ``scheduler`` (likewise, with ``num_warmup_steps`` and the schedule's own
+            arguments), and ``num_training_steps`` (for the scheduler; its section may
+            give its own).
+
+    Raises:
+        ValueError: an unknown key (with the closest one), or a bad value.
+        TypeError: a section of the wrong shape, or an argument the optimizer or
+            schedule does not take (with the closest one).
+        UnknownNameError: an unknown optimizer or schedule name.
+    """
+    from optreg._api import get_optimizer, get_scheduler
+
+    data = plain_config(load_config(config) if isinstance(config, (str, Path)) else config)
+    if not isinstance(data, dict):
+        raise TypeError(f"config must be a mapping, got {type(data).__name__}")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise _unknown("", key, TOP_KEYS)
+    opt = _section(data, "optimizer")
+    if opt is None:
+        raise ValueError("config needs an 'optimizer' section (a name or {'name': ...})")
+    name = opt.pop("name")
+    optimizer = get_optimizer(
+        name,
+        model_or_params,
+        no_decay=opt.pop("no_decay", None),
+        overrides=opt.pop("overrides", None),
+        **opt,
+    )
+    sched = _section(data, "scheduler")
+    if sched is None:
+        return optimizer, None
+    sched_name = sched.pop("name")
+    scheduler = get_scheduler(
+        sched_name,
+        optimizer,
+        num_warmup_steps=sched.pop("num_warmup_steps", None),
+        num_training_steps=sched.pop("num_training_steps", data.get("num_training_steps")),
+        **sched,
+    )
+    return optimizer, scheduler
