@@ -88,6 +88,30 @@ def _route(factories: dict[str, Any], key: str) -> list[str]:
     return named or [n for n, f in factories.items() if takes(f, key) == "var"]
 
 
+def _config_section(args: argparse.Namespace, key: str) -> dict[str, Any] | None:
+    """The ``key`` section of ``--config`` (a file or inline JSON) as a plain dict; the
+    config's ``num_training_steps`` fills in when the command line gave none."""
+    from optreg._config import load_config, plain_config
+
+    if args.config is None:
+        return None
+    try:
+        config = plain_config(load_config(args.config))
+    except (OSError, ValueError, TypeError) as e:
+        raise UsageError(f"--config: {e}") from e
+    steps = config.get("num_training_steps")
+    if steps is not None and getattr(args, "num_training_steps", 0) is None:
+        args.num_training_steps = steps
+    if steps is not None and getattr(args, "steps", 0) is None:
+        args.steps = steps
+    section = config.get(key)
+    if isinstance(section, str):
+        section = {"name": section}
+    if section is not None and (not isinstance(section, dict) or "name" not in section):
+        raise UsageError(f"--config: {key!r} must be a name or a mapping with a 'name'")
+    return section
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """``optreg plot``: learning-rate curves of schedules, on one labelled axis."""
     from optreg._plot import lr_curve, require_matplotlib, save_lr_figure
@@ -95,11 +119,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     require_matplotlib()
     path = _output_path(args.output)
+    from_config = _config_section(args, "scheduler")
+    if args.config is not None and from_config is None:
+        raise UsageError("--config: the config has no 'scheduler' section to plot")
+    if from_config is not None:
+        args.names = [*args.names, from_config.pop("name")]
+    if not args.names:
+        raise UsageError("give a schedule NAME to plot, or --config with a scheduler")
     if args.num_training_steps is None:
         raise UsageError("--num-training-steps is required (it sets how many steps are plotted)")
     kw = _kw_dict(args.kw)
     factories = {name: schedulers.load(name) for name in args.names}
     scoped = _scoped(schedulers, kw, args.names)
+    if from_config is not None:  # the config's schedule arguments go to its curve only
+        scoped.setdefault(schedulers.resolve(args.names[-1]).name, {}).update(from_config)
     common = {k: v for k, v in kw.items() if "." not in k}
     routes = {key: _route(factories, key) for key in common}
     for key, takers in routes.items():
@@ -111,12 +144,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for name in factories:
         mine = {k: v for k, v in common.items() if name in routes[k]}
         mine.update(scoped.get(schedulers.resolve(name).name, {}))
+        warmup = mine.pop("num_warmup_steps", args.num_warmup_steps)
         try:
             curves.append(
                 lr_curve(
                     name,
                     lr=args.lr,
-                    num_warmup_steps=args.num_warmup_steps,
+                    num_warmup_steps=warmup,
                     num_training_steps=args.num_training_steps,
                     kwargs=mine,
                 )
@@ -231,8 +265,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     require_matplotlib()
     path = _output_path(args.output)
-    names = list(dict.fromkeys(args.optimizers))
+    opt_config = _config_section(args, "optimizer")
+    sched_config = _config_section(args, "scheduler")
+    if args.steps is None:
+        args.steps = 300
+    names = list(args.optimizers)
+    if opt_config is not None:
+        names.append(opt_config["name"])
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise UsageError("give an optimizer OPT to compare, or --config with an optimizer")
+    if sched_config is not None and args.scheduler is None:
+        args.scheduler = sched_config.pop("name")
+        args.num_warmup_steps = sched_config.pop("num_warmup_steps", args.num_warmup_steps)
     opt_kw, sched_kw = _compare_kw(_kw_dict(args.kw), names, args.scheduler)
+    if opt_config is not None:  # the config's row trains with the config's arguments
+        opt_kw[opt_config.pop("name")].update(opt_config)
+    if sched_config is not None and args.scheduler is not None:
+        sched_config.pop("name", None)
+        sched_kw = {**sched_config, **sched_kw}
     # the task is tiny: one thread is faster than several fighting over a busy machine,
     # and it keeps the numbers the same from one machine to the next
     threads = torch.get_num_threads()

@@ -5,9 +5,10 @@
     optreg list [optimizers|schedulers] [--json]
     optreg info NAME [--kind optimizer|scheduler] [--json]
     optreg check [--strict]
-    optreg plot NAME [NAME...] --num-warmup-steps W --num-training-steps T [--lr LR]
+    optreg [-v] [--version] COMMAND
+    optreg plot [NAME...] [--config CONFIG] --num-warmup-steps W --num-training-steps T [--lr LR]
                 [--kw [NAME.]KEY=VALUE ...] [--log-y] -o FILE.png
-    optreg compare OPT [OPT...] [--scheduler NAME] [--steps N] [--lr LR] [--seed S]
+    optreg compare [OPT...] [--config CONFIG] [--scheduler NAME] [--steps N] [--lr LR] [--seed S]
                 [--num-warmup-steps W] [--kw [NAME.]KEY=VALUE ...] [--[no-]progress]
                 -o FILE.png
 
@@ -369,8 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
         "NAME.KEY=VALUE sets it for one schedule, KEY=VALUE for every schedule whose "
         "signature names KEY (else those taking **kwargs)"
     )
+    config_help = (
+        "a config (a .json / .yaml / .toml file, or inline JSON) as optreg.build() takes: "
+        "{optimizer: ..., scheduler: ..., num_training_steps: N}"
+    )
     p = sub.add_parser("plot", help="plot learning-rate curves of schedules")
-    p.add_argument("names", nargs="+", metavar="NAME", help="scheduler names")
+    p.add_argument("names", nargs="*", metavar="NAME", help="scheduler names")
+    p.add_argument("--config", metavar="CONFIG", help=config_help + "; its scheduler is plotted")
     p.add_argument("--num-warmup-steps", type=_non_negative_int, metavar="W")
     p.add_argument("--num-training-steps", type=_positive_int, metavar="T")
     p.add_argument(
@@ -382,13 +388,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cli_plot.cmd_plot)
 
     p = sub.add_parser("compare", help="train a small built-in task with each optimizer")
-    p.add_argument("optimizers", nargs="+", metavar="OPT", help="optimizer names")
+    p.add_argument("optimizers", nargs="*", metavar="OPT", help="optimizer names")
+    p.add_argument(
+        "--config",
+        metavar="CONFIG",
+        help=config_help + "; its optimizer is one more row, its scheduler drives every row",
+    )
     p.add_argument("--scheduler", metavar="NAME", help="scheduler for every run (default: none)")
     p.add_argument(
         "--steps",
         type=_bounded(_positive_int, MAX_COMPARE_STEPS, "steps"),
-        default=300,
-        help=f"optimizer steps (default 300, at most {MAX_COMPARE_STEPS:,})",
+        default=None,
+        help=f"optimizer steps (default: the config's num_training_steps, else 300; at most "
+        f"{MAX_COMPARE_STEPS:,})",
     )
     p.add_argument(
         "--lr", type=_positive_float, help="learning rate (default: each optimizer's own)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
-from helpers import STEPS, one_error_line, plateau, png_size, run, table_rows
+from helpers import STEPS, one_error_line, plateau, png_size, run, sgd, table_rows
 
 import optreg
 from optreg import _compare, _plot
@@ -262,3 +263,58 @@ def test_compare_kw_reaches_one_optimizer(
     assert rows["sgd"][-1] != "0"  # momentum buffers: sgd has state now
     assert main([*argv, "-o", out_png]) == 0
     assert table_rows(capsys.readouterr().out)["sgd"][-1] == "0"
+
+
+CONFIG_JSON = json.dumps(
+    {
+        "optimizer": {"name": "adamw", "lr": 0.003, "betas": [0.9, 0.95]},
+        "scheduler": {
+            "name": "sequence",
+            "phases": [
+                {"name": "linear", "steps": 0.3, "num_warmup_steps": 0.5},
+                {"name": "constant", "steps": 0.7},
+            ],
+        },
+        "num_training_steps": 20,
+    }
+)
+
+
+def test_plot_takes_a_config(
+    out_png: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_registry: None
+) -> None:
+    drawn: list[_plot.LrCurve] = []
+    monkeypatch.setattr(_plot, "save_lr_figure", lambda curves, *a, **k: drawn.extend(curves))
+    config = tmp_path / "run.json"
+    config.write_text(CONFIG_JSON)
+    assert main(["plot", "--config", str(config), "-o", out_png]) == 0
+    [curve] = drawn
+    assert curve.name == "sequence" and len(curve.lrs) == 20 and curve.boundaries == (6,)
+    ref = optreg.get_scheduler(
+        "sequence",
+        sgd(1.0),
+        num_training_steps=20,
+        phases=json.loads(CONFIG_JSON)["scheduler"]["phases"],
+    )
+    assert list(curve.lrs) == [ref.lr_lambdas[0](s) for s in range(20)]
+
+
+def test_compare_takes_a_config(
+    out_png: str, capsys: pytest.CaptureFixture[str], fresh_registry: None
+) -> None:
+    assert main(["compare", "sgd", "--config", CONFIG_JSON, "--no-progress", "-o", out_png]) == 0
+    out = capsys.readouterr().out
+    assert "20 steps, each optimizer's default lr, scheduler sequence" in out
+    assert set(table_rows(out)) == {"sgd", "adamw"}
+
+
+def test_a_bad_config_is_a_usage_error(
+    out_png: str, capsys: pytest.CaptureFixture[str], fresh_registry: None
+) -> None:
+    assert main(["plot", "--config", '{"scheduler": ', "-o", out_png]) == 2
+    assert (
+        "--config: the inline config: Expecting value at line 1 column 15"
+        in capsys.readouterr().err
+    )
+    assert main(["plot", "--config", '{"optimizer": "sgd"}', "-o", out_png]) == 2
+    assert "no 'scheduler' section to plot" in capsys.readouterr().err
