@@ -28,7 +28,7 @@ needs_wheel = pytest.mark.skipif(not WHEEL_MODE, reason="only for the built whee
 
 # The contract (DESIGN.md): what every release must declare, whatever else it adds.
 CORE_DEPENDENCIES = {"torch", "pluggy", "importlib-metadata"}
-EXTRAS = {"bnb", "plot", "test", "dev"}
+EXTRAS = {"bnb", "plot", "test", "config", "dev"}
 
 
 def _pyproject() -> dict[str, Any] | None:
@@ -81,6 +81,7 @@ def test_extras_declared() -> None:
     assert "bitsandbytes" in by_extra["bnb"]
     assert {"matplotlib", "tqdm"} <= by_extra["plot"]
     assert {"pytest", "hypothesis"} <= by_extra["test"]
+    assert "pyyaml" in {n.lower() for n in by_extra["config"]}
 
 
 @needs_pyproject
