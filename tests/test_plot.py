@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from helpers import plateau
@@ -85,3 +85,25 @@ def test_a_sequence_curve_marks_its_phase_boundaries(fresh_registry: None) -> No
         kwargs={"phases": [{"name": "linear", "steps": 0.3}, {"name": "constant", "steps": 0.7}]},
     )
     assert long.boundaries == (3_000_000,) and 3_000_000 in long.steps
+
+
+def test_coinciding_curves_stay_visible_and_the_log_axis_is_labelled(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """adamw and adamw_hf draw the same curve: each gets its own line style and markers at
+    other steps; a loss between 0.3 and 1.7 gets labelled ticks above 1 as well."""
+    figures: list[Any] = []
+    monkeypatch.setattr(_plot, "_save", lambda fig, path: figures.append(fig))
+    same = [1.7 * 0.99**s for s in range(300)]
+    _plot.save_loss_figure(
+        {"adamw": same, "adamw_hf": same, "adamw_8bit": same}, tmp_path / "x.png", title="t"
+    )
+    [fig] = figures
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    drawn = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert len({line.get_linestyle() for line in drawn}) == 3
+    assert len({line.get_marker() for line in drawn}) == 3
+    assert len({line.get_markevery()[0] for line in drawn}) == 3  # markers at other steps
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert any(float(x) > 1 for x in labels) and any(float(x) < 1 for x in labels), labels

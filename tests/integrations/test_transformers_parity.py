@@ -50,7 +50,9 @@ def test_warmup_longer_than_training_equals_transformers(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # transformers' own and optreg's notes
         theirs = _theirs(name, w, n, kwargs)
-        ours = optreg.get_scheduler(name, _sgd(), num_warmup_steps=w, num_training_steps=n, **kwargs)
+        ours = optreg.get_scheduler(
+            name, _sgd(), num_warmup_steps=w, num_training_steps=n, **kwargs
+        )
     steps = w + n + 20
     assert _lrs(ours, steps) == _lrs(theirs, steps)
 
