@@ -37,17 +37,21 @@ def _run(second: str) -> tuple[dict[str, object], float]:
     return json.loads(out.stdout), time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=11)
-    args = parser.parse_args()
-    # An installed wheel ships byte-compiled modules (pip compiles at install time);
-    # a checkout run with PYTHONDONTWRITEBYTECODE=1 would recompile optreg on every import.
+def compile_optreg() -> None:
+    """Byte-compile optreg, as an installed wheel is (pip compiles at install time); a
+    checkout run with PYTHONDONTWRITEBYTECODE=1 would recompile it on every import."""
     import importlib.util
 
     spec = importlib.util.find_spec("optreg")
     if spec and spec.submodule_search_locations:
         compileall.compile_dir(next(iter(spec.submodule_search_locations)), quiet=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=11)
+    args = parser.parse_args()
+    compile_optreg()
     _run("import optreg")  # warm the OS file cache
     added, cpu_added, cpu_torch, wall_bare, wall_optreg, mods = [], [], [], [], [], set()
     for _ in range(args.runs):  # interleaved: both see the same machine noise

@@ -11,13 +11,13 @@ listing process imported neither torch nor any builtin implementation module.
 from __future__ import annotations
 
 import argparse
-import compileall
-import importlib.util
 import json
 import statistics
 import subprocess
 import sys
 import time
+
+from bench_import import compile_optreg  # benchmarks/ is on sys.path when run as a script
 
 LIST = """
 import contextlib, io, json, sys
@@ -40,10 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args()
-    # an installed wheel is byte-compiled; a checkout under PYTHONDONTWRITEBYTECODE=1 is not
-    spec = importlib.util.find_spec("optreg")
-    if spec and spec.submodule_search_locations:
-        compileall.compile_dir(next(iter(spec.submodule_search_locations)), quiet=1)
+    compile_optreg()
     list_cmd = [sys.executable, "-c", LIST]
     torch_cmd = [sys.executable, "-c", "import torch"]
     _time(list_cmd), _time(torch_cmd)  # warm the file cache for both
