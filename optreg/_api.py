@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from optreg import _loading, _signature, _validate
 from optreg._discovery import call_hook
 from optreg._entry import Entry, EntryInfo
+from optreg._errors import AmbiguousNameError
 from optreg._registry import optimizers, schedulers
 
 if TYPE_CHECKING:
@@ -59,11 +60,14 @@ def scheduler_info(name: str) -> EntryInfo:
     return schedulers.info(name)
 
 
-def get_optimizer_cls(name: str) -> Callable[..., Any]:
-    """Return the factory ``(params, **kwargs) -> Optimizer`` behind ``name``.
+def get_optimizer_cls(name: str) -> type[torch.optim.Optimizer]:
+    """Return ``name`` as a ``torch.optim.Optimizer`` subclass (``optreg.optim.<name>``).
 
-    Use it where a class is expected, e.g.
-    ``ZeroRedundancyOptimizer(params, optimizer_class=get_optimizer_cls("adamw"))``.
+    Calling it with ``(params, **kwargs)`` builds exactly what
+    ``get_optimizer(name, params, **kwargs)`` builds, so it works where a class is
+    expected: transformers' ``optimizer_cls_and_kwargs``, ``ZeroRedundancyOptimizer(params,
+    optimizer_class=get_optimizer_cls("adamw"))``, a Lightning CLI ``class_path``. It
+    pickles by reference.
 
     Raises:
         UnknownNameError: no optimizer has that name.
@@ -71,7 +75,15 @@ def get_optimizer_cls(name: str) -> Callable[..., Any]:
         MissingDependencyError: the name needs an extra that is not installed.
         PluginLoadError: the plugin providing it cannot be imported.
     """
-    return optimizers.load(name)  # type: ignore[no-any-return]
+    from optreg.optim import attribute_for, class_for
+
+    entry = optimizers.resolve(name)
+    optimizers.load(entry)  # a missing extra or a broken plugin is an error now, not later
+    try:
+        plain = optimizers.resolve(entry.name) is entry
+    except AmbiguousNameError:
+        plain = False
+    return class_for(entry, attribute_for(entry, plain=plain))
 
 
 def get_optimizer(
@@ -111,6 +123,9 @@ def get_optimizer(
     entry = optimizers.resolve(name)
     factory = optimizers.load(entry)
     label = _label(entry)
+    own_check = getattr(factory, "optreg_check_keywords", None)
+    if callable(own_check):  # a factory that says more than "unexpected keyword" (bnb)
+        own_check(kwargs)
     _signature.check_keywords(label, factory, kwargs)
     kwargs = _validate.hyperparameters(label, factory, kwargs)
     if overrides:
@@ -173,6 +188,8 @@ def get_scheduler(
             f"{entry.name}: `optimizer` must be a torch.optim.Optimizer, got "
             f"{type(optimizer).__name__}: {optimizer!r:.80}"
         )
+    if not entry.metadata.get("own_lr"):
+        _check_numeric_lrs(entry, optimizer)
     specific = dict(scheduler_specific_kwargs or {})
     specific.update(kwargs)
     call = _validate.schedule_arguments(
@@ -181,6 +198,25 @@ def get_scheduler(
     scheduler = _loading.first_call(entry, factory, optimizer, **call)
     call_hook("optreg_scheduler_created", name=entry.name, scheduler=scheduler)
     return scheduler
+
+
+def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
+    """A schedule scales each group's lr: refuse, by name, an optimizer without one.
+
+    Raises:
+        ValueError: a param group whose lr is not a number (Adafactor with
+            ``relative_step=True`` computes its own and holds ``lr=None``).
+    """
+    for i, group in enumerate(optimizer.param_groups):
+        lr = group.get("lr")
+        if not (_validate.is_real(lr) or hasattr(lr, "dim")):
+            raise ValueError(
+                f"{entry.name} cannot schedule {type(optimizer).__name__}: param group {i} has "
+                f"lr={lr!r}, so there is no learning rate to scale (an optimizer that computes "
+                "its own, such as adafactor with relative_step=True). Give it one "
+                "(adafactor: lr=1e-3, relative_step=False), or use the 'adafactor' schedule, "
+                "which reports the lr Adafactor computes"
+            )
 
 
 def _check_overrides(

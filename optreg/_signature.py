@@ -127,8 +127,11 @@ def step_needs_metric(scheduler: Any) -> bool:
 
 
 def needs_closure(optimizer: Any) -> bool:
-    """Whether ``optimizer.step`` requires a closure (like ``torch.optim.LBFGS``)."""
-    params = parameters(getattr(optimizer, "step", None))
+    """Whether ``optimizer.step`` requires a closure (like ``torch.optim.LBFGS``).
+
+    Read from the class: an LR scheduler wraps the instance's ``step`` in a
+    ``(*args, **kwargs)`` counter on older torch releases (2.4)."""
+    params = parameters(getattr(type(optimizer), "step", None))
     closure = None if params is None else params.get("closure")
     return closure is not None and closure.default is _EMPTY
 

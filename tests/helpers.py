@@ -101,3 +101,15 @@ STEPS = ["--num-warmup-steps", "2", "--num-training-steps", "10"]
 
 def plateau(optimizer: Any, **kwargs: Any) -> ReduceLROnPlateau:
     return ReduceLROnPlateau(optimizer, **kwargs)
+
+
+def pickle_round_trip(obj: Any) -> Any:
+    """``pickle.loads(pickle.dumps(obj))``; torch < 2.6 unpickles tensors through
+    ``torch.load(weights_only=False)`` and says so with a FutureWarning, not ours."""
+    import pickle
+    import warnings
+
+    blob = pickle.dumps(obj)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*weights_only")
+        return pickle.loads(blob)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import pickle
 from functools import partial
 from typing import Any
 
 import pytest
 import torch
-from helpers import sgd
+from helpers import pickle_round_trip, sgd
 from torch.optim.lr_scheduler import LambdaLR
 
 import optreg
@@ -147,7 +146,7 @@ def test_resumes_bit_identically_and_pickles() -> None:
     first = _lrs(seq, opt, 37)
     buf = io.BytesIO()
     torch.save({"opt": opt.state_dict(), "sched": seq.state_dict()}, buf)
-    copy = pickle.loads(pickle.dumps(seq))
+    copy = pickle_round_trip(seq)
     rest = _lrs(seq, opt, N - 37 + 5)
     buf.seek(0)
     ckpt = torch.load(buf, weights_only=True)

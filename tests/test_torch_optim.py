@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import pickle_round_trip
 
 import optreg
 from optreg.builtin.torch_optim import adam, adamw, adamw_torch_fused, fused_supported
@@ -60,9 +61,16 @@ def test_adamw_torch_is_an_alias_of_adamw() -> None:
     assert optreg.optimizer_info("adamw_torch").name == "adamw"
 
 
-def test_adafactor_torch_registered_where_torch_ships_it() -> None:
-    names = optreg.list_optimizers()
-    assert ("adafactor_torch" in names) == hasattr(torch.optim, "Adafactor")
+def test_adafactor_torch_available_where_torch_ships_it() -> None:
+    """Listed everywhere (listing imports no torch); available from torch 2.5 on, and
+    elsewhere unavailable with the reason."""
+    assert "adafactor_torch" in optreg.list_optimizers()
+    available, reason = optreg.optimizers.status(optreg.optimizers["adafactor_torch"])
+    assert available == hasattr(torch.optim, "Adafactor")
+    if not available:
+        assert reason is not None and "needs torch>=2.5" in reason
+        with pytest.raises(optreg.MissingDependencyError, match="needs torch>=2.5"):
+            optreg.get_optimizer("adafactor_torch", _params((4, 3)))
     if hasattr(torch.optim, "Adafactor"):
         opt = optreg.get_optimizer("adafactor_torch", _params((4, 3)))
         assert type(opt) is torch.optim.Adafactor
@@ -311,12 +319,11 @@ def test_opting_out_of_the_fused_kernel_survives_loading_a_fused_checkpoint() ->
 
 def test_optimizers_with_resume_hooks_still_pickle_and_copy() -> None:
     import copy
-    import pickle
 
     params = _params((4, 3))
     for name in ("adamw", "adam", "nadam"):
         opt = optreg.get_optimizer(name, params, lr=1e-2)
         _train(opt, params, range(1))
-        for again in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)):
+        for again in (pickle_round_trip(opt), copy.deepcopy(opt)):
             assert type(again) is type(opt)
             assert len(again.state) == 1

@@ -230,7 +230,8 @@ ADAFACTOR = BuiltinPlugin(
             "adafactor",
             "optreg.builtin.adafactor:get_adafactor_schedule",
             "AdafactorSchedule: reports Adafactor's own relative-step lr",
-            metadata=_needs(optimizer="adafactor"),
+            # it reports the lr Adafactor computes, instead of scaling a numeric one
+            metadata=MappingProxyType({**_needs(optimizer="adafactor"), "own_lr": True}),
         ),
     ),
 )

@@ -208,7 +208,7 @@ class BnbOptimizerFactory:
                 e.g. SGD without momentum; optreg reports it as a ValueError).
         """
         cls = self.optimizer_class()
-        self._check_kwargs(kwargs)
+        self.optreg_check_keywords(kwargs)
         params, per_param = self._split_options(params)
         try:
             optimizer = cls(params, **self.fixed, **kwargs)
@@ -233,7 +233,12 @@ class BnbOptimizerFactory:
         kind = TypeError if isinstance(error, TypeError) else ValueError
         return kind(f"{where}: {error} (got {given})")
 
-    def _check_kwargs(self, kwargs: Mapping[str, Any]) -> None:
+    def optreg_check_keywords(self, kwargs: Mapping[str, Any]) -> None:
+        """Reject keywords this name does not take; say so when the name fixes them.
+
+        Raises:
+            TypeError: ``optim_bits`` / ``is_paged`` / ``args``, or an unknown keyword.
+        """
         for key in kwargs:
             if key in _FIXED_BY_NAME:
                 what = f"{self.bits}-bit{', paged' if self.paged else ', not paged'}"

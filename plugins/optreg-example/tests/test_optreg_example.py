@@ -25,7 +25,9 @@ def fresh() -> Iterator[None]:
 def test_names_come_from_this_distribution() -> None:
     assert optreg.optimizers["signum"].provider == "optreg_example"
     assert optreg.schedulers["step_decay_with_warmup"].provider == "optreg_example"
-    assert optreg.get_optimizer_cls("optreg-example:signum") is Signum
+    cls = optreg.get_optimizer_cls("optreg-example:signum")
+    assert issubclass(cls, torch.optim.Optimizer)
+    assert type(cls([torch.nn.Parameter(torch.zeros(2))], lr=0.01)) is Signum
 
 
 def test_signum_update_matches_the_formula() -> None:

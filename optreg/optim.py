@@ -1,0 +1,130 @@
+"""Every optimizer name as a ``torch.optim.Optimizer`` subclass, for APIs that want a class.
+
+``optreg.optim.adamw`` (what :func:`optreg.get_optimizer_cls` returns) is a real subclass
+of ``torch.optim.Optimizer``; calling it builds exactly what
+``optreg.get_optimizer("adamw", params, **kwargs)`` builds (a fast-by-default
+``torch.optim.AdamW``, with the same errors). So a name works wherever the ecosystem
+takes an optimizer class:
+
+* transformers' ``Trainer(optimizer_cls_and_kwargs=(optreg.optim.adamw_8bit, {...}))``;
+* ``ZeroRedundancyOptimizer(params, optimizer_class=optreg.optim.adamw, lr=...)``;
+* Hydra: ``{"_target_": "optreg.optim.adamw", "_partial_": True, "betas": [0.9, 0.95]}``;
+* a Lightning CLI / jsonargparse ``class_path: optreg.optim.adamw`` (the class's
+  signature is the factory's).
+
+The classes are made on first access (listing or importing this module builds none) and
+pickle by reference. A name shadowed by a builtin, or one two plugins share, is
+``optreg.optim.<dist>__<name>`` (``optreg.get_optimizer_cls("dist:name")``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from optreg._entry import Entry
+
+_classes: dict[str, type[Any]] = {}
+_lock = threading.Lock()
+
+
+def class_for(entry: Entry, attribute: str) -> type[torch.optim.Optimizer]:
+    """The ``Optimizer`` subclass standing for ``entry``, as ``optreg.optim.<attribute>``."""
+    with _lock:
+        cls = _classes.get(attribute)
+        if cls is None or cls._optreg_name != entry.qualified_name:
+            cls = _make(entry, attribute)
+            _classes[attribute] = cls
+        return cls
+
+
+def _make(entry: Entry, attribute: str) -> type[Any]:
+    from torch.optim import Optimizer
+
+    class _ByName(type(Optimizer)):  # type: ignore[misc]
+        """The class of the per-name classes: their signature is the factory's."""
+
+        @property
+        def __signature__(cls) -> inspect.Signature | None:
+            from optreg._registry import optimizers
+
+            try:
+                return inspect.signature(optimizers.load(cls._optreg_name))
+            except (TypeError, ValueError, ImportError):
+                return None
+
+    def __new__(cls: type[Any], params: Any, *args: Any, **kwargs: Any) -> Any:
+        from optreg._api import get_optimizer
+        from optreg._registry import optimizers
+        from optreg._signature import parameters
+
+        if args:  # hyperparameters given positionally, as torch's classes allow
+            names = [p for p in (parameters(optimizers.load(cls._optreg_name)) or {})][1:]
+            if len(args) > len(names):
+                raise TypeError(
+                    f"{cls.__qualname__}() takes at most {len(names) + 1} positional "
+                    f"arguments, got {len(args) + 1}"
+                )
+            for key, value in zip(names, args, strict=False):
+                if key in kwargs:
+                    raise TypeError(f"{cls.__qualname__}() got multiple values for {key!r}")
+                kwargs[key] = value
+        return get_optimizer(cls._optreg_name, params, **kwargs)
+
+    doc = (
+        f"optreg's {entry.name!r} optimizer ({entry.description or entry.target_ref}) as a "
+        f"class: ``{attribute}(params, **kwargs)`` is ``optreg.get_optimizer("
+        f"{entry.qualified_name!r}, params, **kwargs)``."
+    )
+    return _ByName(
+        attribute,
+        (Optimizer,),
+        {
+            "__new__": __new__,
+            "__module__": __name__,
+            "__qualname__": attribute,
+            "__doc__": doc,
+            "_optreg_name": entry.qualified_name,
+        },
+    )
+
+
+def attribute_for(entry: Entry, *, plain: bool) -> str:
+    """The attribute of this module that stands for ``entry``."""
+    from optreg._entry import normalize_dist
+
+    return entry.name if plain else f"{normalize_dist(entry.provider)}__{entry.name}"
+
+
+def __getattr__(name: str) -> type[Any]:
+    """``optreg.optim.<name>`` (or ``<dist>__<name>``): the class of that optimizer.
+
+    Raises:
+        AttributeError: no optimizer has that name (the error suggests close names).
+    """
+    from optreg._errors import OptregError
+    from optreg._registry import optimizers
+
+    if name.startswith("__"):
+        raise AttributeError(name)
+    try:
+        entry = optimizers.resolve(name)
+    except (OptregError, ValueError, TypeError) as e:
+        dist, sep, plain = name.partition("__")
+        if not sep:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}: {e}") from e
+        try:
+            entry = optimizers.resolve(f"{dist}:{plain}")
+        except (OptregError, ValueError, TypeError) as e2:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}: {e2}") from e2
+    return class_for(entry, name)
+
+
+def __dir__() -> list[str]:
+    from optreg._registry import optimizers
+
+    return sorted(n for n in optimizers.names() if ":" not in n)
