@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from optreg._api import (
     get_optimizer,
-    get_optimizer_cls,
     get_scheduler,
     list_optimizers,
     list_schedulers,
@@ -40,6 +39,7 @@ from optreg._errors import (
 )
 from optreg._names import SchedulerType
 from optreg._registry import Registry, optimizers, schedulers
+from optreg.optim import get_optimizer_cls
 
 __all__ = [
     "AmbiguousNameError",

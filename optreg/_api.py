@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from optreg import _loading, _signature, _validate
 from optreg._discovery import call_hook
 from optreg._entry import Entry, EntryInfo
-from optreg._errors import AmbiguousNameError
 from optreg._registry import optimizers, schedulers
 
 if TYPE_CHECKING:
@@ -16,7 +15,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "get_optimizer",
-    "get_optimizer_cls",
     "get_scheduler",
     "list_optimizers",
     "list_schedulers",
@@ -58,32 +56,6 @@ def scheduler_info(name: str) -> EntryInfo:
         AmbiguousNameError: two third-party plugins provide it.
     """
     return schedulers.info(name)
-
-
-def get_optimizer_cls(name: str) -> type[torch.optim.Optimizer]:
-    """Return ``name`` as a ``torch.optim.Optimizer`` subclass (``optreg.optim.<name>``).
-
-    Calling it with ``(params, **kwargs)`` builds exactly what
-    ``get_optimizer(name, params, **kwargs)`` builds, so it works where a class is
-    expected: transformers' ``optimizer_cls_and_kwargs``, ``ZeroRedundancyOptimizer(params,
-    optimizer_class=get_optimizer_cls("adamw"))``, a Lightning CLI ``class_path``. It
-    pickles by reference.
-
-    Raises:
-        UnknownNameError: no optimizer has that name.
-        AmbiguousNameError: two third-party plugins provide it.
-        MissingDependencyError: the name needs an extra that is not installed.
-        PluginLoadError: the plugin providing it cannot be imported.
-    """
-    from optreg.optim import attribute_for, class_for
-
-    entry = optimizers.resolve(name)
-    optimizers.load(entry)  # a missing extra or a broken plugin is an error now, not later
-    try:
-        plain = optimizers.resolve(entry.name) is entry
-    except AmbiguousNameError:
-        plain = False
-    return class_for(entry, attribute_for(entry, plain=plain))
 
 
 def get_optimizer(

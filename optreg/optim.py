@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
     from optreg._entry import Entry
 
+__all__ = ["get_optimizer_cls"]
+
 _classes: dict[str, type[Any]] = {}
 _lock = threading.Lock()
 
@@ -91,6 +93,33 @@ def _make(entry: Entry, attribute: str) -> type[Any]:
             "_optreg_name": entry.qualified_name,
         },
     )
+
+
+def get_optimizer_cls(name: str) -> type[torch.optim.Optimizer]:
+    """Return ``name`` as a ``torch.optim.Optimizer`` subclass (``optreg.optim.<name>``).
+
+    Calling it with ``(params, **kwargs)`` builds exactly what
+    ``get_optimizer(name, params, **kwargs)`` builds, so it works where a class is
+    expected: transformers' ``optimizer_cls_and_kwargs``, ``ZeroRedundancyOptimizer(params,
+    optimizer_class=get_optimizer_cls("adamw"))``, a Lightning CLI ``class_path``. It
+    pickles by reference.
+
+    Raises:
+        UnknownNameError: no optimizer has that name.
+        AmbiguousNameError: two third-party plugins provide it.
+        MissingDependencyError: the name needs an extra that is not installed.
+        PluginLoadError: the plugin providing it cannot be imported.
+    """
+    from optreg._errors import AmbiguousNameError
+    from optreg._registry import optimizers
+
+    entry = optimizers.resolve(name)
+    optimizers.load(entry)  # a missing extra or a broken plugin is an error now, not later
+    try:
+        plain = optimizers.resolve(entry.name) is entry
+    except AmbiguousNameError:
+        plain = False
+    return class_for(entry, attribute_for(entry, plain=plain))
 
 
 def attribute_for(entry: Entry, *, plain: bool) -> str:

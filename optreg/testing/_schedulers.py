@@ -264,7 +264,7 @@ def check_scheduler(
         opt_factory, opt_label = torch.optim.SGD, "torch.optim.SGD"
         opt_kwargs = {"lr": 0.1, **opt_kwargs}
     elif isinstance(opt_choice, str):
-        from optreg._api import get_optimizer_cls
+        from optreg.optim import get_optimizer_cls
 
         opt_factory, opt_label = get_optimizer_cls(opt_choice), f"optimizer {opt_choice!r}"
     else:
