@@ -11,7 +11,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from optreg import _validate
-from optreg.builtin.schedules import _check_group_count
+from optreg.builtin.schedule_lr import check_group_count
 
 __all__ = ["CheckedReduceLROnPlateau", "get_reduce_on_plateau_schedule"]
 
@@ -29,7 +29,7 @@ class CheckedReduceLROnPlateau(ReduceLROnPlateau):
         Raises:
             ValueError: the state holds a different number of param groups.
         """
-        _check_group_count(self, state_dict, "min_lrs")
+        check_group_count(self, state_dict, "min_lrs")
         super().load_state_dict(state_dict)
 
 

@@ -31,7 +31,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from optreg import _signature, _validate
-from optreg.builtin.schedules import ScheduleLR
+from optreg.builtin.schedule_lr import ScheduleLR
 
 __all__ = ["get_sequence_schedule"]
 
