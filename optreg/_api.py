@@ -98,7 +98,8 @@ def get_optimizer(
     own_check = getattr(factory, "optreg_check_keywords", None)
     if callable(own_check):  # a factory that says more than "unexpected keyword" (bnb)
         own_check(kwargs)
-    _signature.check_keywords(label, factory, kwargs)
+    else:
+        _signature.check_keywords(label, factory, kwargs)
     kwargs = _validate.hyperparameters(label, factory, kwargs)
     if overrides:
         overrides = _check_overrides(label, factory, overrides)
@@ -181,7 +182,7 @@ def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
     """
     for i, group in enumerate(optimizer.param_groups):
         lr = group.get("lr")
-        if not (_validate.is_real(lr) or hasattr(lr, "dim")):
+        if not (_validate.is_real(lr) or _validate.is_tensor(lr)):
             raise ValueError(
                 f"{entry.name} cannot schedule {type(optimizer).__name__}: param group {i} has "
                 f"lr={lr!r}, so there is no learning rate to scale (an optimizer that computes "

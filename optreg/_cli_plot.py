@@ -210,19 +210,19 @@ def _compare_kw(
                 among = ", ".join([*names, *([scheduler] if scheduler else [])])
                 raise UsageError(f"--kw {key}: {scope!r} is not among the names given ({among})")
             continue
-        takers = [] if sched_factory is None else [sched_factory]
         if sched_factory is not None and takes(sched_factory, key) == "named":
             sched_kw[key] = value
             continue
-        named = [n for n, f in loaded.items() if takes(f, key) == "named"]
-        var = [n for n, f in loaded.items() if takes(f, key) == "var"]
-        if named or var:
-            for n in named or var:
-                opt_kw[n][key] = value
-        elif sched_factory is not None and takes(sched_factory, key) == "var":
+        takers = _route(loaded, key)  # the optimizers naming KEY, else those with **kwargs
+        for n in takers:
+            opt_kw[n][key] = value
+        if takers:
+            continue
+        if sched_factory is not None and takes(sched_factory, key) == "var":
             sched_kw[key] = value
         else:
-            raise _nobody_takes(key, "optimizer or schedule given", [*takers, *loaded.values()])
+            everyone = [*([sched_factory] if sched_factory is not None else []), *loaded.values()]
+            raise _nobody_takes(key, "optimizer or schedule given", everyone)
     return opt_kw, sched_kw
 
 

@@ -8,6 +8,7 @@ and the target's top-level module, without importing either.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import re
@@ -84,22 +85,17 @@ def load(entry: Entry) -> Any:
     return factory
 
 
-_warm: list[bool] = []
-
-
+@functools.cache  # once per process (a failure is not cached: the next call retries)
 def _warm_torch() -> None:
     """Build and step one throwaway torch optimizer: torch imports ``torch._dynamo`` and
     more (about 800 modules) on the first optimizer it builds; done here, under the
     lock, no optimizer another thread builds or steps meets a half-imported module."""
-    if _warm:
-        return
     import torch
 
     p = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([p], lr=0.0)
     p.grad = torch.zeros(1)
     opt.step()
-    _warm.append(True)
 
 
 def import_heavy(name: str) -> Any:

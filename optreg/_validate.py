@@ -31,6 +31,7 @@ __all__ = [
     "count",
     "hyperparameters",
     "is_real",
+    "is_tensor",
     "per_group",
     "real",
     "reals",
@@ -297,10 +298,10 @@ def hyperparameters(
         kind = None if param is None else _declared(param.default)
         if kind is None:
             continue
-        if _is_tensor(value):
+        if is_tensor(value):
             _check_tensor(label, key, value, group=group)
             continue
-        if isinstance(value, Sequence) and any(_is_tensor(v) for v in value):
+        if isinstance(value, Sequence) and any(is_tensor(v) for v in value):
             continue  # torch takes tensor betas; the constructor checks them
         try:
             if kind == "bool":
@@ -319,7 +320,8 @@ def hyperparameters(
     return out
 
 
-def _is_tensor(value: object) -> bool:
+def is_tensor(value: object) -> bool:
+    """True for a torch tensor (checked without importing torch)."""
     return type(value).__module__.startswith("torch") and hasattr(value, "dim")
 
 
@@ -328,14 +330,13 @@ def _is_bool(value: object) -> bool:
 
 
 def _check_tensor(label: str, key: str, value: Any, *, group: bool) -> None:
-    """A one-element tensor given for a number (torch takes ``lr`` as a tensor): finite,
-    and ``>= 0`` for ``lr`` (a negative one stays for the constructor to refuse, but
-    torch does not look at a NaN tensor)."""
+    """A one-element tensor given for a number (torch takes ``lr`` as a tensor): finite
+    (torch does not look at a NaN tensor), and ``>= 0`` for a group's ``lr`` (a negative
+    keyword one is the constructor's to refuse)."""
     if value.numel() != 1:
         return  # not a number in disguise; the constructor judges it
     v = float(value.detach().reshape(()).item())
-    if math.isnan(v) or math.isinf(v) or (key == "lr" and v < 0):
-        if key == "lr" and v < 0 and not group and math.isfinite(v):
-            return
-        allowed = "a finite number >= 0" if key == "lr" else "a finite number"
-        raise ValueError(f"{label}: `{key}` must be {allowed}, got {value!r}")
+    if math.isfinite(v) and not (group and key == "lr" and v < 0):
+        return
+    allowed = "a finite number >= 0" if key == "lr" else "a finite number"
+    raise ValueError(f"{label}: `{key}` must be {allowed}, got {value!r}")

@@ -19,6 +19,7 @@ pickle by reference. A name shadowed by a builtin, or one two plugins share, is
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 from typing import TYPE_CHECKING, Any
@@ -44,11 +45,34 @@ def class_for(entry: Entry, attribute: str) -> type[torch.optim.Optimizer]:
         return cls
 
 
-def _make(entry: Entry, attribute: str) -> type[Any]:
+def _new(cls: type[Any], params: Any, *args: Any, **kwargs: Any) -> Any:
+    """``cls(params, ...)``: ``get_optimizer`` with the class's name; hyperparameters given
+    positionally, as torch's classes allow, are mapped onto the factory's keywords."""
+    from optreg._api import get_optimizer
+    from optreg._registry import optimizers
+    from optreg._signature import parameters
+
+    if args:
+        names = list(parameters(optimizers.load(cls._optreg_name)) or {})[1:]
+        if len(args) > len(names):
+            raise TypeError(
+                f"{cls.__qualname__}() takes at most {len(names) + 1} positional "
+                f"arguments, got {len(args) + 1}"
+            )
+        for key, value in zip(names, args, strict=False):
+            if key in kwargs:
+                raise TypeError(f"{cls.__qualname__}() got multiple values for {key!r}")
+            kwargs[key] = value
+    return get_optimizer(cls._optreg_name, params, **kwargs)
+
+
+@functools.cache
+def _metaclass() -> type[Any]:
+    """The class of the per-name classes (made once, on first use: it needs torch)."""
     from torch.optim import Optimizer
 
     class _ByName(type(Optimizer)):  # type: ignore[misc]
-        """The class of the per-name classes: their signature is the factory's."""
+        """Their signature is the factory's."""
 
         @property
         def __signature__(cls) -> inspect.Signature | None:
@@ -59,34 +83,22 @@ def _make(entry: Entry, attribute: str) -> type[Any]:
             except (TypeError, ValueError, ImportError):
                 return None
 
-    def __new__(cls: type[Any], params: Any, *args: Any, **kwargs: Any) -> Any:
-        from optreg._api import get_optimizer
-        from optreg._registry import optimizers
-        from optreg._signature import parameters
+    return _ByName
 
-        if args:  # hyperparameters given positionally, as torch's classes allow
-            names = [p for p in (parameters(optimizers.load(cls._optreg_name)) or {})][1:]
-            if len(args) > len(names):
-                raise TypeError(
-                    f"{cls.__qualname__}() takes at most {len(names) + 1} positional "
-                    f"arguments, got {len(args) + 1}"
-                )
-            for key, value in zip(names, args, strict=False):
-                if key in kwargs:
-                    raise TypeError(f"{cls.__qualname__}() got multiple values for {key!r}")
-                kwargs[key] = value
-        return get_optimizer(cls._optreg_name, params, **kwargs)
+
+def _make(entry: Entry, attribute: str) -> type[Any]:
+    from torch.optim import Optimizer
 
     doc = (
         f"optreg's {entry.name!r} optimizer ({entry.description or entry.target_ref}) as a "
         f"class: ``{attribute}(params, **kwargs)`` is ``optreg.get_optimizer("
         f"{entry.qualified_name!r}, params, **kwargs)``."
     )
-    return _ByName(
+    return _metaclass()(  # type: ignore[no-any-return]
         attribute,
         (Optimizer,),
         {
-            "__new__": __new__,
+            "__new__": _new,
             "__module__": __name__,
             "__qualname__": attribute,
             "__doc__": doc,
