@@ -222,3 +222,17 @@ def test_greedy_load_state_dict_checks_group_count() -> None:
         ValueError, match=re.escape("GreedyLR state has 2 min_lrs, the optimizer has 1")
     ):
         GreedyLR(sgd(0.1)).load_state_dict(state)
+
+
+def test_greedy_is_a_plateau_schedule_to_trainers() -> None:
+    # The transformers Trainer and Lightning step a ReduceLROnPlateau with the metric;
+    # being one is how GreedyLR is recognised there with no extra keys. None of torch's
+    # plateau logic runs: a metric that would make torch's cut the lr (patience 0, no
+    # improvement) leaves GreedyLR's alone until its own patience is used up.
+    sched = GreedyLR(sgd(0.1), factor=0.5, patience=1)
+    assert isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    for metric in (1.0, 1.0):
+        sched.step(metric)
+    assert sched.optimizer.param_groups[0]["lr"] == 0.1
+    sched.step(1.0)
+    assert sched.optimizer.param_groups[0]["lr"] == 0.05

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from optreg import _validate
 
@@ -53,8 +53,13 @@ _STATE_KEYS = (
 )
 
 
-class GreedyLR(LRScheduler):
+class GreedyLR(ReduceLROnPlateau):
     """Raise the learning rate while a metric improves, lower it when it stalls.
+
+    A ``ReduceLROnPlateau`` by type, so that every trainer that steps its plateau
+    schedules with a metric (the transformers Trainer, Lightning, accelerate) steps
+    this one with the metric too, with no extra configuration. It shares no code
+    with torch's: every method it runs is its own.
 
     Call ``scheduler.step(metric)`` once per evaluation (or per step) with the
     metric to watch, e.g. the validation loss.
@@ -184,11 +189,11 @@ class GreedyLR(LRScheduler):
                 self.num_bad_epochs += 1
                 self.num_good_epochs = 0
             if self.num_good_epochs > self.patience:
-                self._increase_lr()
+                self._raise_lrs()
                 self.warmup_counter = self.warmup
                 self.num_good_epochs = 0
             elif self.num_bad_epochs > self.patience:
-                self._reduce_lr()
+                self._lower_lrs()
                 self.cooldown_counter = self.cooldown
                 self.num_bad_epochs = 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
@@ -197,11 +202,11 @@ class GreedyLR(LRScheduler):
         """Whether ``current`` beats ``best`` by more than the threshold."""
         if self.mode == "min":
             if self.threshold_mode == "rel":
-                return current < best * (1.0 - self.threshold)
-            return current < best - self.threshold
+                return bool(current < best * (1.0 - self.threshold))
+            return bool(current < best - self.threshold)
         if self.threshold_mode == "rel":
-            return current > best * (1.0 + self.threshold)
-        return current > best + self.threshold
+            return bool(current > best * (1.0 + self.threshold))
+        return bool(current > best + self.threshold)
 
     def _worst(self) -> float:
         return math.inf if self.mode == "min" else -math.inf
@@ -213,7 +218,7 @@ class GreedyLR(LRScheduler):
             self._window_sum -= self._window.pop(0)
         return self._window_sum / len(self._window)
 
-    def _increase_lr(self) -> None:
+    def _raise_lrs(self) -> None:
         for i, group in enumerate(self.optimizer.param_groups):
             old_lr = float(group["lr"])
             new_lr = min(old_lr / self.factor, self.max_lrs[i])
@@ -223,7 +228,7 @@ class GreedyLR(LRScheduler):
                     print(f"Epoch {self.last_epoch}: increasing lr of group {i} to {new_lr:.4e}.")
         self.reset_start = self.reset_start_original
 
-    def _reduce_lr(self) -> None:
+    def _lower_lrs(self) -> None:
         all_at_min = True
         for i, group in enumerate(self.optimizer.param_groups):
             old_lr = float(group["lr"])
@@ -237,9 +242,9 @@ class GreedyLR(LRScheduler):
         if all_at_min:
             self.reset_start -= 1
             if self.reset_start <= 0:
-                self._reset()
+                self._restart()
 
-    def _reset(self) -> None:
+    def _restart(self) -> None:
         for group, lr in zip(self.optimizer.param_groups, self._init_lrs, strict=False):
             group["lr"] = lr
         self.best = self._worst()

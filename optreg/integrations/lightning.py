@@ -1,0 +1,139 @@
+"""A LightningModule's ``configure_optimizers`` from optreg names, in one call.
+
+>>> from optreg.integrations.lightning import configure_optimizers
+>>> class Model(L.LightningModule):  # doctest: +SKIP
+...     def configure_optimizers(self):
+...         return configure_optimizers(self, "adamw", "cosine", num_warmup_steps=0.1,
+...                                     optimizer_kwargs={"lr": 3e-4, "weight_decay": 0.01})
+
+The result is the dict Lightning documents for ``configure_optimizers``: the schedule
+steps every optimizer step (``interval="step"``) over
+``trainer.estimated_stepping_batches`` steps; a metric-driven schedule
+(``reduce_lr_on_plateau``, ``greedy``, a plugin's) steps once per epoch with the metric
+``monitor`` (default ``"val_loss"``). Works with ``lightning`` and ``pytorch_lightning``
+alike, and imports neither: it only reads ``module.trainer``.
+
+Metric-driven optreg schedules need no helper either: ``greedy`` is a
+``ReduceLROnPlateau``, so Lightning steps it with the monitored metric when it is
+returned as ``{"scheduler": s, "monitor": "val_loss"}``, exactly as it steps torch's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from optreg import _signature
+from optreg._api import get_optimizer, get_scheduler
+from optreg._registry import schedulers
+
+__all__ = ["configure_optimizers"]
+
+_INTERVALS = ("step", "epoch")
+
+
+def configure_optimizers(
+    module: Any,
+    optimizer: str = "adamw",
+    scheduler: str | None = None,
+    *,
+    optimizer_kwargs: Mapping[str, Any] | None = None,
+    scheduler_kwargs: Mapping[str, Any] | None = None,
+    num_warmup_steps: float | None = None,
+    num_training_steps: int | None = None,
+    params: Any = None,
+    monitor: str = "val_loss",
+    interval: str | None = None,
+    frequency: int = 1,
+) -> dict[str, Any]:
+    """Build ``optimizer`` (and ``scheduler``) for ``module`` as Lightning wants them.
+
+    Args:
+        module: the LightningModule (``self`` in ``configure_optimizers``).
+        optimizer: an optimizer name (``optreg list optimizers``).
+        scheduler: a schedule name (``optreg list schedulers``); None for none.
+        optimizer_kwargs: the optimizer's hyperparameters, plus ``no_decay`` /
+            ``overrides`` as :func:`optreg.get_optimizer` takes them.
+        scheduler_kwargs: the schedule's own arguments (``num_cycles``, ``mode``, ...).
+        num_warmup_steps: warmup steps; a float in (0, 1) is that fraction of the
+            training steps, rounded up.
+        num_training_steps: the schedule's length; default:
+            ``trainer.estimated_stepping_batches`` (``interval="step"``) or
+            ``trainer.max_epochs`` (``interval="epoch"``).
+        params: what to optimize; default: the module (so biases and norm weights get
+            no weight decay, by name).
+        monitor: the logged metric a metric-driven schedule steps with.
+        interval: ``"step"`` or ``"epoch"``; default: ``"epoch"`` for a metric-driven
+            schedule, else ``"step"``.
+        frequency: step the schedule every ``frequency`` intervals.
+
+    Returns:
+        ``{"optimizer": ...}``, with ``"lr_scheduler": {"scheduler": ..., "interval": ...,
+        "frequency": ...}`` (and ``"monitor"`` for a metric-driven schedule) when a
+        schedule is named.
+
+    Raises:
+        UnknownNameError: no optimizer or schedule has that name.
+        ValueError: an ``interval`` other than step / epoch, a ``frequency`` below 1,
+            or a schedule that needs the step count when the trainer cannot say it
+            (no trainer attached, or an unbounded run).
+        TypeError: what :func:`optreg.get_optimizer` / :func:`optreg.get_scheduler` raise.
+    """
+    built = get_optimizer(
+        optimizer, module if params is None else params, **dict(optimizer_kwargs or {})
+    )
+    if scheduler is None:
+        return {"optimizer": built}
+    entry = schedulers.resolve(scheduler)
+    metric_driven = bool(entry.metadata.get("metric_driven"))
+    interval = interval or ("epoch" if metric_driven else "step")
+    if interval not in _INTERVALS:
+        raise ValueError(f"`interval` must be 'step' or 'epoch', got {interval!r}")
+    if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
+        raise ValueError(f"`frequency` must be an int >= 1, got {frequency!r}")
+    if num_training_steps is None and _signature.takes(
+        schedulers.load(entry), "num_training_steps"
+    ):
+        num_training_steps = _trainer_steps(module, entry.name, interval, frequency)
+    built_scheduler = get_scheduler(
+        scheduler,
+        built,
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        scheduler_specific_kwargs=scheduler_kwargs,
+    )
+    config: dict[str, Any] = {
+        "scheduler": built_scheduler,
+        "interval": interval,
+        "frequency": frequency,
+    }
+    if metric_driven or _signature.step_needs_metric(built_scheduler):
+        config["monitor"] = monitor
+        config["reduce_on_plateau"] = True  # a plugin's may not be a ReduceLROnPlateau
+    return {"optimizer": built, "lr_scheduler": config}
+
+
+def _trainer_steps(module: Any, name: str, interval: str, frequency: int) -> int:
+    """How often the trainer will step the schedule: its stepping batches or epochs.
+
+    Raises:
+        ValueError: no trainer attached, or it runs without a bound.
+    """
+    try:
+        trainer = module.trainer
+    except RuntimeError:  # Lightning's "not attached to a Trainer"
+        trainer = None
+    if trainer is None:
+        raise ValueError(
+            f"schedule {name!r} needs num_training_steps: pass it, or call this from "
+            "configure_optimizers, where module.trainer can tell it"
+        )
+    total = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
+    if total is None or total < 0 or math.isinf(total):
+        raise ValueError(
+            f"schedule {name!r} needs num_training_steps, and the trainer runs without a "
+            f"bound ({'estimated_stepping_batches' if interval == 'step' else 'max_epochs'}"
+            f"={total}): set max_steps / max_epochs, or pass num_training_steps"
+        )
+    return max(1, int(total) // frequency)

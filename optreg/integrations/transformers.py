@@ -1,0 +1,332 @@
+"""Every optreg name in the transformers Trainer, from Python or a command line.
+
+Importing this module imports transformers (``import optreg`` does not).
+
+>>> from optreg.integrations.transformers import OptregTrainer, OptregTrainingArguments
+>>> args = OptregTrainingArguments(output_dir="out", optim="lion_8bit",
+...                                lr_scheduler_type="warmup_stable_decay",
+...                                lr_scheduler_kwargs={"num_decay_steps": 100})
+>>> trainer = OptregTrainer(model=model, args=args, train_dataset=data)  # doctest: +SKIP
+
+* :class:`OptregTrainingArguments` is a ``TrainingArguments`` whose ``optim`` and
+  ``lr_scheduler_type`` take any optreg name, plain or ``dist:name``, as well as every
+  name transformers has; through ``HfArgumentParser`` that is ``--optim lion_8bit``. An
+  unknown name fails when the arguments are built, with optreg's did-you-mean error.
+* :class:`OptregTrainer` (or :class:`OptregTrainerMixin` in front of another Trainer
+  class) builds those names with the Trainer's conventions: see
+  :func:`optimizer_cls_and_kwargs`. Names transformers has itself (``adamw_torch``,
+  ``adafactor``, ``adamw_8bit``, ...) are built by transformers, exactly as
+  ``transformers.Trainer`` builds them. Every schedule is optreg's, which equals
+  transformers' own at every step for the names both have; metric-driven ones
+  (``reduce_lr_on_plateau``, ``greedy``, a plugin's) are stepped with the evaluation
+  metric ``metric_for_best_model``, as transformers steps its own.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import transformers
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+from transformers.trainer_utils import SchedulerType
+from transformers.training_args import OptimizerNames
+
+from optreg import _signature, _validate
+from optreg._api import get_scheduler
+from optreg._registry import optimizers, schedulers
+from optreg.optim import get_optimizer_cls
+
+__all__ = [
+    "OptregTrainer",
+    "OptregTrainerMixin",
+    "OptregTrainingArguments",
+    "optimizer_cls_and_kwargs",
+]
+
+_TRANSFORMERS_OPTIMIZERS = frozenset(member.value for member in OptimizerNames)
+_TRANSFORMERS_SCHEDULES = frozenset(member.value for member in SchedulerType)
+
+
+def _plain(value: object) -> object:
+    """An enum member's value (``OptimizerNames.ADAFACTOR`` -> ``"adafactor"``)."""
+    return getattr(value, "value", value)
+
+
+def _optimizer_name(value: object) -> str:
+    """``value`` if transformers or optreg knows it as an optimizer.
+
+    Raises:
+        TypeError: not a str.
+        UnknownNameError: neither knows it (with optreg's close matches).
+    """
+    name = _plain(value)
+    if not isinstance(name, str):
+        raise TypeError(f"`optim` must be an optimizer name (a str), got {name!r}")
+    if name not in _TRANSFORMERS_OPTIMIZERS:
+        optimizers.resolve(name)
+    return name
+
+
+def _scheduler_name(value: object) -> tuple[str, bool]:
+    """``(value, metric-driven?)`` for a scheduler optreg knows.
+
+    Raises:
+        TypeError: not a str.
+        UnknownNameError: optreg has no such schedule (every transformers one it has).
+    """
+    name = _plain(value)
+    if not isinstance(name, str):
+        raise TypeError(f"`lr_scheduler_type` must be a scheduler name (a str), got {name!r}")
+    entry = schedulers.resolve(name)
+    return name, bool(entry.metadata.get("metric_driven"))
+
+
+@dataclasses.dataclass
+class OptregTrainingArguments(transformers.TrainingArguments):
+    """``TrainingArguments`` whose ``optim`` and ``lr_scheduler_type`` take optreg names.
+
+    Everything else is ``TrainingArguments``' own. After construction ``optim`` is an
+    ``OptimizerNames`` member for a name transformers has and the name (a str) for any
+    other; ``lr_scheduler_type`` likewise with ``SchedulerType``. A metric-driven
+    schedule gets what transformers gives ``reduce_lr_on_plateau``: it needs an eval
+    strategy, and ``metric_for_best_model`` defaults to ``"loss"``.
+
+    Raises:
+        UnknownNameError: ``optim`` or ``lr_scheduler_type`` is a name nobody provides.
+        ValueError: a metric-driven schedule with ``eval_strategy="no"`` (and every
+            error ``TrainingArguments`` raises).
+    """
+
+    optim: str = dataclasses.field(  # type: ignore[assignment]
+        default=transformers.TrainingArguments.default_optim,
+        metadata={
+            "help": "The optimizer: any name of `optreg list optimizers` (plain or dist:name) "
+            "or of transformers' OptimizerNames."
+        },
+    )
+    lr_scheduler_type: str = dataclasses.field(  # type: ignore[assignment]
+        default="linear",
+        metadata={
+            "help": "The learning rate schedule: any name of `optreg list schedulers` "
+            "(plain or dist:name); its own arguments go in --lr_scheduler_kwargs."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        optim = _optimizer_name(self.optim)
+        schedule, metric_driven = _scheduler_name(self.lr_scheduler_type)
+        if metric_driven and _plain(self.eval_strategy) == "no":
+            raise ValueError(
+                f"lr_scheduler_type {schedule!r} is metric-driven: it steps with the "
+                "evaluation metric `metric_for_best_model` (default 'loss'), so it needs "
+                "an eval strategy (eval_strategy='steps' or 'epoch'), got eval_strategy='no'"
+            )
+        # TrainingArguments' own checks see a name of theirs with the same needs.
+        self.optim = optim if optim in _TRANSFORMERS_OPTIMIZERS else OptimizerNames.ADAMW_TORCH
+        if schedule in _TRANSFORMERS_SCHEDULES:
+            self.lr_scheduler_type = schedule
+        elif metric_driven:
+            self.lr_scheduler_type = SchedulerType.REDUCE_ON_PLATEAU
+        else:
+            self.lr_scheduler_type = SchedulerType.LINEAR
+        super().__post_init__()
+        self.optim = OptimizerNames(optim) if optim in _TRANSFORMERS_OPTIMIZERS else optim
+        if schedule in _TRANSFORMERS_SCHEDULES:
+            self.lr_scheduler_type = SchedulerType(schedule)
+        else:
+            self.lr_scheduler_type = schedule
+
+    def set_optimizer(self, name: Any = "adamw_torch", *args: Any, **kwargs: Any) -> Any:
+        """``TrainingArguments.set_optimizer`` taking any optreg name too.
+
+        Raises:
+            UnknownNameError: nobody provides ``name``.
+        """
+        optim = _optimizer_name(name)
+        native = optim in _TRANSFORMERS_OPTIMIZERS
+        super().set_optimizer(optim if native else "adamw_torch", *args, **kwargs)
+        if not native:
+            self.optim = optim
+        return self
+
+    def set_lr_scheduler(self, name: Any = "linear", *args: Any, **kwargs: Any) -> Any:
+        """``TrainingArguments.set_lr_scheduler`` taking any optreg name too.
+
+        Raises:
+            UnknownNameError: optreg has no schedule ``name``.
+        """
+        schedule, _ = _scheduler_name(name)
+        native = schedule in _TRANSFORMERS_SCHEDULES
+        super().set_lr_scheduler(schedule if native else "linear", *args, **kwargs)
+        if not native:
+            self.lr_scheduler_type = schedule
+        return self
+
+
+def optimizer_cls_and_kwargs(
+    name: str, args: transformers.TrainingArguments
+) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    """The class and keywords the Trainer builds optreg's ``name`` from, by its conventions.
+
+    The class is :func:`optreg.get_optimizer_cls`'s. The keywords: ``lr`` from
+    ``learning_rate``; ``betas`` from ``adam_beta1`` / ``adam_beta2`` where the optimizer
+    takes a tuple of betas (a third or later beta keeps the optimizer's default, as
+    transformers does for AdEMAMix); ``eps`` from ``adam_epsilon`` where the optimizer's
+    ``eps`` is one number; then ``optim_args`` (``"key=value,key=value"``), each value read
+    as the type of the optimizer's default; ``optim_target_modules`` as ``target_modules``
+    for an optimizer that takes it. The Trainer puts ``weight_decay`` on its param groups
+    (0 for biases and norm weights). The result also fits
+    ``Trainer(optimizer_cls_and_kwargs=...)`` of a plain Trainer.
+
+    Raises:
+        UnknownNameError: no optimizer has that name.
+        MissingDependencyError: the name needs an extra that is not installed.
+        ValueError: an ``optim_args`` item that is not ``key=value`` or whose value is
+            not of the default's type, or ``optim_target_modules`` for an optimizer
+            that takes no target modules.
+        TypeError: an ``optim_args`` key the optimizer does not take.
+    """
+    entry = optimizers.resolve(name)
+    factory = optimizers.load(entry)
+    label = f"optimizer {entry.name!r}"
+    kwargs: dict[str, Any] = {}
+    if _signature.takes(factory, "lr"):
+        kwargs["lr"] = args.learning_rate
+    betas = _signature.default(factory, "betas")
+    if isinstance(betas, tuple) and len(betas) >= 2 and all(map(_validate.is_real, betas)):
+        kwargs["betas"] = (args.adam_beta1, args.adam_beta2, *betas[2:])
+    if _validate.is_real(_signature.default(factory, "eps")):
+        kwargs["eps"] = args.adam_epsilon
+    given = _optim_args(label, factory, args.optim_args)
+    _signature.check_keywords(f"{label} optim_args", factory, given)
+    kwargs.update(given)
+    if args.optim_target_modules is not None:
+        if _signature.takes(factory, "target_modules") != "named":
+            raise ValueError(
+                f"optim_target_modules={args.optim_target_modules!r}: {label} takes no "
+                "target modules (transformers uses them for GaLore and APOLLO)"
+            )
+        kwargs["target_modules"] = args.optim_target_modules
+    return get_optimizer_cls(name), kwargs
+
+
+def _optim_args(label: str, factory: Any, text: str | None) -> dict[str, Any]:
+    """``"a=1,b=true"`` as keywords, each read as the type of the factory's default.
+
+    Raises:
+        ValueError: an item without ``=``, or a value not of its default's type.
+    """
+    out: dict[str, Any] = {}
+    for item in (text or "").replace(" ", "").split(","):
+        if not item:
+            continue
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{label}: optim_args items must be key=value, got {item!r}")
+        out[key] = _read(label, key, raw, _signature.default(factory, key))
+    return out
+
+
+def _read(label: str, key: str, raw: str, default: object) -> Any:
+    """``raw`` as the type of ``default``; a literal (true / false / none in any case
+    too) when the default says nothing, else the text itself."""
+    where = f"{label}: optim_args {key}={raw!r}"
+    words = {"true": True, "false": False, "none": None}
+    if isinstance(default, bool):
+        value = {"1": True, "0": False}.get(raw, words.get(raw.lower()))
+        if value is None:
+            raise ValueError(f"{where} must be true or false")
+        return value
+    if isinstance(default, (int, float)):  # an int default may stand for a float (momentum=0)
+        for kind in (int, float) if isinstance(default, int) else (float,):
+            try:
+                return kind(raw)
+            except ValueError:
+                pass
+        raise ValueError(f"{where} must be a number like its default {default!r}")
+    if raw.lower() in words:
+        return words[raw.lower()]
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+class _MetricStepped(ReduceLROnPlateau):
+    """A metric-driven scheduler of a plugin, as the ``ReduceLROnPlateau`` the Trainer
+    steps with the evaluation metric (and never without it). Saves and loads the
+    wrapped scheduler's own state."""
+
+    def __init__(self, scheduler: Any) -> None:  # torch's __init__ is not run: nothing of it is used
+        self.scheduler = scheduler
+        self.optimizer = scheduler.optimizer
+
+    def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
+        self.scheduler.step(metrics)
+
+    def get_last_lr(self) -> list[Any]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.scheduler.state_dict())
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state_dict)
+
+
+class OptregTrainerMixin:
+    """Put in front of a ``transformers.Trainer`` (sub)class to build optreg names.
+
+    ``class MyTrainer(OptregTrainerMixin, SFTTrainer): ...``. The optimizer named by
+    ``args.optim`` is built by :func:`optimizer_cls_and_kwargs` unless transformers has
+    the name; the schedule named by ``args.lr_scheduler_type`` by
+    :func:`optreg.get_scheduler`, with ``args.get_warmup_steps(num_training_steps)``, the
+    step count the Trainer computed and ``lr_scheduler_kwargs``.
+    """
+
+    args: transformers.TrainingArguments
+    optimizer: Any
+    lr_scheduler: Any
+
+    @staticmethod
+    def get_optimizer_cls_and_kwargs(
+        args: transformers.TrainingArguments, model: Any = None
+    ) -> tuple[Any, Any]:
+        """transformers' class and keywords for its names, optreg's for the others."""
+        name = _plain(args.optim)
+        if name in _TRANSFORMERS_OPTIMIZERS:
+            return transformers.Trainer.get_optimizer_cls_and_kwargs(args, model)
+        return optimizer_cls_and_kwargs(str(name), args)
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        """Build ``args.lr_scheduler_type`` with optreg (once, as the Trainer does)."""
+        if self.lr_scheduler is None:
+            optimizer = self.optimizer if optimizer is None else optimizer
+            scheduler = get_scheduler(
+                str(_plain(self.args.lr_scheduler_type)),
+                optimizer,
+                num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                num_training_steps=num_training_steps,
+                scheduler_specific_kwargs=_kwargs(self.args.lr_scheduler_kwargs),
+            )
+            if not isinstance(scheduler, ReduceLROnPlateau) and _signature.step_needs_metric(
+                scheduler
+            ):
+                scheduler = _MetricStepped(scheduler)
+            self.lr_scheduler = scheduler
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+def _kwargs(value: object) -> Mapping[str, Any] | None:
+    if value is None or isinstance(value, Mapping):
+        return value
+    raise TypeError(f"lr_scheduler_kwargs must be a dict (or its JSON text), got {value!r}")
+
+
+class OptregTrainer(OptregTrainerMixin, transformers.Trainer):
+    """``transformers.Trainer`` building every optreg name (see :class:`OptregTrainerMixin`)."""
