@@ -124,7 +124,7 @@ def get_optimizer(
 def get_scheduler(
     name: str,
     optimizer: Any,
-    num_warmup_steps: int | None = None,
+    num_warmup_steps: float | None = None,
     num_training_steps: int | None = None,
     scheduler_specific_kwargs: Mapping[str, Any] | None = None,
     **kwargs: Any,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -113,3 +114,20 @@ def pickle_round_trip(obj: Any) -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*weights_only")
         return pickle.loads(blob)
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+INTEGRATIONS = "## Integrations"
+
+
+def readme_python_blocks(*, integrations: bool) -> list[tuple[int, str]]:
+    """``(line, code)`` of the README's ```python blocks: those of its Integrations
+    section (run in the integrations env, against the real frameworks) or all others."""
+    text = README.read_text()
+    start = text.index(f"\n{INTEGRATIONS}\n")
+    end = text.index("\n## ", start + 1)
+    return [
+        (text[: m.start()].count("\n") + 1, m.group(1))
+        for m in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M)
+        if (start < m.start() < end) is integrations
+    ]

@@ -47,7 +47,12 @@ def test_no_error_or_warning_class_outside_the_errors_module() -> None:
     for info in pkgutil.walk_packages(optreg.__path__, "optreg."):
         if info.name in ("optreg.__main__", "optreg._errors"):
             continue
-        module = importlib.import_module(info.name)
+        try:
+            module = importlib.import_module(info.name)
+        except ModuleNotFoundError as e:  # optreg.integrations.transformers without it
+            if info.name.startswith("optreg.integrations.") and e.name == "transformers":
+                continue
+            raise
         for name, obj in vars(module).items():
             if (
                 inspect.isclass(obj)

@@ -1,4 +1,8 @@
-"""Every ```python block of the README runs as written (each in a fresh namespace)."""
+"""Every ```python block of the README runs as written (each in a fresh namespace).
+
+The blocks of its Integrations section need transformers, Lightning and Hydra: they run in
+the integrations env (tests/integrations/test_readme_integrations.py).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import README, readme_python_blocks
 
 import optreg
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = [
-    (README.read_text()[: m.start()].count("\n") + 1, m.group(1))
-    for m in re.finditer(r"^```python\n(.*?)^```", README.read_text(), re.S | re.M)
-]
+BLOCKS = readme_python_blocks(integrations=False)  # those of "Integrations": tests/integrations
 
 
 def test_the_readme_has_python_blocks() -> None:

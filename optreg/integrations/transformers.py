@@ -261,7 +261,9 @@ class _MetricStepped(ReduceLROnPlateau):
     steps with the evaluation metric (and never without it). Saves and loads the
     wrapped scheduler's own state."""
 
-    def __init__(self, scheduler: Any) -> None:  # torch's __init__ is not run: nothing of it is used
+    def __init__(
+        self, scheduler: Any
+    ) -> None:  # torch's __init__ is not run: nothing of it is used
         self.scheduler = scheduler
         self.optimizer = scheduler.optimizer
 
@@ -299,7 +301,10 @@ class OptregTrainerMixin:
         """transformers' class and keywords for its names, optreg's for the others."""
         name = _plain(args.optim)
         if name in _TRANSFORMERS_OPTIMIZERS:
-            return transformers.Trainer.get_optimizer_cls_and_kwargs(args, model)
+            cls_and_kwargs: tuple[Any, Any] = transformers.Trainer.get_optimizer_cls_and_kwargs(
+                args, model
+            )
+            return cls_and_kwargs
         return optimizer_cls_and_kwargs(str(name), args)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:

@@ -248,7 +248,7 @@ def test_every_schedule_through_lr_scheduler_type(tmp_path: Path, name: str) -> 
         kwargs.update(patience=0)
     if kwargs:
         args["lr_scheduler_kwargs"] = json.dumps(kwargs)  # as a command line gives it
-    straight, lrs, trainer = _run(tmp_path, trainer_kwargs, **args)
+    _, lrs, trainer = _run(tmp_path, trainer_kwargs, **args)
     scheduler = trainer.lr_scheduler
     assert type(scheduler).__module__.startswith("optreg.")
     if need.get("metric_driven"):  # stepped with eval_loss at steps 5, 10, 15, 20
@@ -306,9 +306,7 @@ class _Plugins:
 
 
 def test_a_plugins_metric_driven_schedule(tmp_path: Path, fresh_registry: None) -> None:
-    optreg.register_scheduler(
-        "halving", _Plugins.Halving, metadata={"metric_driven": True}
-    )
+    optreg.register_scheduler("halving", _Plugins.Halving, metadata={"metric_driven": True})
     _, lrs, trainer = _run(
         tmp_path, {}, lr_scheduler_type="halving", eval_strategy="steps", eval_steps=5
     )
@@ -343,7 +341,14 @@ def test_command_line(tmp_path: Path) -> None:
     assert args.lr_scheduler_kwargs == {"num_decay_steps": 5}
     assert args.get_warmup_steps(20) == 2
     (args,) = parser.parse_args_into_dataclasses(
-        ["--output_dir", str(tmp_path), "--optim", "optreg:nadam", "--lr_scheduler_type", "sequence"]
+        [
+            "--output_dir",
+            str(tmp_path),
+            "--optim",
+            "optreg:nadam",
+            "--lr_scheduler_type",
+            "sequence",
+        ]
     )
     assert args.optim == "optreg:nadam" and args.lr_scheduler_type == "sequence"
 
