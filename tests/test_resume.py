@@ -175,19 +175,26 @@ def sched_kwargs(sched_name: str) -> dict[str, Any]:
 def build(
     opt_name: str, sched_name: str, task: Task, kwargs: dict[str, Any] | None = None
 ) -> tuple[Any, Any]:
+    optimizer = build_optimizer(opt_name, task, kwargs)
+    return optimizer, build_scheduler(sched_name, optimizer)
+
+
+def build_optimizer(opt_name: str, task: Task, kwargs: dict[str, Any] | None = None) -> Any:
     kwargs = opt_kwargs(opt_name) if kwargs is None else kwargs
     try:
-        optimizer = optreg.get_optimizer(opt_name, task.model, **kwargs)
+        return optreg.get_optimizer(opt_name, task.model, **kwargs)
     except MissingDependencyError as e:
         pytest.skip(str(e))
-    scheduler = optreg.get_scheduler(
+
+
+def build_scheduler(sched_name: str, optimizer: Any) -> Any:
+    return optreg.get_scheduler(
         sched_name,
         optimizer,
         num_warmup_steps=WARMUP,
         num_training_steps=TOTAL,
         scheduler_specific_kwargs=sched_kwargs(sched_name),
     )
-    return optimizer, scheduler
 
 
 def train_step(step: int, task: Task, optimizer: Any, scheduler: Any) -> list[float]:
@@ -252,9 +259,24 @@ def _assert_same_state(a: Any, b: Any, where: str = "state") -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
+ORDERS = ("build-then-load", "optimizer-state-first")
+
+
 def check_resume(
-    opt_name: str, sched_name: str, kwargs: dict[str, Any] | None = None, *, dedicated: bool = False
+    opt_name: str,
+    sched_name: str,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    dedicated: bool = False,
+    order: str = "build-then-load",
 ) -> None:
+    """Run straight, and resumed from a checkpoint at step N_BEFORE; both must agree.
+
+    ``order`` is how the resumed run builds and loads: ``"build-then-load"`` builds the
+    optimizer and the scheduler, then loads both; ``"optimizer-state-first"`` builds the
+    optimizer and loads its state before it builds the scheduler and loads that (where
+    a bare ``LambdaLR`` resumes its first step at the step-0 lr).
+    """
     _skip_unavailable(optreg.optimizers, opt_name)
     _skip_unavailable(optreg.schedulers, sched_name)
     only = SCHED_ONLY_FOR.get(sched_name)
@@ -289,9 +311,16 @@ def check_resume(
 
         resumed = make_task(opt_name)
         resumed.model.load_state_dict(ckpt["model"])
-        opt, sched = build(opt_name, sched_name, resumed, kwargs)
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
+        if order == "build-then-load":
+            opt, sched = build(opt_name, sched_name, resumed, kwargs)
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+        else:
+            opt = build_optimizer(opt_name, resumed, kwargs)
+            opt.load_state_dict(ckpt["optimizer"])
+            sched = build_scheduler(sched_name, opt)
+            sched.load_state_dict(ckpt["scheduler"])
+        assert [float(g["lr"]) for g in opt.param_groups] == lrs[-1], "lrs as loaded"
         lrs += [train_step(s, resumed, opt, sched) for s in range(N_BEFORE, TOTAL)]
 
     assert lrs == ref_lrs, f"learning rates differ:\n{lrs}\n{ref_lrs}"
@@ -307,19 +336,21 @@ def check_resume(
 # --------------------------------------------------------------------------- tests
 
 
-def test_resume_is_bit_identical(opt_name: str, sched_name: str) -> None:
-    """The full cross product: every optimizer name x every schedule name."""
-    check_resume(opt_name, sched_name)
+@pytest.mark.parametrize("order", ORDERS)
+def test_resume_is_bit_identical(opt_name: str, sched_name: str, order: str) -> None:
+    """The full cross product: every optimizer name x every schedule name x both orders."""
+    check_resume(opt_name, sched_name, order=order)
 
 
-def test_adafactor_default_resumes_exactly() -> None:
+@pytest.mark.parametrize("order", ORDERS)
+def test_adafactor_default_resumes_exactly(order: str) -> None:
     """Adafactor with its defaults (relative step, parameter scaling) and its schedule."""
     if "adafactor" not in optreg.list_optimizers():
         pytest.skip("no adafactor optimizer registered")
     if "adafactor" not in optreg.list_schedulers():
         pytest.skip("no adafactor schedule registered")
     # lr=None: an lr-scaling LambdaLR schedule cannot drive it (as in transformers)
-    check_resume("adafactor", "adafactor", {}, dedicated=True)
+    check_resume("adafactor", "adafactor", {}, dedicated=True, order=order)
 
 
 def test_listing_is_covered() -> None:

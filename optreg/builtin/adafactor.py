@@ -29,6 +29,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from optreg import _validate
+from optreg.builtin.schedule_lr import restore_lrs
 
 __all__ = ["Adafactor", "AdafactorSchedule", "get_adafactor_schedule"]
 
@@ -462,6 +463,12 @@ class AdafactorSchedule(LambdaLR):
         super().__init__(optimizer, partial(_constant, value=initial_lr))
         for group in optimizer.param_groups:
             del group["initial_lr"]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state saved by :meth:`state_dict`, the reported lrs of the groups too
+        (whichever of the optimizer and this schedule was built or loaded first)."""
+        super().load_state_dict(state_dict)
+        restore_lrs(self.optimizer, state_dict.get("_last_lr"))
 
     def get_lr(self) -> list[float | Tensor]:
         """Per group: ``lr_t`` of its first parameter once stepped, else the base lr."""

@@ -4,28 +4,45 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["ScheduleLR", "check_group_count"]
+__all__ = ["ScheduleLR", "check_group_count", "restore_lrs"]
 
 
 class ScheduleLR(LambdaLR):
     """The ``LambdaLR`` every builtin schedule returns: one pure step function per group.
 
-    A plain ``LambdaLR`` in everything it computes and stores; its
+    A plain ``LambdaLR`` in everything it computes and stores. Its
     ``load_state_dict`` first checks that the state was saved for as many param
     groups as the optimizer has (``LambdaLR`` would fail with an ``IndexError``, or
-    load lrs for the wrong groups).
+    load lrs for the wrong groups), and then puts the saved lrs back into the param
+    groups: a scheduler built after the optimizer's state was loaded has written
+    ``initial_lr * f(0)`` there, and ``LambdaLR`` would run the first step after
+    resume with it. So the order of building and loading does not matter.
     """
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state saved by :meth:`state_dict`.
+        """Load a state saved by :meth:`state_dict`, lrs of the param groups included.
 
         Raises:
             ValueError: the state holds a different number of param groups.
         """
         check_group_count(self, state_dict, "base_lrs")
         super().load_state_dict(state_dict)
+        restore_lrs(self.optimizer, state_dict.get("_last_lr"))
+
+
+def restore_lrs(optimizer: Any, lrs: Any) -> None:
+    """Write the lrs a scheduler saved into ``optimizer``'s param groups (a tensor lr
+    in place, as torch's schedulers update one)."""
+    if not isinstance(lrs, list) or len(lrs) != len(optimizer.param_groups):
+        return
+    for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
 
 
 def check_group_count(scheduler: Any, state_dict: Any, key: str) -> None:
