@@ -19,7 +19,6 @@ pickle by reference. A name shadowed by a builtin, or one two plugins share, is
 
 from __future__ import annotations
 
-import functools
 import inspect
 import threading
 from typing import TYPE_CHECKING, Any
@@ -66,24 +65,34 @@ def _new(cls: type[Any], params: Any, *args: Any, **kwargs: Any) -> Any:
     return get_optimizer(cls._optreg_name, params, **kwargs)
 
 
-@functools.cache
-def _metaclass() -> type[Any]:
-    """The class of the per-name classes (made once, on first use: it needs torch)."""
-    from torch.optim import Optimizer
+def _signed(entry: Entry, attribute: str) -> tuple[Any, Any]:
+    """``(__new__, __init__)`` for the class, both saying the factory's signature.
 
-    class _ByName(type(Optimizer)):  # type: ignore[misc]
-        """Their signature is the factory's."""
+    ``__new__`` builds (see :func:`_new`); ``__init__`` is never run (``__new__`` returns
+    the factory's optimizer, of another class). jsonargparse, and so a Lightning CLI
+    ``class_path``, reads a class's parameters from these two and not from the class.
+    """
+    from optreg._registry import optimizers
 
-        @property
-        def __signature__(cls) -> inspect.Signature | None:
-            from optreg._registry import optimizers
+    def __new__(cls: type[Any], params: Any, *args: Any, **kwargs: Any) -> Any:
+        return _new(cls, params, *args, **kwargs)
 
-            try:
-                return inspect.signature(optimizers.load(cls._optreg_name))
-            except (TypeError, ValueError, ImportError):
-                return None
+    def __init__(self: Any, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass  # pragma: no cover
 
-    return _ByName
+    __new__.__qualname__ = f"{attribute}.__new__"
+    __init__.__qualname__ = f"{attribute}.__init__"
+    try:
+        signature = inspect.signature(optimizers.load(entry))
+    except (TypeError, ValueError, ImportError):  # no readable signature: (params, **kwargs)
+        return __new__, __init__
+    methods: tuple[tuple[Any, str], ...] = ((__new__, "cls"), (__init__, "self"))
+    for method, first in methods:
+        bound = inspect.Parameter(first, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        method.__signature__ = signature.replace(
+            parameters=[bound, *signature.parameters.values()], return_annotation=None
+        )
+    return __new__, __init__
 
 
 def _make(entry: Entry, attribute: str) -> type[Any]:
@@ -94,11 +103,13 @@ def _make(entry: Entry, attribute: str) -> type[Any]:
         f"class: ``{attribute}(params, **kwargs)`` is ``optreg.get_optimizer("
         f"{entry.qualified_name!r}, params, **kwargs)``."
     )
-    return _metaclass()(  # type: ignore[no-any-return]
+    new, init = _signed(entry, attribute)
+    return type(
         attribute,
         (Optimizer,),
         {
-            "__new__": _new,
+            "__new__": new,
+            "__init__": init,
             "__module__": __name__,
             "__qualname__": attribute,
             "__doc__": doc,

@@ -62,6 +62,9 @@ def test_the_same_errors_as_get_optimizer() -> None:
 def test_the_signature_is_the_factorys_and_positional_hyperparameters_work() -> None:
     sig = inspect.signature(optreg.optim.sgd)
     assert list(sig.parameters)[:3] == ["params", "lr", "momentum"]
+    # jsonargparse (a Lightning CLI class_path) reads __new__ / __init__, not the class
+    for method, first in ((optreg.optim.sgd.__new__, "cls"), (optreg.optim.sgd.__init__, "self")):
+        assert list(inspect.signature(method).parameters)[:3] == [first, "params", "lr"]
     opt = optreg.optim.sgd(_params(), 0.5, 0.9)  # as torch.optim.SGD(params, 0.5, 0.9)
     assert (opt.defaults["lr"], opt.defaults["momentum"]) == (0.5, 0.9)
     with pytest.raises(TypeError, match="got multiple values for 'lr'"):

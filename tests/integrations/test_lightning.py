@@ -255,3 +255,48 @@ def test_torch_plateau_resumes_the_same_way(tmp_path: Path) -> None:
     (torch_straight, torch_resumed), (ours_straight, ours_resumed) = runs
     assert ours_straight == torch_straight and ours_resumed == torch_resumed
     assert torch_resumed[11] != torch_straight[11]  # Lightning's gap, not optreg's
+
+
+def test_lightning_cli_class_path(tmp_path: Path) -> None:
+    # jsonargparse reads the class's parameters (from its __new__ / __init__ signature)
+    cli_module = pytest.importorskip("lightning.pytorch.cli")
+    pytest.importorskip("jsonargparse")
+
+    class Tiny(L.LightningModule):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Linear(6, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x), y)
+
+        def train_dataloader(self) -> Any:
+            return _loader(0)
+
+    cli = cli_module.LightningCLI(
+        Tiny,
+        run=False,
+        save_config_callback=None,
+        args=[
+            "--optimizer=optreg.optim.adamw",
+            "--optimizer.lr=0.01",
+            "--optimizer.betas=[0.9, 0.95]",
+            "--optimizer.weight_decay=0.05",
+            "--trainer.max_steps=3",
+            "--trainer.logger=false",
+            "--trainer.enable_checkpointing=false",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={tmp_path}",
+        ],
+    )
+    assert cli.config.optimizer.class_path == "optreg.optim.adamw"
+    cli.trainer.fit(cli.model)
+    (opt,) = cli.trainer.optimizers
+    assert type(opt) is torch.optim.AdamW and opt.defaults["fused"] is True
+    assert opt.param_groups[0]["betas"] == (0.9, 0.95)
+    assert opt.param_groups[0]["weight_decay"] == 0.05
+    with pytest.raises(SystemExit):  # jsonargparse's own error: 'lrr' is not accepted
+        cli_module.LightningCLI(
+            Tiny, run=False, args=["--optimizer=optreg.optim.adamw", "--optimizer.lrr=0.01"]
+        )
