@@ -23,10 +23,13 @@ from optreg._api import (
     register_scheduler,
     scheduler_info,
 )
+from optreg._checkpoint import from_state_dict, load_state_dict, state_dict
 from optreg._config import build, load_config
 from optreg._entry import Entry, EntryInfo
 from optreg._errors import (
     AmbiguousNameError,
+    CheckpointMismatchError,
+    CheckpointMismatchWarning,
     DuplicateNameError,
     MissingDependencyError,
     OptregError,
@@ -43,6 +46,8 @@ from optreg.optim import get_optimizer_cls
 
 __all__ = [
     "AmbiguousNameError",
+    "CheckpointMismatchError",
+    "CheckpointMismatchWarning",
     "DuplicateNameError",
     "Entry",
     "EntryInfo",
@@ -59,6 +64,7 @@ __all__ = [
     "WarmupLongerThanTrainingWarning",
     "__version__",
     "build",
+    "from_state_dict",
     "get_optimizer",
     "get_optimizer_cls",
     "get_scheduler",
@@ -66,12 +72,14 @@ __all__ = [
     "list_optimizers",
     "list_schedulers",
     "load_config",
+    "load_state_dict",
     "optimizer_info",
     "optimizers",
     "register_optimizer",
     "register_scheduler",
     "scheduler_info",
     "schedulers",
+    "state_dict",
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from optreg import _loading, _signature, _validate
+from optreg import _loading, _records, _signature, _validate
 from optreg._discovery import call_hook
 from optreg._entry import Entry, EntryInfo
 from optreg._registry import optimizers, schedulers
@@ -95,6 +95,8 @@ def get_optimizer(
     entry = optimizers.resolve(name)
     factory = optimizers.load(entry)
     label = _label(entry)
+    if no_decay is not None:  # one pattern, not its characters; a generator read once
+        no_decay = [no_decay] if isinstance(no_decay, str) else list(no_decay)
     own_check = getattr(factory, "optreg_check_keywords", None)
     if callable(own_check):  # a factory that says more than "unexpected keyword" (bnb)
         own_check(kwargs)
@@ -103,6 +105,10 @@ def get_optimizer(
     kwargs = _validate.hyperparameters(label, factory, kwargs)
     if overrides:
         overrides = _check_overrides(label, factory, overrides)
+    if not isinstance(params, (torch.Tensor, torch.nn.Module, Mapping, str, bytes)) and isinstance(
+        params, Iterable
+    ):
+        params = list(params)  # read once: for the groups, and for the names a record keeps
     groups = param_groups(
         params,
         weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
@@ -117,6 +123,14 @@ def get_optimizer(
             f" ({optimizer!r:.60}), not a torch.optim.Optimizer; the plugin providing it "
             f"({entry.provider}) is broken"
         )
+    _records.remember_optimizer(
+        optimizer,
+        entry,
+        kwargs,
+        no_decay=no_decay,
+        overrides=overrides,
+        names=_records.parameter_names(params),
+    )
     call_hook("optreg_optimizer_created", name=entry.name, optimizer=optimizer)
     return optimizer
 
@@ -169,6 +183,7 @@ def get_scheduler(
         entry.name, _label(entry), factory, num_warmup_steps, num_training_steps, specific
     )
     scheduler = _loading.first_call(entry, factory, optimizer, **call)
+    _records.remember_scheduler(scheduler, entry, num_warmup_steps, num_training_steps, specific)
     call_hook("optreg_scheduler_created", name=entry.name, scheduler=scheduler)
     return scheduler
 

@@ -8,9 +8,11 @@
      ├── AmbiguousNameError(OptregError, ValueError)
      ├── PluginLoadError(OptregError, ImportError)
      ├── MissingDependencyError(OptregError, ImportError)
+     ├── CheckpointMismatchError(OptregError, ValueError)   a record that does not fit
      └── UsageError(OptregError)             a command-line mistake (``optreg``, exit 2)
 
     UserWarning
+     ├── CheckpointMismatchWarning           a record's hyperparameters differ; they continue
      ├── OptregPluginWarning                 a plugin misbehaved; optreg contained it
      ├── PagedFallbackWarning                a paged bitsandbytes optimizer got CPU parameters
      └── WarmupLongerThanTrainingWarning     num_warmup_steps > num_training_steps
@@ -27,6 +29,8 @@ from collections.abc import Iterable
 
 __all__ = [
     "AmbiguousNameError",
+    "CheckpointMismatchError",
+    "CheckpointMismatchWarning",
     "DuplicateNameError",
     "MissingDependencyError",
     "OptregError",
@@ -90,8 +94,20 @@ class MissingDependencyError(OptregError, ImportError):
     """A name needs an optional dependency that is not installed."""
 
 
+class CheckpointMismatchError(OptregError, ValueError):
+    """A checkpoint record that does not fit the objects it is loaded into (another
+    optimizer or schedule, other parameter groups or shapes, other schedule arguments);
+    raised before anything is loaded."""
+
+
 class UsageError(OptregError):
     """A command-line mistake: ``optreg`` reports it in one line and exits with 2."""
+
+
+class CheckpointMismatchWarning(UserWarning):
+    """A checkpoint saved with other hyperparameters than the optimizer it is loaded into
+    was built with: the checkpoint's values continue (torch's ``load_state_dict``
+    restores every group's options)."""
 
 
 class OptregPluginWarning(UserWarning):

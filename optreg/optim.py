@@ -19,6 +19,7 @@ pickle by reference. A name shadowed by a builtin, or one two plugins share, is
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 from typing import TYPE_CHECKING, Any
@@ -65,34 +66,39 @@ def _new(cls: type[Any], params: Any, *args: Any, **kwargs: Any) -> Any:
     return get_optimizer(cls._optreg_name, params, **kwargs)
 
 
-def _signed(entry: Entry, attribute: str) -> tuple[Any, Any]:
-    """``(__new__, __init__)`` for the class, both saying the factory's signature.
+class _Signed:
+    """A class's ``__new__`` or ``__init__`` whose signature is the factory's, read on
+    first use (reading it may import the plugin's library: bitsandbytes for the 8-bit
+    names), not when the class is made.
 
-    ``__new__`` builds (see :func:`_new`); ``__init__`` is never run (``__new__`` returns
-    the factory's optimizer, of another class). jsonargparse, and so a Lightning CLI
-    ``class_path``, reads a class's parameters from these two and not from the class.
+    jsonargparse, and so a Lightning CLI ``class_path``, reads a class's parameters from
+    these two methods and not from the class. ``__new__`` builds (see :func:`_new`);
+    ``__init__`` never runs (``__new__`` returns the factory's optimizer, of another class).
     """
-    from optreg._registry import optimizers
 
-    def __new__(cls: type[Any], params: Any, *args: Any, **kwargs: Any) -> Any:
-        return _new(cls, params, *args, **kwargs)
+    def __init__(self, name: str, attribute: str, method: str, first: str) -> None:
+        self.__name__ = method
+        self.__qualname__ = f"{attribute}.{method}"
+        self._name = name
+        self._first = first
 
-    def __init__(self: Any, params: Any, *args: Any, **kwargs: Any) -> None:
-        pass  # pragma: no cover
+    def __call__(self, cls_or_self: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._first == "cls":
+            return _new(cls_or_self, params, *args, **kwargs)
+        return None  # pragma: no cover  (an __init__ that never runs)
 
-    __new__.__qualname__ = f"{attribute}.__new__"
-    __init__.__qualname__ = f"{attribute}.__init__"
-    try:
-        signature = inspect.signature(optimizers.load(entry))
-    except (TypeError, ValueError, ImportError):  # no readable signature: (params, **kwargs)
-        return __new__, __init__
-    methods: tuple[tuple[Any, str], ...] = ((__new__, "cls"), (__init__, "self"))
-    for method, first in methods:
-        bound = inspect.Parameter(first, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        method.__signature__ = signature.replace(
+    @functools.cached_property
+    def __signature__(self) -> inspect.Signature | None:
+        from optreg._registry import optimizers
+
+        try:
+            signature = inspect.signature(optimizers.load(self._name))
+        except (TypeError, ValueError, ImportError):  # then (params, **kwargs)
+            return None
+        bound = inspect.Parameter(self._first, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return signature.replace(
             parameters=[bound, *signature.parameters.values()], return_annotation=None
         )
-    return __new__, __init__
 
 
 def _make(entry: Entry, attribute: str) -> type[Any]:
@@ -103,13 +109,12 @@ def _make(entry: Entry, attribute: str) -> type[Any]:
         f"class: ``{attribute}(params, **kwargs)`` is ``optreg.get_optimizer("
         f"{entry.qualified_name!r}, params, **kwargs)``."
     )
-    new, init = _signed(entry, attribute)
     return type(
         attribute,
         (Optimizer,),
         {
-            "__new__": new,
-            "__init__": init,
+            "__new__": _Signed(entry.qualified_name, attribute, "__new__", "cls"),
+            "__init__": _Signed(entry.qualified_name, attribute, "__init__", "self"),
             "__module__": __name__,
             "__qualname__": attribute,
             "__doc__": doc,

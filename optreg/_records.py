@@ -1,0 +1,84 @@
+"""What optreg built, remembered for checkpoint records (see :mod:`optreg._checkpoint`).
+
+:func:`optreg.get_optimizer` and :func:`optreg.get_scheduler` note here, weakly, the
+entry, arguments and parameter names of each object they return.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from optreg._entry import Entry, optreg_version
+
+__all__ = [
+    "optimizers",
+    "parameter_names",
+    "remember_optimizer",
+    "remember_scheduler",
+    "schedulers",
+]
+
+# What optreg built, keyed by the object (weakly: a record never keeps one alive).
+optimizers: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+schedulers: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def parameter_names(params: Any) -> dict[int, str]:
+    """``id(tensor) -> name`` for what :func:`optreg.get_optimizer` was given, where it
+    says names (an ``nn.Module`` or ``(name, tensor)`` pairs); empty otherwise."""
+    from torch import nn
+
+    if isinstance(params, nn.Module):
+        return {id(p): n for n, p in params.named_parameters()}
+    if isinstance(params, list) and all(
+        isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in params
+    ):
+        return {id(p): n for n, p in params}
+    return {}
+
+
+def _provider(entry: Entry) -> dict[str, Any]:
+    version = optreg_version() if entry.provider == "optreg" else entry.version
+    return {"name": entry.name, "provider": entry.provider, "provider_version": version}
+
+
+def remember_optimizer(
+    optimizer: Any,
+    entry: Entry,
+    kwargs: Mapping[str, Any],
+    *,
+    no_decay: Iterable[str] | None,
+    overrides: Mapping[str, Mapping[str, Any]] | None,
+    names: dict[int, str],
+) -> None:
+    """Note how :func:`optreg.get_optimizer` built ``optimizer`` (for :func:`state_dict`)."""
+    with contextlib.suppress(TypeError):  # an object with no weak reference: no record
+        optimizers[optimizer] = {
+            **_provider(entry),
+            "qualified_name": entry.qualified_name,
+            "kwargs": dict(kwargs),
+            "no_decay": None if no_decay is None else list(no_decay),
+            "overrides": None if overrides is None else {k: dict(v) for k, v in overrides.items()},
+            "names": names,
+        }
+
+
+def remember_scheduler(
+    scheduler: Any,
+    entry: Entry,
+    num_warmup_steps: Any,
+    num_training_steps: Any,
+    kwargs: Mapping[str, Any],
+) -> None:
+    """Note how :func:`optreg.get_scheduler` built ``scheduler``."""
+    with contextlib.suppress(TypeError):  # a plugin's object with no weak reference
+        schedulers[scheduler] = {
+            **_provider(entry),
+            "qualified_name": entry.qualified_name,
+            "num_warmup_steps": num_warmup_steps,
+            "num_training_steps": num_training_steps,
+            "kwargs": dict(kwargs),
+        }
