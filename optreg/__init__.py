@@ -25,6 +25,7 @@ from optreg._api import (
 )
 from optreg._checkpoint import from_state_dict, load_state_dict, state_dict
 from optreg._config import build, load_config
+from optreg._convert import convert_state_dict
 from optreg._entry import Entry, EntryInfo
 from optreg._errors import (
     AmbiguousNameError,
@@ -64,6 +65,7 @@ __all__ = [
     "WarmupLongerThanTrainingWarning",
     "__version__",
     "build",
+    "convert_state_dict",
     "from_state_dict",
     "get_optimizer",
     "get_optimizer_cls",

@@ -1,0 +1,185 @@
+"""Optimizer state from one layout of an algorithm to another: bitsandbytes 8-bit / 32-bit
+and torch's fp32, for Adam(W) and Lion.
+
+Users convert by hand today (bitsandbytes #782, #1382): to resume an 8-bit run in fp32,
+to debug one, to move a run to a machine without bitsandbytes. :func:`convert_state_dict`
+does it from ``optimizer.state_dict()`` to a state dict the other name's optimizer loads.
+
+Approximate where 8-bit is involved: 8-bit state is dequantised (bitsandbytes' blockwise
+dynamic quantisation, 256 values per block) and fp32 state is quantised the way the 8-bit
+optimizers store it. The README quotes the measured error.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from optreg._registry import optimizers
+
+__all__ = ["CONVERSIONS", "convert_state_dict"]
+
+_BNB_WRAPPER = "__bnb_optimizer_quant_state__"  # where bitsandbytes' state_dict puts it
+_BLOCKSIZE = 256  # bitsandbytes' 8-bit optimizers quantise their state in blocks of 256
+_MIN_8BIT_SIZE = 4096  # and keep the state of smaller parameters in fp32 (their default)
+
+#: algorithm -> {canonical name: layout}; a layout is 8 / 32 (bitsandbytes) or "torch".
+CONVERSIONS: Mapping[str, Mapping[str, int | str]] = {
+    "adam": {
+        "adam": "torch",
+        "adamw": "torch",
+        "adam_8bit": 8,
+        "adamw_8bit": 8,
+        "paged_adam_8bit": 8,
+        "paged_adamw_8bit": 8,
+        "paged_adamw_32bit": 32,
+    },
+    "lion": {"lion_8bit": 8, "paged_lion_8bit": 8, "lion_32bit": 32, "paged_lion_32bit": 32},
+}
+_MOMENTS = {"adam": 2, "lion": 1}
+_TORCH_KEYS = ("exp_avg", "exp_avg_sq")
+
+
+def _layout(name: str, role: str) -> tuple[str, str, int | str]:
+    canonical = optimizers.resolve(name).name
+    for algorithm, names in CONVERSIONS.items():
+        if canonical in names:
+            return canonical, algorithm, names[canonical]
+    known = ", ".join(f"{a}: {' '.join(sorted(n))}" for a, n in CONVERSIONS.items())
+    raise ValueError(
+        f"cannot convert the state of {role} optimizer {canonical!r}: conversions exist "
+        f"between the names of one algorithm ({known})"
+    )
+
+
+def convert_state_dict(state_dict: Mapping[str, Any], source: str, target: str) -> dict[str, Any]:
+    """``source``'s ``optimizer.state_dict()`` in the layout of ``target``'s optimizer.
+
+    ``adamw_8bit`` <-> ``adamw`` (and every Adam name of :data:`CONVERSIONS`),
+    ``lion_8bit`` <-> ``lion_32bit`` (and the paged ones). Each parameter's moments are
+    dequantised to fp32 or quantised to 8 bit (bitsandbytes' blockwise dynamic maps, as its
+    8-bit optimizers store them; parameters under 4096 values keep fp32 state there too),
+    the step count carried over. Each param group keeps the source's values of the
+    options the target has (``lr``, ``betas``, ``eps``, ``weight_decay``, a schedule's
+    ``initial_lr``) and takes the target's defaults for the others.
+
+    Args:
+        state_dict: ``optimizer.state_dict()`` of an optimizer built as ``source``.
+        source: the name it was built by (an alias is fine).
+        target: the name of the optimizer that will load the result.
+
+    Returns:
+        A state dict for ``target``'s ``load_state_dict``.
+
+    Raises:
+        ValueError: a pair of names of different algorithms, or a name with no
+            conversion; a state that is not of ``source``'s layout.
+        MissingDependencyError: a bitsandbytes layout without bitsandbytes installed.
+    """
+    src, algorithm, src_layout = _layout(source, "source")
+    dst, dst_algorithm, dst_layout = _layout(target, "target")
+    if algorithm != dst_algorithm:
+        raise ValueError(
+            f"cannot convert {src!r} ({algorithm}) state to {dst!r} ({dst_algorithm}): "
+            "only between the names of one algorithm"
+        )
+    for name, layout in ((src, src_layout), (dst, dst_layout)):
+        if layout != "torch":  # a missing bitsandbytes is the name's own error
+            optimizers.load(optimizers.resolve(name))
+    defaults = _defaults(dst)
+    groups = [_group(g, defaults) for g in state_dict["param_groups"]]
+    state = {
+        pid: _write(dst_layout, *_read(src, src_layout, algorithm, pid, st))
+        for pid, st in state_dict["state"].items()
+    }
+    return {"state": state, "param_groups": groups}
+
+
+def _defaults(name: str) -> dict[str, Any]:
+    """The target's group options, from one built on a throwaway parameter."""
+    import torch
+
+    from optreg._api import get_optimizer
+    from optreg._errors import PagedFallbackWarning
+
+    with warnings.catch_warnings():  # about the throwaway parameter, not the user's
+        warnings.simplefilter("ignore", PagedFallbackWarning)
+        return dict(get_optimizer(name, [torch.nn.Parameter(torch.zeros(1))]).defaults)
+
+
+def _group(group: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(defaults)
+    for key, value in group.items():
+        if key == "betas" and "betas" in defaults:
+            given = tuple(value)
+            out["betas"] = given[: len(defaults["betas"])] + tuple(defaults["betas"])[len(given) :]
+        elif key in defaults or key in ("params", "initial_lr"):
+            out[key] = value
+    return out
+
+
+def _read(
+    name: str, layout: int | str, algorithm: str, pid: Any, state: Mapping[str, Any]
+) -> tuple[list[Any], int]:
+    """``([moment, ...] in fp32, step)`` of one parameter's state.
+
+    Raises:
+        ValueError: the state lacks what ``layout`` holds.
+    """
+    import torch
+
+    count = _MOMENTS[algorithm]
+    if layout == "torch":
+        keys = _TORCH_KEYS[:count]
+        missing = [k for k in ("step", *keys) if k not in state]
+        if missing:
+            raise ValueError(
+                f"parameter {pid} of the {name!r} state lacks {', '.join(missing)} "
+                f"(keys: {sorted(state)}): not a {name} state"
+            )
+        return [state[k].float() for k in keys], int(state["step"])
+    flat = {k: v for k, v in state.items() if k != _BNB_WRAPPER}
+    flat.update(state.get(_BNB_WRAPPER, {}))
+    moments = []
+    for i in range(1, count + 1):
+        value = flat.get(f"state{i}")
+        if not isinstance(value, torch.Tensor) or "step" not in flat:
+            raise ValueError(
+                f"parameter {pid} of the {name!r} state lacks state{i} / step "
+                f"(keys: {sorted(flat)}): not a bitsandbytes {name} state"
+            )
+        if value.dtype == torch.uint8:
+            functional = _bnb_functional()
+            value = functional.dequantize_blockwise(
+                value, absmax=flat[f"absmax{i}"], code=flat[f"qmap{i}"], blocksize=_BLOCKSIZE
+            )
+        moments.append(value.float())
+    return moments, int(flat["step"])
+
+
+def _write(layout: int | str, moments: list[Any], step: int) -> dict[str, Any]:
+    import torch
+
+    if layout == "torch":
+        out: dict[str, Any] = {"step": torch.tensor(float(step), dtype=torch.float32)}
+        out.update(zip(_TORCH_KEYS, (m.clone() for m in moments), strict=False))
+        return out
+    quant: dict[str, Any] = {}
+    for i, moment in enumerate(moments, start=1):
+        if layout == 8 and moment.numel() >= _MIN_8BIT_SIZE:
+            functional = _bnb_functional()
+            code = functional.create_dynamic_map(signed=i == 1)  # the second moment is >= 0
+            q, qstate = functional.quantize_blockwise(
+                moment.contiguous(), code=code, blocksize=_BLOCKSIZE
+            )
+            quant.update({f"state{i}": q, f"qmap{i}": code, f"absmax{i}": qstate.absmax})
+        else:
+            quant[f"state{i}"] = moment.clone()
+    return {"step": step, _BNB_WRAPPER: quant}
+
+
+def _bnb_functional() -> Any:
+    from optreg._loading import import_heavy
+
+    return import_heavy("bitsandbytes.functional")
