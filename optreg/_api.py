@@ -109,14 +109,21 @@ def get_optimizer(
         params, Iterable
     ):
         params = list(params)  # read once: for the groups, and for the names a record keeps
-    groups = param_groups(
-        params,
-        weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
-        no_decay=no_decay,
-        overrides=overrides,
-    )
-    call_hook("optreg_prepare_optimizer", name=entry.name, param_groups=groups, kwargs=kwargs)
-    optimizer = _loading.first_call(entry, factory, groups, **kwargs)
+    if getattr(factory, "optreg_routes_params", False):
+        # it splits the parameters itself, by name and module type (muon_adamw): it gets
+        # what the user gave, with the no-decay patterns and overrides
+        optimizer = _loading.first_call(
+            entry, factory, params, no_decay=no_decay, overrides=overrides, **kwargs
+        )
+    else:
+        groups = param_groups(
+            params,
+            weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
+            no_decay=no_decay,
+            overrides=overrides,
+        )
+        call_hook("optreg_prepare_optimizer", name=entry.name, param_groups=groups, kwargs=kwargs)
+        optimizer = _loading.first_call(entry, factory, groups, **kwargs)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
             f"{label} returned {type(optimizer).__module__}.{type(optimizer).__qualname__}"

@@ -180,9 +180,11 @@ def _quiet_paged() -> Iterator[None]:
         yield
 
 
-def _params() -> list[torch.nn.Parameter]:
+def _params(*, matrices: bool = False) -> list[torch.nn.Parameter]:
+    """A matrix and a bias (a 1 x 3 matrix for optimizers of 2-D parameters only)."""
     torch.manual_seed(0)
-    return [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    bias = torch.randn(1, 3) if matrices else torch.randn(3)
+    return [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(bias)]
 
 
 def _sgd() -> torch.optim.Optimizer:
@@ -203,9 +205,11 @@ def test_fuzz_optimizer_names(name: Any) -> None:
             optreg.get_optimizer(name, _params())
         return
     assert entry.name in OPTIMIZERS
+    need = needs(entry)
+    params = _params(matrices=bool(need.get("matrices_only")))
     try:
         with _quiet_paged():
-            optimizer = optreg.get_optimizer(name, _params())
+            optimizer = optreg.get_optimizer(name, params, **dict(need.get("kwargs") or {}))
     except MissingDependencyError:
         return
     check_lrs(optimizer)

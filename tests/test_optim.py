@@ -19,9 +19,10 @@ pytestmark = pytest.mark.usefixtures("fresh_registry")
 NAMES = optreg.list_optimizers()
 
 
-def _params() -> list[torch.nn.Parameter]:
+def _params(*, matrices: bool = False) -> list[torch.nn.Parameter]:
     torch.manual_seed(0)
-    return [torch.nn.Parameter(torch.randn(64, 80)), torch.nn.Parameter(torch.randn(80))]
+    bias = torch.randn(1, 80) if matrices else torch.randn(80)  # muon: 2-D only
+    return [torch.nn.Parameter(torch.randn(64, 80)), torch.nn.Parameter(bias)]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -39,8 +40,9 @@ def test_every_name_is_an_optimizer_class_that_builds_what_get_optimizer_builds(
         kwargs["lr"] = 1e-3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optreg.PagedFallbackWarning)
-        built = cls(_params(), **kwargs)
-        direct = optreg.get_optimizer(name, _params(), **kwargs)
+        matrices = bool(needs(entry).get("matrices_only"))
+        built = cls(_params(matrices=matrices), **kwargs)
+        direct = optreg.get_optimizer(name, _params(matrices=matrices), **kwargs)
     assert type(built) is type(direct)
     assert built.defaults == direct.defaults
     assert pickle.loads(pickle.dumps(cls)) is cls  # by reference

@@ -153,6 +153,11 @@ def make_task(opt_name: str) -> Task:
         inputs = torch.randint(0, 128, (16, 6), generator=gen)
         target = torch.randn(16, 6, 1, generator=gen)
         return Task(model, inputs, target)
+    if _needs("optimizer", opt_name).get("matrices_only") and "adamw" not in opt_name:
+        model = nn.Sequential(
+            nn.Linear(64, 80, bias=False), nn.Tanh(), nn.Linear(80, 4, bias=False)
+        )
+        return Task(model, torch.randn(16, 64, generator=gen), torch.randn(16, 4, generator=gen))
     return Task(Net(), torch.randn(16, 64, generator=gen), torch.randn(16, 4, generator=gen))
 
 

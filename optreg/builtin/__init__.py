@@ -197,6 +197,21 @@ TORCH_OPTIM = BuiltinPlugin(
             metadata=_needs(requires_closure=True, param_groups=False),
         ),
         Name(
+            "muon",
+            "optreg.builtin.muon:muon",
+            "torch.optim.Muon: orthogonalised momentum for 2-D weight matrices",
+            requires=("torch>=2.9",),
+            metadata=_needs(matrices_only=True),
+        ),
+        Name(
+            "muon_adamw",
+            "optreg.builtin.muon:MuonAdamW",
+            "Muon for hidden 2-D matrices, AdamW for embeddings, heads, norms, biases: one optimizer",
+            aliases=("muon_with_adamw",),
+            requires=("torch>=2.9",),
+            metadata=_needs(matrices_only=True, kwargs={"route": "ndim"}),
+        ),
+        Name(
             "adafactor_torch",
             "torch.optim:Adafactor",
             "torch.optim.Adafactor (torch's own variant, not transformers')",

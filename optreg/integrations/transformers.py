@@ -168,7 +168,7 @@ class OptregTrainingArguments(transformers.TrainingArguments):
 
 
 def optimizer_cls_and_kwargs(
-    name: str, args: transformers.TrainingArguments
+    name: str, args: transformers.TrainingArguments, model: Any = None
 ) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
     """The class and keywords the Trainer builds optreg's ``name`` from, by its conventions.
 
@@ -182,6 +182,11 @@ def optimizer_cls_and_kwargs(
     (0 for biases and norm weights). The result also fits
     ``Trainer(optimizer_cls_and_kwargs=...)`` of a plain Trainer.
 
+    An optimizer that splits the parameters itself (``muon_adamw``: by name and module
+    type) gets ``model``'s named parameters as ``params`` (the Trainer then passes those
+    instead of its groups), ``weight_decay`` for both sides, and the Adam arguments as
+    its ``adamw_betas`` / ``adamw_eps``.
+
     Raises:
         UnknownNameError: no optimizer has that name.
         MissingDependencyError: the name needs an extra that is not installed.
@@ -194,13 +199,23 @@ def optimizer_cls_and_kwargs(
     factory = optimizers.load(entry)
     label = f"optimizer {entry.name!r}"
     kwargs: dict[str, Any] = {}
+    routes = bool(getattr(factory, "optreg_routes_params", False))
+    adam = "adamw_" if routes else ""  # its Adam side's arguments (Muon has an eps too)
+    if routes:
+        if model is None:
+            raise ValueError(
+                f"{label} splits the parameters by name: pass the model, "
+                "optimizer_cls_and_kwargs(name, args, model)"
+            )
+        kwargs["params"] = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        kwargs["weight_decay"] = kwargs["adamw_weight_decay"] = args.weight_decay
     if _signature.takes(factory, "lr"):
         kwargs["lr"] = args.learning_rate
-    betas = _signature.default(factory, "betas")
+    betas = _signature.default(factory, f"{adam}betas")
     if isinstance(betas, tuple) and len(betas) >= 2 and all(map(_validate.is_real, betas)):
-        kwargs["betas"] = (args.adam_beta1, args.adam_beta2, *betas[2:])
-    if _validate.is_real(_signature.default(factory, "eps")):
-        kwargs["eps"] = args.adam_epsilon
+        kwargs[f"{adam}betas"] = (args.adam_beta1, args.adam_beta2, *betas[2:])
+    if _validate.is_real(_signature.default(factory, f"{adam}eps")):
+        kwargs[f"{adam}eps"] = args.adam_epsilon
     given = _optim_args(label, factory, args.optim_args)
     _signature.check_keywords(f"{label} optim_args", factory, given)
     kwargs.update(given)
@@ -305,7 +320,7 @@ class OptregTrainerMixin:
                 args, model
             )
             return cls_and_kwargs
-        return optimizer_cls_and_kwargs(str(name), args)
+        return optimizer_cls_and_kwargs(str(name), args, model)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         """Build ``args.lr_scheduler_type`` with optreg (once, as the Trainer does)."""

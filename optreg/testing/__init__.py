@@ -40,6 +40,7 @@ True}}``. Recognised keys:
 * ``requires_closure``: every step is ``optimizer.step(closure)`` (e.g. LBFGS).
 * ``sparse_grad``: the problem produces sparse gradients (e.g. SparseAdam).
 * ``create_graph``: ``backward(create_graph=True)`` (Hessian-based optimizers).
+* ``matrices_only``: every parameter of the problem is 2-D (e.g. Muon).
 * ``needs_train_eval`` (top-level metadata key too): call ``optimizer.train()``
   before training steps and ``optimizer.eval()`` before saving (schedule-free).
 * ``param_groups``: False for an optimizer that supports a single param group

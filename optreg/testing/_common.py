@@ -74,17 +74,21 @@ class Report:
 # the problem: convex least squares, fixed data
 # --------------------------------------------------------------------------
 class Problem:
-    """``mean((X @ W + b - Y) ** 2)`` per unit ``(W, b)``; sparse: two embedding tables."""
+    """``mean((X @ W + b - Y) ** 2)`` per unit ``(W, b)``; sparse: two embedding tables;
+    matrices: ``b`` a 1 x 3 matrix (for optimizers that take only 2-D parameters)."""
 
-    def __init__(self, *, sparse: bool) -> None:
+    def __init__(self, *, sparse: bool, matrices: bool = False) -> None:
         import torch
 
         self.sparse = sparse
+        self.matrices = matrices
         gen = torch.Generator().manual_seed(SEED)
         self.x = torch.randn(8, 4, generator=gen)
         self.y = torch.randn(8, 3, generator=gen)
         self.w0 = torch.randn(4, 3, generator=gen) * 0.5
         self.b0 = torch.randn(3, generator=gen) * 0.5
+        if matrices:
+            self.b0 = self.b0.reshape(1, 3)
         self.e0 = torch.randn(6, 3, generator=gen) * 0.5
         self.f0 = torch.randn(5, 3, generator=gen) * 0.5
         self.idx_e = torch.tensor([0, 1, 2, 3, 4, 5, 0, 2])

@@ -45,6 +45,7 @@ class _OptSpec:
     train_eval: bool | None
     skip_checks: dict[str, str]
     param_groups: bool = True
+    matrices_only: bool = False
 
 
 class _Runner:
@@ -52,7 +53,7 @@ class _Runner:
 
     def __init__(self, spec: _OptSpec) -> None:
         self.spec = spec
-        self.problem = Problem(sparse=spec.sparse_grad)
+        self.problem = Problem(sparse=spec.sparse_grad, matrices=spec.matrices_only)
 
     def build(self, params: Any, what: str, **extra: Any) -> Any:
         import torch
@@ -423,6 +424,7 @@ def check_optimizer(
         param_groups=param_groups
         if param_groups is not None
         else bool(needs.get("param_groups", True)),
+        matrices_only=bool(needs.get("matrices_only", False)),
     )
     if "lr" not in spec.kwargs and requires(factory, "lr"):
         spec.kwargs["lr"] = DEFAULT_LR

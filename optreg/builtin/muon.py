@@ -1,0 +1,375 @@
+"""``muon`` (torch.optim.Muon) and ``muon_adamw``: Muon for hidden matrices, AdamW for the rest.
+
+Muon orthogonalises 2-D updates and takes only 2-D parameters; every user then writes the
+same split by hand: hidden weight matrices to Muon, and embeddings, the output head (and
+weights tied to it), norm weights, biases and conv kernels to AdamW. :class:`MuonAdamW`
+is that split as ONE ``torch.optim.Optimizer``: one ``step()`` / ``zero_grad()``, every
+param group tagged ``"optimizer": "muon"`` or ``"adamw"``, one state dict, and every LR
+schedule scaling every group. It runs ``torch.optim.Muon`` and ``torch.optim.AdamW``
+themselves, so its updates equal theirs built by hand on the same split, bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from optreg.params import matches, param_groups
+
+__all__ = ["HEAD_MODULES", "MuonAdamW", "muon", "route"]
+
+#: Names of the modules whose weights are an output head: they go to AdamW.
+HEAD_MODULES = frozenset(
+    {"lm_head", "head", "classifier", "score", "qa_outputs", "fc_out", "output"}
+)
+_EMBEDDING_NAMES = ("embed", "wte", "wpe", "tok_embeddings")
+_ROUTES = ("auto", "ndim")
+_SIDES = ("muon", "adamw")
+
+
+def muon(
+    params: Any,
+    lr: float = 1e-3,
+    weight_decay: float = 0.1,
+    momentum: float = 0.95,
+    nesterov: bool = True,
+    ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
+    eps: float = 1e-7,
+    ns_steps: int = 5,
+    adjust_lr_fn: str | None = None,
+) -> torch.optim.Optimizer:
+    """``torch.optim.Muon``, with an error that names what is not 2-D and the fix.
+
+    Raises:
+        ValueError: a parameter that is not 2-D (use ``muon_adamw``), and Muon's own.
+    """
+    groups = list(params)
+    tensors = [
+        (i, p)
+        for i, g in enumerate(groups)
+        for p in (g["params"] if isinstance(g, Mapping) else [g])
+    ]
+    bad = [(i, tuple(p.shape)) for i, p in tensors if p.ndim != 2]
+    if bad:
+        shown = ", ".join(f"group {i}: shape {list(s)}" for i, s in bad[:4])
+        raise ValueError(
+            f"muon takes only 2-D parameters (torch.optim.Muon), got {len(bad)} that are not "
+            f"({shown}); use 'muon_adamw', which gives biases, norms, embeddings and heads "
+            "to AdamW"
+        )
+    cls: Any = torch.optim.Muon  # type: ignore[attr-defined]
+    optimizer: torch.optim.Optimizer = cls(
+        groups,
+        lr=lr,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        nesterov=nesterov,
+        ns_coefficients=ns_coefficients,
+        eps=eps,
+        ns_steps=ns_steps,
+        adjust_lr_fn=adjust_lr_fn,
+    )
+    return optimizer
+
+
+def _named(params: Any) -> tuple[list[tuple[str, torch.Tensor]], set[int], set[int]] | None:
+    """``(named trainable params, embedding weight ids, head weight ids)``, or None
+    when ``params`` says no names."""
+    if isinstance(params, nn.Module):
+        embeddings: set[int] = set()
+        heads: set[int] = set()
+        for module_name, module in params.named_modules():
+            own = [id(p) for p in module.parameters(recurse=False)]
+            if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+                embeddings.update(own)
+            if module_name.rpartition(".")[2] in HEAD_MODULES:
+                heads.update(own)
+        named: list[tuple[str, torch.Tensor]] = [
+            (n, p) for n, p in params.named_parameters() if p.requires_grad
+        ]
+        return named, embeddings, heads
+    items = list(params)
+    if items and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in items):
+        named = [(str(n), p) for n, p in items if p.requires_grad]
+        embeddings = {id(p) for n, p in named if any(e in n for e in _EMBEDDING_NAMES)}
+        heads = {id(p) for n, p in named if n.rpartition(".")[0].rpartition(".")[2] in HEAD_MODULES}
+        return named, embeddings, heads
+    return None
+
+
+def route(
+    params: Any,
+    *,
+    route: str = "auto",
+    adamw_params: Sequence[str] = (),
+    muon_params: Sequence[str] = (),
+) -> dict[str, str]:
+    """``{parameter name: "muon" | "adamw"}``: where :class:`MuonAdamW` puts each one.
+
+    ``route="auto"`` (a module or ``(name, tensor)`` pairs): to AdamW go embeddings
+    (``nn.Embedding`` weights, or names with ``embed`` / ``wte`` / ``wpe``), output heads
+    (the weights of a module named one of :data:`HEAD_MODULES`, and weights tied to an
+    embedding, which a module lists once), every parameter that is not 2-D (biases, norm
+    weights, conv kernels) and names matching ``adamw_params``; the other 2-D weights, and
+    names matching ``muon_params``, go to Muon. ``route="ndim"``: by shape alone (2-D to
+    Muon), for bare tensors.
+
+    Raises:
+        TypeError: ``route="auto"`` without names (bare tensors or param-group dicts).
+        ValueError: an unknown ``route``, a ``muon_params`` match that is not 2-D, or a
+            pattern that matches no parameter.
+    """
+    if route not in _ROUTES:
+        raise ValueError(f"`route` must be 'auto' or 'ndim', got {route!r}")
+    found = _named(params)
+    if found is None:
+        if route == "auto":
+            raise TypeError(
+                "muon_adamw routes parameters by name and module type: pass the nn.Module "
+                "or model.named_parameters(), param groups tagged {'optimizer': 'muon' | "
+                "'adamw'}, or route='ndim' to route bare tensors by shape alone"
+            )
+        tensors = [p for p in params if p.requires_grad]
+        return {f"params[{i}]": "muon" if p.ndim == 2 else "adamw" for i, p in enumerate(tensors)}
+    named, embeddings, heads = found
+    for what, patterns in (("adamw_params", adamw_params), ("muon_params", muon_params)):
+        for pattern in patterns:
+            if not any(matches(n, pattern) for n, _ in named):
+                raise ValueError(
+                    f"{what} pattern {pattern!r} matches no parameter; names look like "
+                    f"{', '.join(n for n, _ in named[:3])}"
+                )
+    out = {}
+    for name, p in named:
+        forced_adamw = any(matches(name, pat) for pat in adamw_params)
+        forced_muon = any(matches(name, pat) for pat in muon_params)
+        if forced_muon and not forced_adamw:
+            if p.ndim != 2:
+                raise ValueError(
+                    f"muon_params matches {name!r} of shape {list(p.shape)}: Muon takes "
+                    "only 2-D parameters"
+                )
+            out[name] = "muon"
+        elif forced_adamw or p.ndim != 2 or route == "ndim":
+            out[name] = "adamw" if forced_adamw or p.ndim != 2 else "muon"
+        else:
+            out[name] = "adamw" if id(p) in embeddings or id(p) in heads else "muon"
+    return out
+
+
+class MuonAdamW(torch.optim.Optimizer):
+    """Muon for hidden 2-D weight matrices, AdamW for everything else, as one optimizer.
+
+    Args:
+        params: an ``nn.Module``, ``(name, tensor)`` pairs, param-group dicts each tagged
+            ``"optimizer": "muon"`` or ``"adamw"``, or (with ``route="ndim"``) tensors.
+        lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps,
+            adjust_lr_fn: Muon's (``torch.optim.Muon``'s defaults).
+        adamw_lr: AdamW's lr; default: ``lr``.
+        adamw_betas, adamw_eps, adamw_weight_decay: AdamW's (torch's defaults).
+        route: ``"auto"`` (by name and module type) or ``"ndim"``; see :func:`route`.
+        adamw_params, muon_params: name patterns (substring or glob) sent to that side.
+        no_decay: name patterns exempt from weight decay; default: biases, norm weights
+            and every 1-D parameter.
+        overrides: per-name-pattern group options, e.g. ``{"layers.0": {"lr": 1e-4}}``.
+
+    Attributes:
+        routes: ``{parameter name: "muon" | "adamw"}``, in the model's order.
+        muon, adamw: the inner ``torch.optim.Muon`` / ``AdamW`` (None when empty).
+
+    Raises:
+        TypeError: no names to route by (see :func:`route`).
+        ValueError: a bad ``route`` or pattern, a group tagged with another optimizer,
+            and what Muon / AdamW raise for their hyperparameters.
+    """
+
+    optreg_routes_params = True  # optreg.get_optimizer passes the module, not its groups
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
+        eps: float = 1e-7,
+        ns_steps: int = 5,
+        adjust_lr_fn: str | None = None,
+        *,
+        adamw_lr: float | None = None,
+        adamw_betas: tuple[float, float] = (0.9, 0.999),
+        adamw_eps: float = 1e-8,
+        adamw_weight_decay: float = 0.01,
+        route: str = "auto",
+        adamw_params: Sequence[str] = (),
+        muon_params: Sequence[str] = (),
+        no_decay: Iterable[str] | None = None,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        if not isinstance(params, nn.Module):
+            params = list(params)
+        muon_options: dict[str, Any] = {
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "momentum": momentum,
+            "nesterov": nesterov,
+            "ns_coefficients": tuple(ns_coefficients),
+            "eps": eps,
+            "ns_steps": ns_steps,
+            "adjust_lr_fn": adjust_lr_fn,
+        }
+        adamw_options: dict[str, Any] = {
+            "lr": lr if adamw_lr is None else adamw_lr,
+            "betas": tuple(adamw_betas),
+            "eps": adamw_eps,
+            "weight_decay": adamw_weight_decay,
+        }
+        groups = self._groups(
+            params,
+            route,
+            adamw_params,
+            muon_params,
+            no_decay,
+            overrides,
+            muon_options,
+            adamw_options,
+        )
+        muon_groups = [g for g in groups if g["optimizer"] == "muon"]
+        adamw_groups = [g for g in groups if g["optimizer"] == "adamw"]
+        cls: Any = torch.optim.Muon  # type: ignore[attr-defined]
+        self.muon: Any = cls(muon_groups, **muon_options) if muon_groups else None
+        self.adamw: Any = torch.optim.AdamW(adamw_groups, **adamw_options) if adamw_groups else None
+        super().__init__([*muon_groups, *adamw_groups], {})
+        self.defaults = {**muon_options, **{f"adamw_{k}": v for k, v in adamw_options.items()}}
+        self._share()
+        self._built = True
+
+    def _groups(
+        self,
+        params: Any,
+        route_by: str,
+        adamw_params: Sequence[str],
+        muon_params: Sequence[str],
+        no_decay: Iterable[str] | None,
+        overrides: Mapping[str, Mapping[str, Any]] | None,
+        muon_options: Mapping[str, Any],
+        adamw_options: Mapping[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Every param group, tagged with its side, in the order Muon's, then AdamW's."""
+        if (
+            not isinstance(params, nn.Module)
+            and params
+            and all(isinstance(g, Mapping) for g in params)
+        ):
+            return self._tagged(params, route_by)
+        self.routes = route(
+            params, route=route_by, adamw_params=adamw_params, muon_params=muon_params
+        )
+        found = _named(params)
+        if found is not None:
+            named = found[0]
+        else:
+            tensors = [p for p in params if p.requires_grad]
+            named = list(zip(self.routes, tensors, strict=True))
+        out: list[dict[str, Any]] = []
+        patterns = dict(overrides or {})
+        for side, options in (("muon", muon_options), ("adamw", adamw_options)):
+            part = [(n, p) for n, p in named if self.routes[n] == side]
+            if not part:
+                continue
+            mine = {k: v for k, v in patterns.items() if any(matches(n, k) for n, _ in part)}
+            for group in param_groups(
+                part,
+                weight_decay=options["weight_decay"],
+                no_decay=no_decay,
+                overrides=mine,
+            ):
+                group["optimizer"] = side
+                out.append(group)
+        return out
+
+    def _tagged(self, groups: Sequence[Mapping[str, Any]], route_by: str) -> list[dict[str, Any]]:
+        """Param-group dicts: each tagged with its side, or (``route="ndim"``) split by shape
+        into a Muon and an AdamW group that keep its options."""
+        out = []
+        self.routes = {}
+        for i, group in enumerate(groups):
+            side = group.get("optimizer")
+            tensors = group["params"]
+            tensors = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
+            if side in _SIDES:
+                parts = {str(side): tensors}
+            elif side is None and route_by == "ndim":
+                parts = {
+                    "muon": [p for p in tensors if p.ndim == 2],
+                    "adamw": [p for p in tensors if p.ndim != 2],
+                }
+            else:
+                raise ValueError(
+                    f"param group {i} of muon_adamw needs 'optimizer': 'muon' or 'adamw', "
+                    f"got {side!r} (or route='ndim' to split untagged groups by shape)"
+                )
+            for part_side, part in parts.items():
+                if part:
+                    out.append({**group, "params": part, "optimizer": part_side})
+            to_muon = {id(p) for p in parts.get("muon", [])}
+            for j, p in enumerate(tensors):
+                self.routes[f"group{i}[{j}]"] = "muon" if id(p) in to_muon else "adamw"
+        return sorted(out, key=lambda g: _SIDES.index(g["optimizer"]))
+
+    def _share(self) -> None:
+        """Point the inner optimizers at this one's group dicts and state (one state
+        dict: the sides hold disjoint parameters)."""
+        for side in _SIDES:
+            inner = getattr(self, side)
+            if inner is not None:
+                inner.param_groups = [g for g in self.param_groups if g["optimizer"] == side]
+                inner.state = self.state
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        """One Muon step and one AdamW step (``closure`` re-evaluates the loss first)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for side in _SIDES:
+            inner = getattr(self, side)
+            if inner is not None:
+                inner.step()
+        return loss
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a :meth:`state_dict`; each saved group must be of the same side.
+
+        Raises:
+            ValueError: the saved groups' sides differ from this optimizer's.
+        """
+        saved = [g.get("optimizer") for g in state_dict["param_groups"]]
+        here = [g["optimizer"] for g in self.param_groups]
+        if saved != here:
+            raise ValueError(
+                f"muon_adamw: the state's param groups are {saved}, this optimizer's {here} "
+                "(another split of the parameters between Muon and AdamW)"
+            )
+        super().load_state_dict(state_dict)
+        self._share()
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group tagged ``"optimizer": "muon" | "adamw"`` to that side."""
+        if not getattr(self, "_built", False):  # torch's __init__ adding the first groups
+            super().add_param_group(param_group)
+            return
+        side = param_group.get("optimizer")
+        inner = getattr(self, side) if side in _SIDES else None
+        if inner is None:
+            raise ValueError(
+                f"muon_adamw.add_param_group needs 'optimizer': 'muon' or 'adamw' (of a side "
+                f"this optimizer has), got {side!r}"
+            )
+        inner.add_param_group(param_group)
+        self.param_groups.append(inner.param_groups[-1])

@@ -1,0 +1,240 @@
+"""optreg.builtin.muon: ``muon`` and the ``muon_adamw`` hybrid (one optimizer, two sides)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import optreg
+from optreg.builtin.muon import MuonAdamW, route
+from optreg.params import param_groups
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(torch.optim, "Muon"), reason="torch.optim.Muon needs torch >= 2.9"
+)
+
+
+class TinyLM(nn.Module):
+    """Embedding, two blocks, a norm, a tied head, and a conv stem (N-D kernel)."""
+
+    def __init__(self, vocab: int = 32, width: int = 16) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Conv1d(1, 1, 3, padding=1)
+        self.embed = nn.Embedding(vocab, width)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict({"attn": nn.Linear(width, width), "mlp": nn.Linear(width, width)})
+            for _ in range(2)
+        )
+        self.norm = nn.LayerNorm(width)
+        self.lm_head = nn.Linear(width, vocab, bias=False)
+        self.lm_head.weight = self.embed.weight  # tied
+        self.classifier = nn.Linear(width, 2)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        h = self.embed(idx)
+        h = h + self.stem(h.reshape(-1, 1, h.shape[-1])).reshape(h.shape)
+        for block in self.blocks:
+            h = h + block["mlp"](torch.tanh(block["attn"](h)))
+        h = self.norm(h)
+        return self.lm_head(h).sum() + self.classifier(h).sum()
+
+
+def _loss(model: nn.Module, step: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(step)
+    return model(torch.randint(0, 32, (4, 5), generator=gen)).pow(2) * 1e-3
+
+
+HIDDEN = [
+    "blocks.0.attn.weight",
+    "blocks.0.mlp.weight",
+    "blocks.1.attn.weight",
+    "blocks.1.mlp.weight",
+]
+
+
+def test_muon_is_torchs_and_names_what_is_not_2d() -> None:
+    w = nn.Parameter(torch.randn(4, 3))
+    opt = optreg.get_optimizer("muon", [w], lr=0.02)
+    assert type(opt) is torch.optim.Muon and opt.defaults["lr"] == 0.02  # type: ignore[attr-defined]
+    with pytest.raises(
+        ValueError,
+        match=r"muon takes only 2-D parameters .* got 3 that are not "
+        r"\(group 1: shape \[16\], group 1: shape \[16\], group 1: shape \[16\]\); "
+        r"use 'muon_adamw'",
+    ):
+        optreg.get_optimizer(
+            "muon", nn.Sequential(nn.Linear(16, 16), nn.LayerNorm(16)), weight_decay=0.1
+        )
+
+
+def test_the_split() -> None:
+    routes = route(TinyLM())
+    assert [n for n, side in routes.items() if side == "muon"] == HIDDEN
+    adamw = {n for n, side in routes.items() if side == "adamw"}
+    assert adamw == {
+        "stem.weight",  # a conv kernel (3-D)
+        "stem.bias",
+        "embed.weight",  # the embedding, and the head tied to it (listed once)
+        "blocks.0.attn.bias", "blocks.0.mlp.bias", "blocks.1.attn.bias", "blocks.1.mlp.bias",
+        "norm.weight", "norm.bias",
+        "classifier.weight",  # an output head, by its module's name
+        "classifier.bias",
+    }  # fmt: skip
+    # named parameters without modules: embeddings and heads by name
+    named = route(list(TinyLM().named_parameters()))
+    assert [n for n, side in named.items() if side == "muon"] == HIDDEN
+    # user patterns win
+    forced = route(TinyLM(), adamw_params=["blocks.1.*"], muon_params=["classifier.weight"])
+    assert forced["blocks.1.attn.weight"] == "adamw" and forced["classifier.weight"] == "muon"
+
+
+def test_one_optimizer_with_tagged_groups_and_the_routes_to_read() -> None:
+    model = TinyLM()
+    opt = optreg.get_optimizer("muon_adamw", model, lr=0.02, adamw_lr=3e-4)
+    assert isinstance(opt, torch.optim.Optimizer) and isinstance(opt, MuonAdamW)
+    assert opt.routes == route(model)
+    sides = [
+        (g["optimizer"], g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups
+    ]
+    assert sides == [("muon", 0.02, 0.1, 4), ("adamw", 3e-4, 0.01, 3), ("adamw", 3e-4, 0.0, 8)]
+    assert type(opt.muon) is torch.optim.Muon and type(opt.adamw) is torch.optim.AdamW  # type: ignore[attr-defined]
+
+
+def _by_hand(model: nn.Module, **kw: Any) -> list[torch.optim.Optimizer]:
+    """What a user writes: the same split, torch.optim.Muon + torch.optim.AdamW."""
+    routes = route(model)
+    named = list(model.named_parameters())
+    muon_part = [(n, p) for n, p in named if routes[n] == "muon"]
+    adamw_part = [(n, p) for n, p in named if routes[n] == "adamw"]
+    return [
+        torch.optim.Muon(param_groups(muon_part, weight_decay=0.1), lr=0.02, weight_decay=0.1),  # type: ignore[attr-defined]
+        torch.optim.AdamW(param_groups(adamw_part, weight_decay=0.01), lr=1e-3, weight_decay=0.01),
+    ]
+
+
+def test_updates_equal_torch_muon_plus_adamw_by_hand_bit_for_bit() -> None:
+    ours_model, hand_model = TinyLM(), TinyLM()
+    ours = optreg.get_optimizer("muon_adamw", ours_model, lr=0.02, adamw_lr=1e-3)
+    hand = _by_hand(hand_model)
+    sched = optreg.get_scheduler("cosine", ours, num_warmup_steps=1, num_training_steps=6)
+    hand_scheds = [
+        optreg.get_scheduler("cosine", o, num_warmup_steps=1, num_training_steps=6) for o in hand
+    ]
+    for step in range(6):
+        _loss(ours_model, step).backward()
+        _loss(hand_model, step).backward()
+        ours.step()
+        sched.step()
+        ours.zero_grad()
+        for o, s in zip(hand, hand_scheds, strict=True):
+            o.step()
+            s.step()
+            o.zero_grad()
+        assert [g["lr"] for g in ours.param_groups] == [
+            g["lr"] for o in hand for g in o.param_groups
+        ]
+    for (name, a), b in zip(ours_model.named_parameters(), hand_model.parameters(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_resume_is_bit_identical_through_weights_only() -> None:
+    straight, resumed = TinyLM(), TinyLM()
+    opt = optreg.get_optimizer("muon_adamw", straight, lr=0.02)
+    sched = optreg.get_scheduler("linear", opt, num_warmup_steps=1, num_training_steps=8)
+    for step in range(8):
+        if step == 4:
+            buf = io.BytesIO()
+            torch.save(
+                {
+                    "model": straight.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                },
+                buf,
+            )
+            buf.seek(0)
+            ckpt = torch.load(buf, weights_only=True)
+        _loss(straight, step).backward()
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+    resumed.load_state_dict(ckpt["model"])
+    r_opt = optreg.get_optimizer("muon_adamw", resumed, lr=0.02)
+    r_opt.load_state_dict(ckpt["opt"])
+    r_sched = optreg.get_scheduler("linear", r_opt, num_warmup_steps=1, num_training_steps=8)
+    r_sched.load_state_dict(ckpt["sched"])
+    assert r_opt.muon.state is r_opt.state and r_opt.muon.param_groups[0] is r_opt.param_groups[0]  # type: ignore[attr-defined]
+    for step in range(4, 8):
+        _loss(resumed, step).backward()
+        r_opt.step()
+        r_sched.step()
+        r_opt.zero_grad()
+    for (name, a), b in zip(straight.named_parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b), name
+    # another split refuses the state, by side
+    other = optreg.get_optimizer("muon_adamw", TinyLM(), lr=0.02, adamw_params=["blocks.*"])
+    with pytest.raises(
+        ValueError, match=r"the state's param groups are \['muon', 'adamw', 'adamw'\]"
+    ):
+        other.load_state_dict(ckpt["opt"])
+
+
+def test_a_checkpoint_record_rebuilds_it() -> None:
+    model = TinyLM()
+    opt = optreg.get_optimizer("muon_adamw", model, lr=0.02, adamw_betas=(0.9, 0.95))
+    _loss(model, 0).backward()
+    opt.step()
+    record = optreg.state_dict(opt)
+    rebuilt, _ = optreg.from_state_dict(record, model)
+    assert isinstance(rebuilt, MuonAdamW) and rebuilt.defaults["adamw_betas"] == (0.9, 0.95)
+    assert rebuilt.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
+
+
+def test_as_a_class_and_with_overrides() -> None:
+    model = TinyLM()
+    opt = optreg.get_optimizer_cls("muon_adamw")(
+        model, lr=0.02, overrides={"blocks.1": {"lr": 0.01}}
+    )
+    lrs = {(g["optimizer"], g["lr"]) for g in opt.param_groups}
+    assert (
+        ("muon", 0.01) in lrs and ("muon", 0.02) in lrs and ("adamw", 0.01) in lrs
+    )  # biases of blocks.1
+
+
+@pytest.mark.parametrize(
+    ("params", "kwargs", "error", "match"),
+    [
+        (lambda: list(TinyLM().parameters()), {}, TypeError, r"routes parameters by name and module type"),
+        (lambda: TinyLM(), {"route": "shape"}, ValueError, r"`route` must be 'auto' or 'ndim', got 'shape'"),
+        (lambda: TinyLM(), {"muon_params": ["norm.weight"]}, ValueError, r"matches 'norm.weight' of shape \[16\]: Muon takes only 2-D"),
+        (lambda: TinyLM(), {"adamw_params": ["nope"]}, ValueError, r"adamw_params pattern 'nope' matches no parameter"),
+        (lambda: [{"params": [nn.Parameter(torch.zeros(2, 2))]}], {}, ValueError, r"param group 0 of muon_adamw needs 'optimizer'"),
+    ],
+)  # fmt: skip
+def test_errors(params: Any, kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        optreg.get_optimizer("muon_adamw", params(), **kwargs)
+
+
+def test_bare_tensors_by_shape_and_tagged_groups() -> None:
+    w, b = nn.Parameter(torch.randn(4, 4)), nn.Parameter(torch.randn(4))
+    opt = optreg.get_optimizer("muon_adamw", [w, b], route="ndim")
+    assert opt.routes == {"params[0]": "muon", "params[1]": "adamw"}
+    tagged = optreg.get_optimizer(
+        "muon_adamw",
+        [{"params": [b], "optimizer": "adamw", "lr": 1e-4}, {"params": [w], "optimizer": "muon"}],
+    )
+    assert [(g["optimizer"], g["lr"]) for g in tagged.param_groups] == [
+        ("muon", 1e-3),
+        ("adamw", 1e-4),
+    ]
+    extra = nn.Parameter(torch.randn(4, 4))
+    tagged.add_param_group({"params": [extra], "optimizer": "muon", "lr": 0.5})
+    assert tagged.param_groups[-1] is tagged.muon.param_groups[-1]  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"add_param_group needs 'optimizer': 'muon' or 'adamw'"):
+        tagged.add_param_group({"params": [nn.Parameter(torch.randn(2))]})
