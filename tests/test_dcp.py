@@ -6,7 +6,10 @@ uninterrupted run). Fresh processes then load that checkpoint with ``dcp.load`` 
 ``set_state_dict`` on 1, 2 and 4 ranks and take the same 3 steps on the same global
 batch. On 2 ranks the result is bit-identical to the uninterrupted run; on 1 and 4 the
 gradient is reduced over another number of ranks, so parameters agree within
-``rtol=1e-5, atol=1e-6`` (observed: ~1e-7).
+``rtol=1e-5, atol=1e-6`` (observed: ~1e-7). ``muon_adamw`` is the exception:
+``torch.optim.Muon`` orthogonalises its update with a Newton-Schulz iteration in bfloat16,
+whose rounding follows the sharding, so on 1 or 4 ranks its parameters agree within
+``atol=1e-3`` (observed 5.2e-4, about 1% of 3 steps' updates at lr 2e-2).
 
 bitsandbytes' names do not run under FSDP2: their custom ops get DTensor parameters and
 have no sharding rule for them; test_bnb_under_fsdp2_fails_as_documented pins the error.
@@ -36,10 +39,12 @@ KWARGS: dict[str, dict[str, Any]] = {
     "adamw": {"lr": 1e-2, "weight_decay": 0.01},
     "adafactor": {},  # relative step: its own lr
     "sgd": {"lr": 1e-2, "momentum": 0.9},
+    "muon_adamw": {"lr": 2e-2, "adamw_lr": 1e-2},
 }
 BNB = "adamw_8bit"
 RESUME_WORLDS = (1, 2, 4)
 RTOL, ATOL = 1e-5, 1e-6
+MUON_ATOL = 1e-3  # observed 5.2e-4 after 3 steps of lr 2e-2: about 1% of the update
 
 
 class Net(nn.Module):
@@ -200,6 +205,8 @@ def test_saved_on_2_ranks_resumes_on_any(runs: dict[Any, Any], name: str, world:
     for i, (a, b) in enumerate(zip(got, want, strict=True)):
         if world == 2:  # the same shards, the same reductions
             assert torch.equal(a, b), f"param {i}"
+        elif name == "muon_adamw":  # torch's Newton-Schulz runs in bfloat16 (see the top)
+            torch.testing.assert_close(a, b, rtol=0.0, atol=MUON_ATOL)
         else:
             torch.testing.assert_close(a, b, rtol=RTOL, atol=ATOL)
     assert not torch.equal(got[0], Net().fc1.weight)  # it trained
