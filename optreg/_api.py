@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from optreg import _loading, _records, _signature, _validate
@@ -64,6 +64,9 @@ def get_optimizer(
     *,
     no_decay: Iterable[str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    rules: Sequence[Mapping[str, Any]] | None = None,
+    layer_decay: float | None = None,
+    layer_pattern: str | None = None,
     **kwargs: Any,
 ) -> torch.optim.Optimizer:
     """Build the optimizer registered as ``name``.
@@ -75,6 +78,13 @@ def get_optimizer(
             biases, norm weights and 1-D parameters get ``weight_decay=0.0``.
         no_decay: name patterns exempt from weight decay (replaces the default rule).
         overrides: per-name-pattern group options, e.g. ``{"embed": {"lr": 1e-4}}``.
+        rules: declarative param-group rules, plain data: selectors (``match``,
+            ``regex``, ``module``, ``ndim``, ``shape``) and the options they set
+            (``lr``, ``lr_scale``, ``weight_decay``, any hyperparameter; ``optimizer``
+            for a composite such as ``muon_adamw``); see :mod:`optreg._rules`.
+        layer_decay: layer-wise lr decay (``0.75``: each layer below the top gets
+            0.75 times the lr of the one above).
+        layer_pattern: a regex whose first group is a parameter name's layer index.
         **kwargs: hyperparameters of the optimizer (``lr``, ``weight_decay``, ...).
 
     Returns:
@@ -90,6 +100,7 @@ def get_optimizer(
     """
     import torch
 
+    from optreg._rules import assign, named_of
     from optreg.params import param_groups
 
     entry = optimizers.resolve(name)
@@ -105,22 +116,45 @@ def get_optimizer(
     kwargs = _validate.hyperparameters(label, factory, kwargs)
     if overrides:
         overrides = _check_overrides(label, factory, overrides)
+    routes = bool(getattr(factory, "optreg_routes_params", False))
+    if rules is not None:
+        _check_rule_options(label, factory, rules, composite=routes)
+    if overrides and (rules or layer_decay is not None):
+        raise ValueError(
+            f"{label}: give rules= or overrides=, not both (a rule does what an override does)"
+        )
     if not isinstance(params, (torch.Tensor, torch.nn.Module, Mapping, str, bytes)) and isinstance(
         params, Iterable
     ):
         params = list(params)  # read once: for the groups, and for the names a record keeps
-    if getattr(factory, "optreg_routes_params", False):
+    ruled = rules is not None or layer_decay is not None
+    if routes:
         # it splits the parameters itself, by name and module type (muon_adamw): it gets
-        # what the user gave, with the no-decay patterns and overrides
+        # what the user gave, with the no-decay patterns, overrides and rules
+        extra = {"rules": rules, "layer_decay": layer_decay, "layer_pattern": layer_pattern}
         optimizer = _loading.first_call(
-            entry, factory, params, no_decay=no_decay, overrides=overrides, **kwargs
+            entry,
+            factory,
+            params,
+            no_decay=no_decay,
+            overrides=overrides,
+            **({k: v for k, v in extra.items() if v is not None} if ruled else {}),
+            **kwargs,
         )
     else:
+        options = None
+        if ruled:
+            named, model = named_of(params)
+            options = assign(
+                named, rules, model=model, layer_decay=layer_decay, layer_pattern=layer_pattern
+            )
         groups = param_groups(
             params,
             weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
             no_decay=no_decay,
             overrides=overrides,
+            options=options,
+            lr=kwargs.get("lr", _signature.default(factory, "lr")),
         )
         call_hook("optreg_prepare_optimizer", name=entry.name, param_groups=groups, kwargs=kwargs)
         optimizer = _loading.first_call(entry, factory, groups, **kwargs)
@@ -137,6 +171,15 @@ def get_optimizer(
         no_decay=no_decay,
         overrides=overrides,
         names=_records.parameter_names(params),
+        grouping={
+            k: v
+            for k, v in (
+                ("rules", rules),
+                ("layer_decay", layer_decay),
+                ("layer_pattern", layer_pattern),
+            )
+            if v is not None
+        },
     )
     call_hook("optreg_optimizer_created", name=entry.name, optimizer=optimizer)
     return optimizer
@@ -212,6 +255,36 @@ def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
                 "(adafactor: lr=1e-3, relative_step=False), or use the 'adafactor' schedule, "
                 "which reports the lr Adafactor computes"
             )
+
+
+def _check_rule_options(
+    label: str, factory: Any, rules: Sequence[Mapping[str, Any]], *, composite: bool
+) -> None:
+    """Every option a rule sets is one the optimizer takes (or lr_scale / optimizer).
+
+    Raises:
+        TypeError: an option the optimizer does not take, or ``optimizer`` for one that
+            is not composite.
+    """
+    from optreg._rules import SELECTORS
+
+    if not isinstance(rules, (list, tuple)):
+        return  # assign() says what is wrong with it
+    group_options = tuple(getattr(factory, "optreg_group_options", ()))
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, Mapping):
+            continue
+        where = f"{label} rules[{i}]"
+        options = [k for k in rule if k not in SELECTORS and k not in ("lr_scale", *group_options)]
+        if "optimizer" in options:
+            if not composite:
+                raise TypeError(
+                    f"{where} sets 'optimizer', which only a composite optimizer "
+                    "(such as 'muon_adamw') takes"
+                )
+            options.remove("optimizer")
+        _signature.check_keywords(where, factory, options)
+        _validate.hyperparameters(where, factory, {k: rule[k] for k in options}, group=True)
 
 
 def _check_overrides(

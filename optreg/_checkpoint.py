@@ -244,8 +244,14 @@ def load_state_dict(
             **saved_opt["kwargs"],
             "no_decay": saved_opt["no_decay"],
             "overrides": saved_opt["overrides"],
+            **saved_opt.get("grouping", {}),
         },
-        {**record["kwargs"], "no_decay": record["no_decay"], "overrides": record["overrides"]},
+        {
+            **record["kwargs"],
+            "no_decay": record["no_decay"],
+            "overrides": record["overrides"],
+            **record["grouping"],
+        },
     )
     if hyper:
         warnings.warn(
@@ -281,6 +287,7 @@ def from_state_dict(checkpoint: Mapping[str, Any], params: Any) -> tuple[Any, An
         params,
         no_decay=saved["no_decay"],
         overrides=saved["overrides"],
+        **saved.get("grouping", {}),
         **saved["kwargs"],
     )
     scheduler = None

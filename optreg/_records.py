@@ -53,6 +53,7 @@ def remember_optimizer(
     no_decay: Iterable[str] | None,
     overrides: Mapping[str, Mapping[str, Any]] | None,
     names: dict[int, str],
+    grouping: Mapping[str, Any] | None = None,
 ) -> None:
     """Note how :func:`optreg.get_optimizer` built ``optimizer`` (for :func:`state_dict`)."""
     with contextlib.suppress(TypeError):  # an object with no weak reference: no record
@@ -63,6 +64,7 @@ def remember_optimizer(
             "no_decay": None if no_decay is None else list(no_decay),
             "overrides": None if overrides is None else {k: dict(v) for k, v in overrides.items()},
             "names": names,
+            "grouping": dict(grouping or {}),
         }
 
 

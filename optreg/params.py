@@ -70,6 +70,8 @@ def param_groups(
     weight_decay: float | None = None,
     no_decay: Iterable[str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    lr: Any = None,
 ) -> list[dict[str, Any]]:
     """Turn ``params`` into a list of param-group dicts.
 
@@ -83,14 +85,19 @@ def param_groups(
         overrides: ``{pattern: {option: value}}``; every parameter whose name
             matches ``pattern`` (first matching pattern wins) gets those group
             options, e.g. ``{"embed": {"lr": 1e-4}}``.
+        options: ``{name: group options}``, what :func:`optreg._rules.assign` makes of
+            declarative rules and ``layer_decay``; an ``lr_scale`` multiplies ``lr``.
+        lr: the optimizer's lr, which an ``lr_scale`` scales.
 
     Returns:
         Param-group dicts (fresh dicts; the caller may mutate them).
 
     Raises:
         TypeError: ``params`` is a single tensor or holds something else.
-        ValueError: no parameters, or ``overrides`` / ``no_decay`` without names.
+        ValueError: no parameters, ``overrides`` / ``no_decay`` / ``options`` without
+            names, or an ``lr_scale`` without a numeric lr.
     """
+    ruled = options is not None
     if isinstance(params, torch.Tensor):
         raise TypeError(
             "params must be an iterable of tensors, of (name, tensor) pairs, of "
@@ -121,10 +128,10 @@ def param_groups(
         if not items:
             raise ValueError("optimizer got an empty parameter list")
         if all(isinstance(x, Mapping) for x in items):
-            if overrides or no_decay is not None:
+            if overrides or no_decay is not None or ruled:
                 raise ValueError(
-                    "overrides= and no_decay= need parameter names: pass the nn.Module "
-                    "or (name, tensor) pairs instead of param-group dicts"
+                    "overrides=, no_decay= and rules= need parameter names: pass the "
+                    "nn.Module or (name, tensor) pairs instead of param-group dicts"
                 )
             return [_group(i, g) for i, g in enumerate(items)]
         if all(_is_named_pair(x) for x in items):
@@ -137,14 +144,14 @@ def param_groups(
                     "params must hold tensors, (name, tensor) pairs or param-group dicts; "
                     f"found {type(bad).__name__}: {bad!r:.80}"
                 )
-            if overrides or no_decay is not None:
+            if overrides or no_decay is not None or ruled:
                 raise ValueError(
-                    "overrides= and no_decay= need parameter names: pass the nn.Module "
-                    "or (name, tensor) pairs instead of bare tensors"
+                    "overrides=, no_decay= and rules= need parameter names: pass the "
+                    "nn.Module or (name, tensor) pairs instead of bare tensors"
                 )
             _check_initialised([(f"params[{i}]", p) for i, p in enumerate(items)])
             return [{"params": items}]
-    return _split(named, weight_decay, no_decay, default_rule, dict(overrides or {}))
+    return _split(named, weight_decay, no_decay, default_rule, dict(overrides or {}), options, lr)
 
 
 def _group(index: int, group: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,6 +201,8 @@ def _split(
     no_decay: Iterable[str] | None,
     default_rule: set[str] | None,
     overrides: dict[str, Mapping[str, Any]],
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+    lr: Any = None,
 ) -> list[dict[str, Any]]:
     for pat, opts in overrides.items():
         if not isinstance(pat, str) or not isinstance(opts, Mapping):
@@ -208,7 +217,7 @@ def _split(
             )
     patterns = list(no_decay) if no_decay is not None else None
     split_decay = weight_decay is not None and weight_decay > 0
-    groups: dict[tuple[bool, str | None], dict[str, Any]] = {}
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     pattern: str | None
     for name, p in named:
         exempt = False
@@ -218,15 +227,33 @@ def _split(
             else:
                 exempt = name in (default_rule or set()) or p.ndim < 2 or name.endswith("bias")
         pattern = next((pat for pat in overrides if matches(name, pat)), None)
-        key = (exempt, pattern)
+        ruled = dict((extra or {}).get(name, {}))
+        key = (exempt, pattern, tuple(sorted(ruled.items(), key=lambda kv: kv[0])))
         if key not in groups:
             group: dict[str, Any] = {"params": []}
             if exempt:
                 group["weight_decay"] = 0.0
             if pattern is not None:
                 group.update(overrides[pattern])
+            scale = ruled.pop("lr_scale", None)
+            group.update(ruled)
+            if scale is not None:
+                base = group.get("lr", lr)
+                if isinstance(base, bool) or not isinstance(base, (int, float)):
+                    raise ValueError(
+                        f"lr_scale / layer_decay scale the lr, and parameter {name!r} has "
+                        f"lr={base!r}: give the optimizer an lr"
+                    )
+                group["lr"] = base * scale
             groups[key] = group
         groups[key]["params"].append(p)
-    # deterministic order: un-overridden groups first, then by pattern; decay before no-decay
+    # deterministic order: un-overridden groups first, then by pattern; decay before no-decay;
+    # ruled groups in the order their first parameter comes
     order: dict[str | None, int] = {pat: i for i, pat in enumerate(overrides)}
-    return [groups[k] for k in sorted(groups, key=lambda k: (order.get(k[1], -1), k[0]))]
+    first = {k: i for i, k in enumerate(groups)}
+    return [
+        groups[k]
+        for k in sorted(
+            groups, key=lambda k: (order.get(k[1], -1), k[0] if not k[2] else False, first[k])
+        )
+    ]

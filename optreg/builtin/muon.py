@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from optreg._rules import assign, named_of
 from optreg.params import matches, param_groups
 
 __all__ = ["HEAD_MODULES", "MuonAdamW", "muon", "route"]
@@ -106,6 +107,7 @@ def route(
     route: str = "auto",
     adamw_params: Sequence[str] = (),
     muon_params: Sequence[str] = (),
+    forced: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """``{parameter name: "muon" | "adamw"}``: where :class:`MuonAdamW` puts each one.
 
@@ -115,7 +117,8 @@ def route(
     embedding, which a module lists once), every parameter that is not 2-D (biases, norm
     weights, conv kernels) and names matching ``adamw_params``; the other 2-D weights, and
     names matching ``muon_params``, go to Muon. ``route="ndim"``: by shape alone (2-D to
-    Muon), for bare tensors.
+    Muon), for bare tensors. ``forced`` (``{name: side}``, what rules with an
+    ``"optimizer"`` option say) overrides all of it.
 
     Raises:
         TypeError: ``route="auto"`` without names (bare tensors or param-group dicts).
@@ -157,6 +160,16 @@ def route(
             out[name] = "adamw" if forced_adamw or p.ndim != 2 else "muon"
         else:
             out[name] = "adamw" if id(p) in embeddings or id(p) in heads else "muon"
+        side = (forced or {}).get(name)
+        if side is not None:
+            if side not in _SIDES:
+                raise ValueError(f"a rule sends {name!r} to optimizer {side!r}: 'muon' or 'adamw'")
+            if side == "muon" and p.ndim != 2:
+                raise ValueError(
+                    f"a rule sends {name!r} of shape {list(p.shape)} to Muon, which takes "
+                    "only 2-D parameters"
+                )
+            out[name] = side
     return out
 
 
@@ -209,6 +222,9 @@ class MuonAdamW(torch.optim.Optimizer):
         muon_params: Sequence[str] = (),
         no_decay: Iterable[str] | None = None,
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        rules: Sequence[Mapping[str, Any]] | None = None,
+        layer_decay: float | None = None,
+        layer_pattern: str | None = None,
     ) -> None:
         if not isinstance(params, nn.Module):
             params = list(params)
@@ -237,6 +253,7 @@ class MuonAdamW(torch.optim.Optimizer):
             overrides,
             muon_options,
             adamw_options,
+            {"rules": rules, "layer_decay": layer_decay, "layer_pattern": layer_pattern},
         )
         muon_groups = [g for g in groups if g["optimizer"] == "muon"]
         adamw_groups = [g for g in groups if g["optimizer"] == "adamw"]
@@ -258,6 +275,7 @@ class MuonAdamW(torch.optim.Optimizer):
         overrides: Mapping[str, Mapping[str, Any]] | None,
         muon_options: Mapping[str, Any],
         adamw_options: Mapping[str, Any],
+        ruling: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
         """Every param group, tagged with its side, in the order Muon's, then AdamW's."""
         if (
@@ -266,8 +284,23 @@ class MuonAdamW(torch.optim.Optimizer):
             and all(isinstance(g, Mapping) for g in params)
         ):
             return self._tagged(params, route_by)
+        options: dict[str, dict[str, Any]] | None = None
+        if ruling["rules"] is not None or ruling["layer_decay"] is not None:
+            named_all, model = named_of(params)
+            options = assign(
+                named_all,
+                ruling["rules"],
+                model=model,
+                layer_decay=ruling["layer_decay"],
+                layer_pattern=ruling["layer_pattern"],
+            )
+        forced = {n: o.pop("optimizer") for n, o in (options or {}).items() if "optimizer" in o}
         self.routes = route(
-            params, route=route_by, adamw_params=adamw_params, muon_params=muon_params
+            params,
+            route=route_by,
+            adamw_params=adamw_params,
+            muon_params=muon_params,
+            forced=forced,
         )
         found = _named(params)
         if found is not None:
@@ -277,16 +310,18 @@ class MuonAdamW(torch.optim.Optimizer):
             named = list(zip(self.routes, tensors, strict=True))
         out: list[dict[str, Any]] = []
         patterns = dict(overrides or {})
-        for side, options in (("muon", muon_options), ("adamw", adamw_options)):
+        for side, side_options in (("muon", muon_options), ("adamw", adamw_options)):
             part = [(n, p) for n, p in named if self.routes[n] == side]
             if not part:
                 continue
             mine = {k: v for k, v in patterns.items() if any(matches(n, k) for n, _ in part)}
             for group in param_groups(
                 part,
-                weight_decay=options["weight_decay"],
+                weight_decay=side_options["weight_decay"],
                 no_decay=no_decay,
                 overrides=mine,
+                options=None if options is None else {n: options[n] for n, _ in part},
+                lr=side_options["lr"],
             ):
                 group["optimizer"] = side
                 out.append(group)
