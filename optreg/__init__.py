@@ -41,6 +41,7 @@ from optreg._errors import (
     UsageError,
     WarmupLongerThanTrainingWarning,
 )
+from optreg._groups import GroupReport, explain_groups
 from optreg._names import SchedulerType
 from optreg._registry import Registry, optimizers, schedulers
 from optreg.optim import get_optimizer_cls
@@ -52,6 +53,7 @@ __all__ = [
     "DuplicateNameError",
     "Entry",
     "EntryInfo",
+    "GroupReport",
     "MissingDependencyError",
     "OptregError",
     "OptregPluginWarning",
@@ -66,6 +68,7 @@ __all__ = [
     "__version__",
     "build",
     "convert_state_dict",
+    "explain_groups",
     "from_state_dict",
     "get_optimizer",
     "get_optimizer_cls",

@@ -8,6 +8,8 @@
     optreg [-v] [--version] COMMAND
     optreg plot [NAME...] [--config CONFIG] --num-warmup-steps W --num-training-steps T [--lr LR]
                 [--kw [NAME.]KEY=VALUE ...] [--log-y] -o FILE.png
+    optreg groups NAME [--model MODULE:ATTR|example] [--rules RULES] [--layer-decay D]
+                [--kw KEY=VALUE ...] [--json]
     optreg compare [OPT...] [--config CONFIG] [--scheduler NAME] [--steps N] [--lr LR] [--seed S]
                 [--num-warmup-steps W] [--kw [NAME.]KEY=VALUE ...] [--[no-]progress]
                 -o FILE.png
@@ -28,7 +30,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from optreg import _cli_plot
+from optreg import _cli_groups, _cli_plot
 from optreg._errors import (
     AmbiguousNameError,
     MissingDependencyError,
@@ -421,6 +423,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="loss-curve image")
     p.set_defaults(func=_cli_plot.cmd_compare)
+
+    p = sub.add_parser("groups", help="dry run: each parameter's group, optimizer, lr, decay")
+    p.add_argument("name", metavar="NAME", help="an optimizer name")
+    p.add_argument(
+        "--model",
+        default="example",
+        help="module:attr of a callable returning an nn.Module, or 'example' (optreg's tiny LM)",
+    )
+    p.add_argument(
+        "--rules",
+        metavar="RULES",
+        help="param-group rules: inline JSON (a list), or a .json / .yaml / .toml file "
+        "holding {rules: [...]}",
+    )
+    p.add_argument("--layer-decay", type=_positive_float, metavar="D", help="layer-wise lr decay")
+    p.add_argument(
+        "--kw",
+        type=parse_kw,
+        action="append",
+        metavar="KEY=VALUE",
+        help="optimizer argument, repeatable (lr=0.02, weight_decay=0.1, adamw_lr=3e-4)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cli_groups.cmd_groups)
     return parser
 
 
