@@ -9,6 +9,7 @@ import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,48 @@ def readme_python_blocks(*, integrations: bool) -> list[tuple[int, str]]:
         for m in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M)
         if (start < m.start() < end) is integrations
     ]
+
+
+def run_ranks(script: str, argv: Callable[[int], list[str]], world: int, what: str) -> None:
+    """Start ``world`` processes of ``python script *argv(rank)`` (gloo on loopback, one
+    thread each) and wait; fail the test, with the output, if one fails or hangs."""
+    import pytest
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTREG_", "MASTER_"))}
+    env.update(GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, script, *argv(rank)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(world)
+    ]
+    logs = []
+    try:
+        for p in procs:
+            try:
+                logs.append(p.communicate(timeout=300)[0])
+            except subprocess.TimeoutExpired:
+                # one rank failed or hung: the others wait in a collective forever
+                for q in procs:
+                    q.kill()
+                pytest.fail(f"{what}: ranks timed out after 300 s; output:\n{p.communicate()[0]}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for rank, p in enumerate(procs):
+        assert p.returncode == 0, f"{what}: rank {rank}/{world} failed:\n{logs[rank]}"
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -20,9 +20,6 @@ Run one worker by hand with
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -30,6 +27,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import free_port, run_ranks
 from torch import nn
 
 import optreg
@@ -139,42 +137,14 @@ def worker(phase: str, rank: int, world: int, port: int, root: Path) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _spawn(phase: str, world: int, root: Path) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTREG_", "MASTER_"))}
-    env.update(GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    port = _free_port()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, phase, str(rank), str(world), str(port), str(root)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(world)
-    ]
-    logs = []
-    try:
-        for p in procs:
-            try:
-                logs.append(p.communicate(timeout=300)[0])
-            except subprocess.TimeoutExpired:
-                for q in procs:
-                    q.kill()
-                pytest.fail(f"{phase} on {world} ranks timed out:\n{p.communicate()[0]}")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for rank, p in enumerate(procs):
-        assert p.returncode == 0, f"{phase} rank {rank}/{world} failed:\n{logs[rank]}"
+    port = free_port()
+    run_ranks(
+        __file__,
+        lambda rank: [phase, str(rank), str(world), str(port), str(root)],
+        world,
+        f"{phase} on {world} ranks",
+    )
     loaded: dict[str, Any] = torch.load(root / f"{phase}-{world}.pt", weights_only=True)
     return loaded
 

@@ -14,9 +14,6 @@ Run one worker by hand with
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import free_port, run_ranks
 from torch import nn
 
 import optreg
@@ -166,46 +164,10 @@ def worker(rank: int, world: int, port: int, out_dir: Path) -> None:
 # --------------------------------------------------------------------------- test side
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def distributed_results(out_dir: Path) -> dict[str, Any]:
     """Run both ranks once (all cases) and return rank 0's results, checked against rank 1."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTREG_", "MASTER_"))}
-    env.update(GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    port = _free_port()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, str(rank), str(WORLD), str(port), str(out_dir)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(WORLD)
-    ]
-    logs = []
-    try:
-        for p in procs:
-            try:
-                out, _ = p.communicate(timeout=300)
-            except subprocess.TimeoutExpired:
-                # one rank failed or hung: the other waits in a collective forever
-                for q in procs:
-                    q.kill()
-                out, _ = p.communicate()
-                pytest.fail(f"distributed ranks timed out after 300 s; rank output:\n{out}")
-            logs.append(out)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for rank, p in enumerate(procs):
-        assert p.returncode == 0, f"rank {rank} failed:\n{logs[rank]}"
+    port = free_port()
+    run_ranks(__file__, lambda rank: [str(rank), str(WORLD), str(port), str(out_dir)], WORLD, "ddp")
     ranks = [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
     for key, value in ranks[0].items():
         other = ranks[1][key]
