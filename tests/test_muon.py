@@ -191,7 +191,7 @@ def test_a_checkpoint_record_rebuilds_it() -> None:
     opt.step()
     record = optreg.state_dict(opt)
     rebuilt, _ = optreg.from_state_dict(record, model)
-    assert isinstance(rebuilt, MuonAdamW) and rebuilt.defaults["adamw_betas"] == (0.9, 0.95)
+    assert isinstance(rebuilt, MuonAdamW) and rebuilt.hyperparameters["adamw_betas"] == (0.9, 0.95)
     assert rebuilt.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
 
 

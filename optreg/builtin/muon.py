@@ -191,6 +191,8 @@ class MuonAdamW(torch.optim.Optimizer):
 
     Attributes:
         routes: ``{parameter name: "muon" | "adamw"}``, in the model's order.
+        hyperparameters: every argument, AdamW's as ``adamw_lr`` and so on; ``defaults``
+            holds only the keys both sides' groups carry (``lr``, ``weight_decay``).
         muon, adamw: the inner ``torch.optim.Muon`` / ``AdamW`` (None when empty).
 
     Raises:
@@ -261,7 +263,13 @@ class MuonAdamW(torch.optim.Optimizer):
         self.muon: Any = cls(muon_groups, **muon_options) if muon_groups else None
         self.adamw: Any = torch.optim.AdamW(adamw_groups, **adamw_options) if adamw_groups else None
         super().__init__([*muon_groups, *adamw_groups], {})
-        self.defaults = {**muon_options, **{f"adamw_{k}": v for k, v in adamw_options.items()}}
+        #: every argument it was built with (Muon's, then AdamW's as ``adamw_*``)
+        self.hyperparameters = {
+            **muon_options,
+            **{f"adamw_{k}": v for k, v in adamw_options.items()},
+        }
+        # torch's contract: every group carries every key of defaults; the sides share these
+        self.defaults = {"lr": lr, "weight_decay": weight_decay}
         self._share()
         self._built = True
 
