@@ -124,8 +124,8 @@ def worker(phase: str, rank: int, world: int, port: int, root: Path) -> None:
     results: dict[str, Any] = {}
     try:
         for name in (*KWARGS, BNB):
-            if name == BNB and not optreg.optimizer_info(BNB).available:
-                continue
+            if not optreg.optimizers.status(optreg.optimizers.resolve(name))[0]:
+                continue  # muon_adamw before torch 2.9, adamw_8bit without bitsandbytes
             try:
                 results[name] = _case(phase, name, rank, world, root)
             except Exception as e:
@@ -153,6 +153,10 @@ def _spawn(phase: str, world: int, root: Path) -> dict[str, Any]:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int | str, dict[str, Any]]:
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
+    from torch.distributed import fsdp
+
+    if not hasattr(fsdp, "fully_shard"):
+        pytest.skip(f"torch {torch.__version__} has no torch.distributed.fsdp.fully_shard (FSDP2)")
     root = tmp_path_factory.mktemp("dcp")
     out: dict[int | str, dict[str, Any]] = {"save": _spawn("save", 2, root)}
     for world in RESUME_WORLDS:
@@ -161,6 +165,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int | str, dict[str, 
 
 
 def _params(result: Any, what: str) -> list[torch.Tensor]:
+    if result is None:
+        pytest.skip(f"{what}: not available here")
     if isinstance(result, str):
         pytest.fail(f"{what} failed in the workers:\n{result}")
     return list(result)
@@ -169,8 +175,8 @@ def _params(result: Any, what: str) -> list[torch.Tensor]:
 @pytest.mark.parametrize("world", RESUME_WORLDS)
 @pytest.mark.parametrize("name", list(KWARGS))
 def test_saved_on_2_ranks_resumes_on_any(runs: dict[Any, Any], name: str, world: int) -> None:
-    want = _params(runs["save"][name], f"{name} saving on 2 ranks")
-    got = _params(runs[world][name], f"{name} resuming on {world} ranks")
+    want = _params(runs["save"].get(name), f"{name} saving on 2 ranks")
+    got = _params(runs[world].get(name), f"{name} resuming on {world} ranks")
     assert len(got) == len(want)
     for i, (a, b) in enumerate(zip(got, want, strict=True)):
         if world == 2:  # the same shards, the same reductions

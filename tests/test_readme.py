@@ -28,6 +28,8 @@ def test_block_runs(
 ) -> None:
     if "_8bit" in code and not optreg.optimizers.status(optreg.optimizers["adamw_8bit"])[0]:
         pytest.skip("needs bitsandbytes (pip install optreg[bnb])")
+    if "muon" in code and not optreg.optimizers.status(optreg.optimizers["muon"])[0]:
+        pytest.skip("needs torch.optim.Muon (torch >= 2.9)")
     monkeypatch.chdir(tmp_path)  # a block may write files (ckpt.pt)
     namespace: dict[str, object] = {"__name__": f"readme_line{line}"}
     exec(compile(code, f"README.md:{line}", "exec"), namespace)
