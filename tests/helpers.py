@@ -177,3 +177,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def join_gloo(rank: int, world: int, port: int) -> None:
+    """In a worker of :func:`run_ranks`: join the gloo group on loopback. The timeout keeps
+    a case failing on one rank from leaving the others in a collective forever."""
+    import datetime
+
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=120),
+    )

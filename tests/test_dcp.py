@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import free_port, run_ranks
+from helpers import free_port, join_gloo, run_ranks
 from torch import nn
 
 import optreg
@@ -110,17 +110,9 @@ def _case(phase: str, name: str, rank: int, world: int, root: Path) -> Any:
 
 
 def worker(phase: str, rank: int, world: int, port: int, root: Path) -> None:
-    import datetime
-
     import torch.distributed as dist
 
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=120),
-    )
+    join_gloo(rank, world, port)
     results: dict[str, Any] = {}
     try:
         for name in (*KWARGS, BNB):

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import free_port, run_ranks
+from helpers import free_port, join_gloo, run_ranks
 from torch import nn
 
 import optreg
@@ -135,18 +135,9 @@ def _run_case(kind: str, name: str, rank: int) -> list[torch.Tensor]:
 
 
 def worker(rank: int, world: int, port: int, out_dir: Path) -> None:
-    import datetime
-
     import torch.distributed as dist
 
-    # a case failing on one rank must not leave the other waiting in a collective forever
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=world,
-        timeout=datetime.timedelta(seconds=120),
-    )
+    join_gloo(rank, world, port)
     results: dict[str, Any] = {}
     try:
         for kind, name in CASES:

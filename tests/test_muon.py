@@ -225,6 +225,7 @@ def test_bare_tensors_by_shape_and_tagged_groups() -> None:
     w, b = nn.Parameter(torch.randn(4, 4)), nn.Parameter(torch.randn(4))
     opt = optreg.get_optimizer("muon_adamw", [w, b], route="ndim")
     assert opt.routes == {"params[0]": "muon", "params[1]": "adamw"}
+    assert route(iter([w, b]), route="ndim") == opt.routes  # a generator, read once
     tagged = optreg.get_optimizer(
         "muon_adamw",
         [{"params": [b], "optimizer": "adamw", "lr": 1e-4}, {"params": [w], "optimizer": "muon"}],

@@ -125,8 +125,22 @@ def route(
         ValueError: an unknown ``route``, a ``muon_params`` match that is not 2-D, or a
             pattern that matches no parameter.
     """
+    return _route(params, route, adamw_params, muon_params, forced)[0]
+
+
+def _route(
+    params: Any,
+    route: str,
+    adamw_params: Sequence[str],
+    muon_params: Sequence[str],
+    forced: Mapping[str, str] | None,
+) -> tuple[dict[str, str], list[tuple[str, torch.Tensor]]]:
+    """:func:`route`'s map, and the named trainable parameters it was made from (bare
+    tensors named ``params[i]``)."""
     if route not in _ROUTES:
         raise ValueError(f"`route` must be 'auto' or 'ndim', got {route!r}")
+    if not isinstance(params, nn.Module):
+        params = list(params)  # read twice below: a generator only once
     found = _named(params)
     if found is None:
         if route == "auto":
@@ -135,8 +149,8 @@ def route(
                 "or model.named_parameters(), param groups tagged {'optimizer': 'muon' | "
                 "'adamw'}, or route='ndim' to route bare tensors by shape alone"
             )
-        tensors = [p for p in params if p.requires_grad]
-        return {f"params[{i}]": "muon" if p.ndim == 2 else "adamw" for i, p in enumerate(tensors)}
+        tensors = [(f"params[{i}]", p) for i, p in enumerate(p for p in params if p.requires_grad)]
+        return {n: "muon" if p.ndim == 2 else "adamw" for n, p in tensors}, tensors
     named, embeddings, heads = found
     for what, patterns in (("adamw_params", adamw_params), ("muon_params", muon_params)):
         for pattern in patterns:
@@ -156,8 +170,10 @@ def route(
                     "only 2-D parameters"
                 )
             out[name] = "muon"
-        elif forced_adamw or p.ndim != 2 or route == "ndim":
-            out[name] = "adamw" if forced_adamw or p.ndim != 2 else "muon"
+        elif forced_adamw or p.ndim != 2:
+            out[name] = "adamw"
+        elif route == "ndim":
+            out[name] = "muon"
         else:
             out[name] = "adamw" if id(p) in embeddings or id(p) in heads else "muon"
         side = (forced or {}).get(name)
@@ -170,7 +186,7 @@ def route(
                     "only 2-D parameters"
                 )
             out[name] = side
-    return out
+    return out, named
 
 
 class MuonAdamW(torch.optim.Optimizer):
@@ -303,19 +319,7 @@ class MuonAdamW(torch.optim.Optimizer):
                 layer_pattern=ruling["layer_pattern"],
             )
         forced = {n: o.pop("optimizer") for n, o in (options or {}).items() if "optimizer" in o}
-        self.routes = route(
-            params,
-            route=route_by,
-            adamw_params=adamw_params,
-            muon_params=muon_params,
-            forced=forced,
-        )
-        found = _named(params)
-        if found is not None:
-            named = found[0]
-        else:
-            tensors = [p for p in params if p.requires_grad]
-            named = list(zip(self.routes, tensors, strict=True))
+        self.routes, named = _route(params, route_by, adamw_params, muon_params, forced)
         out: list[dict[str, Any]] = []
         patterns = dict(overrides or {})
         for side, side_options in (("muon", muon_options), ("adamw", adamw_options)):
