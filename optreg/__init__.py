@@ -73,6 +73,7 @@ __all__ = [
     "get_optimizer",
     "get_optimizer_cls",
     "get_scheduler",
+    "group_parameters",
     "hookimpl",
     "list_optimizers",
     "list_schedulers",
@@ -91,18 +92,22 @@ __all__ = [
 if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
     import pluggy
 
+    from optreg._rules import group_parameters
     from optreg.hookspecs import PluginRegistry
 
     hookimpl: pluggy.HookimplMarker
 
 
 def __getattr__(name: str) -> Any:
-    # hookimpl and PluginRegistry need pluggy, __version__ needs importlib.metadata:
+    # hookimpl and PluginRegistry need pluggy, __version__ importlib.metadata,
+    # group_parameters torch:
     # they are resolved on first use so that `import optreg` stays cheap.
     if name == "hookimpl":
         import pluggy
 
         value: Any = pluggy.HookimplMarker("optreg")
+    elif name == "group_parameters":  # imports torch
+        from optreg._rules import group_parameters as value
     elif name == "PluginRegistry":
         from optreg.hookspecs import PluginRegistry as value
     elif name == "__version__":

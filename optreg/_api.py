@@ -100,8 +100,7 @@ def get_optimizer(
     """
     import torch
 
-    from optreg._rules import assign, named_of
-    from optreg.params import param_groups
+    from optreg._rules import group_parameters
 
     entry = optimizers.resolve(name)
     factory = optimizers.load(entry)
@@ -142,18 +141,14 @@ def get_optimizer(
             **kwargs,
         )
     else:
-        options = None
-        if ruled:
-            named, model = named_of(params)
-            options = assign(
-                named, rules, model=model, layer_decay=layer_decay, layer_pattern=layer_pattern
-            )
-        groups = param_groups(
+        groups = group_parameters(
             params,
+            rules=rules,
+            layer_decay=layer_decay,
+            layer_pattern=layer_pattern,
             weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
             no_decay=no_decay,
             overrides=overrides,
-            options=options,
             lr=kwargs.get("lr", _signature.default(factory, "lr")),
         )
         call_hook("optreg_prepare_optimizer", name=entry.name, param_groups=groups, kwargs=kwargs)

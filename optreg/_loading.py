@@ -142,8 +142,12 @@ def install_hint(entry: Entry, module: str) -> str:
 
     The providing distribution's extra when the entry names one (``optreg[bnb]``), else
     the requirement of that distribution that installs ``module`` (its ``Requires-Dist``
-    whose name matches: ``lion-pytorch>=0.1`` for ``lion_pytorch``), else ``module``.
+    whose name matches: ``lion-pytorch>=0.1`` for ``lion_pytorch``), else ``module``. An
+    entry's ``metadata["install"]`` (a command) says it instead, for a package that pip
+    cannot find by its module name.
     """
+    if isinstance(entry.metadata.get("install"), str):
+        return str(entry.metadata["install"])
     if entry.extra:
         return f'pip install "{entry.project}[{entry.extra}]"'
     wanted = _canonical(module.split(".")[0])
@@ -196,5 +200,8 @@ def status(entry: Entry) -> tuple[bool, str | None]:
     if missing is None and isinstance(entry.target, str):
         top = entry.target.partition(":")[0].split(".")[0].strip()
         if not _installed(top):
-            missing = f"module {top!r} of target {entry.target!r} is not installed"
+            missing = (
+                f"module {top!r} of target {entry.target!r} is not installed; install it "
+                f"with: {install_hint(entry, top)}"
+            )
     return (missing is None), missing

@@ -32,9 +32,9 @@ from typing import Any
 
 from torch import nn
 
-from optreg.params import NORM_LAYERS, matches
+from optreg.params import NORM_LAYERS, matches, param_groups
 
-__all__ = ["SELECTORS", "assign", "layer_ids", "named_of"]
+__all__ = ["SELECTORS", "assign", "group_parameters", "layer_ids", "named_of"]
 
 SELECTORS = frozenset({"match", "regex", "module", "ndim", "shape", "name"})
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|blocks|block|h)\.(\d+)(?:\.|$)")
@@ -230,3 +230,60 @@ def assign(
             scale = float(layer_decay) ** (count + 1 - ids[name])
             options["lr_scale"] = options.get("lr_scale", 1.0) * scale
     return out
+
+
+def group_parameters(
+    params: Any,
+    *,
+    rules: Sequence[Mapping[str, Any]] | None = None,
+    layer_decay: float | None = None,
+    layer_pattern: str | None = None,
+    weight_decay: float | None = None,
+    no_decay: Any = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    lr: Any = None,
+) -> list[dict[str, Any]]:
+    """The param groups :func:`optreg.get_optimizer` gives an optimizer, without building one.
+
+    For a plugin whose factory splits the parameters itself (``optreg_routes_params``)
+    and for anyone who wants optreg's grouping for an optimizer built by hand::
+
+        groups = optreg.group_parameters(
+            model, rules=[{"module": "embedding", "lr_scale": 0.1}], weight_decay=0.1, lr=1e-3
+        )
+        opt = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.1)
+
+    Args:
+        params: an ``nn.Module``, ``(name, tensor)`` pairs, tensors or param-group dicts.
+        rules: declarative rules (see this module); need names.
+        layer_decay: layer-wise lr decay; needs names.
+        layer_pattern: a regex whose first group is the layer index.
+        weight_decay: with a value > 0, the no-decay parameters get a 0.0 group.
+        no_decay: name patterns exempt from weight decay (default: biases, norms, 1-D).
+        overrides: ``{pattern: {option: value}}``; not together with ``rules``.
+        lr: the optimizer's lr, which a rule's ``lr_scale`` multiplies.
+
+    Returns:
+        Fresh param-group dicts.
+
+    Raises:
+        TypeError / ValueError: what :func:`assign` and :func:`optreg.params.param_groups`
+            raise, and ``rules`` given with ``overrides``.
+    """
+    ruled = rules is not None or layer_decay is not None
+    if overrides and ruled:
+        raise ValueError("give rules= or overrides=, not both (a rule does what an override does)")
+    options = None
+    if ruled:
+        named, model = named_of(params)
+        options = assign(
+            named, rules, model=model, layer_decay=layer_decay, layer_pattern=layer_pattern
+        )
+    return param_groups(
+        params,
+        weight_decay=weight_decay,
+        no_decay=no_decay,
+        overrides=overrides,
+        options=options,
+        lr=lr,
+    )

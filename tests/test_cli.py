@@ -296,7 +296,10 @@ def test_list_json_ambiguous_names_are_qualified(
     ]
     # the target modules do not exist: listing says so without importing anything
     assert [r["available"] for r in twins] == [False, False]
-    assert twins[0]["reason"] == "module 'one_dist_mod' of target 'one_dist_mod:f' is not installed"
+    assert twins[0]["reason"] == (
+        "module 'one_dist_mod' of target 'one_dist_mod:f' is not installed; install it with: "
+        "pip install one_dist_mod"
+    )
 
 
 def test_list_text_matches_registry(

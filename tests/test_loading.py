@@ -67,7 +67,8 @@ def test_missing_target_module_is_unavailable() -> None:
     entry = make_entry("scheduler", "q", "not_installed_pkg.mod:f", provider="acme")
     assert _loading.status(entry) == (
         False,
-        "module 'not_installed_pkg' of target 'not_installed_pkg.mod:f' is not installed",
+        "module 'not_installed_pkg' of target 'not_installed_pkg.mod:f' is not installed; "
+        "install it with: pip install not_installed_pkg",
     )
 
 

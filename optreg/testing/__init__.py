@@ -50,6 +50,9 @@ True}}``. Recognised keys:
   schedule instead of ``torch.optim.SGD`` (e.g. ``"adafactor"``).
 * ``metric_driven`` (schedulers): ``step(metric)``; detected from the signature
   of ``step`` when not given.
+
+The verdict on every name of a distribution, as the table an adapter's README shows:
+``python -m optreg.testing README.md --provider my-dist`` (``--check`` to compare).
 """
 
 from __future__ import annotations
@@ -63,13 +66,18 @@ from optreg.testing._common import (
 )
 from optreg.testing._optimizers import check_optimizer
 from optreg.testing._schedulers import check_scheduler
+from optreg.testing._table import Row, conformance_rows
+from optreg.testing._table import render as render_table
 
 __all__ = [
     "METADATA_KEY",
     "OPTIMIZER_CHECKS",
     "SCHEDULER_CHECKS",
     "Report",
+    "Row",
     "check_optimizer",
     "check_scheduler",
+    "conformance_rows",
     "needs",
+    "render_table",
 ]

@@ -1,0 +1,46 @@
+"""``python -m optreg.testing FILE --provider DIST [--check]``: the kit's table into FILE.
+
+See :mod:`optreg.testing._table`. Exit status: 0 written (or current with ``--check``),
+1 the table in FILE is out of date (``--check``), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from optreg.testing._table import conformance_rows, parse, render, replace_section
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the checks over the providers' names and write (or compare) the table."""
+    parser = argparse.ArgumentParser(
+        prog="python -m optreg.testing",
+        description="write the conformance kit's verdict on every name of a provider "
+        "between the optreg-kit-table markers of a Markdown file",
+    )
+    parser.add_argument("file", type=Path, help="the Markdown file (an adapter's README)")
+    parser.add_argument("--provider", action="append", required=True, help="distribution")
+    parser.add_argument("--check", action="store_true", help="compare, write nothing")
+    args = parser.parse_args(argv)
+    text = args.file.read_text(encoding="utf-8")
+    try:
+        rows = conformance_rows(args.provider)
+        new = replace_section(text, render(rows))
+    except ValueError as e:
+        print(f"python -m optreg.testing: {e}", file=sys.stderr)
+        return 2
+    if args.check:
+        if parse(new) != parse(text):
+            stale = sorted(set(parse(new)) ^ set(parse(text)))
+            print(f"{args.file}: the kit table is out of date: {stale[:6]}", file=sys.stderr)
+            return 1
+        return 0
+    args.file.write_text(new, encoding="utf-8")
+    print(f"{args.file}: {len(rows)} names")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

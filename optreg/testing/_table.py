@@ -1,0 +1,151 @@
+"""The conformance kit's verdict on every name of a provider, as a Markdown table.
+
+``python -m optreg.testing README.md --provider optreg-heavyball`` runs every check over
+the provider's names and writes the table between the README's markers::
+
+    <!-- optreg-kit-table:start -->
+    <!-- optreg-kit-table:end -->
+
+``--check`` writes nothing and exits 1 when the table there is not what the kit says now.
+A row is one name: ``passes`` (every check), ``passes, with gaps`` (some checks declared
+not to apply, each with its reason), ``fails`` (the check and the kit's message), ``not
+checked`` (a whole-name skip, with its reason) or ``unavailable`` (what to install).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optreg._entry import Entry
+
+__all__ = ["START", "END", "Row", "conformance_rows", "render", "replace_section"]
+
+START = "<!-- optreg-kit-table:start -->"
+END = "<!-- optreg-kit-table:end -->"
+STATUSES = ("passes", "passes, with gaps", "fails", "not checked", "unavailable")
+
+
+@dataclass(frozen=True)
+class Row:
+    """The kit's verdict on one name.
+
+    Attributes:
+        kind: ``"optimizer"`` or ``"scheduler"``.
+        name: the spelling that reaches the entry (plain where it is not shadowed or
+            ambiguous, else ``dist:name``).
+        status: one of :data:`STATUSES`.
+        detail: the reason, the failing check's message or the checked kwargs.
+    """
+
+    kind: str
+    name: str
+    status: str
+    detail: str = ""
+
+
+def _spelling(entry: Entry) -> str:
+    from optreg._registry import optimizers, schedulers
+
+    registry = optimizers if entry.kind == "optimizer" else schedulers
+    try:
+        if registry.resolve(entry.name) == entry:
+            return entry.name
+    except (KeyError, ValueError):
+        pass
+    return entry.qualified_name
+
+
+def _one(entry: Entry) -> Row:
+    from optreg import testing
+    from optreg._registry import optimizers, schedulers
+
+    registry = optimizers if entry.kind == "optimizer" else schedulers
+    name = _spelling(entry)
+    available, reason = registry.status(entry)
+    if not available:
+        return Row(entry.kind, name, "unavailable", str(reason))
+    needs = testing.needs(entry)
+    if needs.get("skip"):
+        return Row(entry.kind, name, "not checked", str(needs["skip"]))
+    check = testing.check_optimizer if entry.kind == "optimizer" else testing.check_scheduler
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = check(entry)
+    except AssertionError as e:
+        message = str(e).splitlines()[0]
+        label = f"{entry.kind} {entry.qualified_name!r}: "
+        return Row(entry.kind, name, "fails", message.removeprefix(label))
+    except Exception as e:  # a check that could not even start (a broken plugin)
+        return Row(entry.kind, name, "fails", f"{type(e).__name__}: {e}")
+    kwargs = needs.get("kwargs")
+    checked = f"checked with {kwargs!r}" if kwargs else ""
+    if report.skipped:
+        gaps = "; ".join(f"{k}: {v}" for k, v in report.skipped.items())
+        return Row(entry.kind, name, "passes, with gaps", "; ".join(filter(None, [gaps, checked])))
+    return Row(entry.kind, name, "passes", checked)
+
+
+def conformance_rows(providers: Iterable[str]) -> list[Row]:
+    """Check every optimizer and scheduler of ``providers`` (distribution names).
+
+    Raises:
+        ValueError: a provider that provides no installed name.
+    """
+    from optreg._entry import normalize_dist
+    from optreg._registry import optimizers, schedulers
+
+    wanted = {normalize_dist(p) for p in providers}
+    entries = [e for e in (*optimizers.entries(), *schedulers.entries()) if e.provider in wanted]
+    missing = wanted - {e.provider for e in entries}
+    if missing:
+        raise ValueError(f"no installed name is provided by {', '.join(sorted(missing))}")
+    entries.sort(key=lambda e: (e.kind != "optimizer", e.name))
+    return [_one(e) for e in entries]
+
+
+def _cell(text: str, limit: int = 240) -> str:
+    text = re.sub(r"\s+", " ", text).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def render(rows: Sequence[Row]) -> str:
+    """The Markdown table of ``rows``, with a count per status above it."""
+    counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    lines = [
+        f"{len(rows)} names: {summary}.",
+        "",
+        "| kind | name | kit | detail |",
+        "| --- | --- | --- | --- |",
+        *(f"| {r.kind} | `{r.name}` | {r.status} | {_cell(r.detail)} |" for r in rows),
+    ]
+    return "\n".join(lines)
+
+
+def replace_section(text: str, table: str) -> str:
+    """``text`` with what lies between :data:`START` and :data:`END` replaced by ``table``.
+
+    Raises:
+        ValueError: the markers are missing or out of order.
+    """
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"the file needs the two lines {START} and {END}, in that order")
+    return text[: start + len(START)] + "\n" + table + "\n" + text[end:]
+
+
+def parse(text: str) -> list[tuple[str, str, str]]:
+    """``(kind, name, status)`` of each row of the table between the markers."""
+    start, end = text.find(START), text.find(END)
+    rows = []
+    for line in text[start:end].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0] in ("optimizer", "scheduler"):
+            rows.append((cells[0], cells[1].strip("`"), cells[2]))
+    return rows
