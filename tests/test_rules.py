@@ -176,3 +176,21 @@ def test_a_record_rebuilds_the_same_groups() -> None:
     )
     rebuilt, _ = optreg.from_state_dict(optreg.state_dict(opt), model)
     assert [g["lr"] for g in rebuilt.param_groups] == [g["lr"] for g in opt.param_groups]
+
+
+def test_group_parameters_is_what_get_optimizer_gives_the_optimizer() -> None:
+    model = torch.nn.Sequential(
+        torch.nn.Embedding(5, 4), torch.nn.Linear(4, 4), torch.nn.LayerNorm(4)
+    )
+    rules = [{"module": "embedding", "lr_scale": 0.1}, {"match": "1.weight", "betas": [0.8, 0.9]}]
+    groups = optreg.group_parameters(model, rules=rules, weight_decay=0.1, lr=1e-2)
+    opt = optreg.get_optimizer("adamw", model, rules=rules, weight_decay=0.1, lr=1e-2)
+    strip = [{k: v for k, v in g.items() if k != "params"} for g in groups]
+    assert [[id(p) for p in g["params"]] for g in groups] == [
+        [id(p) for p in g["params"]] for g in opt.param_groups
+    ]
+    for options, group in zip(strip, opt.param_groups, strict=True):
+        assert {k: group[k] for k in options} == options
+    assert any(o.get("lr") == pytest.approx(1e-3) for o in strip)  # the embedding's
+    with pytest.raises(ValueError, match="give rules= or overrides=, not both"):
+        optreg.group_parameters(model, rules=rules, overrides={"0": {"lr": 1.0}})

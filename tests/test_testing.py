@@ -406,3 +406,40 @@ def test_pytest_plugin_rejects_an_unknown_provider(tmp_path: Path) -> None:
         "--optreg-provider: no installed distribution 'optreg_' provides an optimizer or "
         "scheduler; did you mean 'optreg'?"
     ) in proc.stderr
+
+
+# ---------------------------------------------------------------- the kit table
+def test_the_kit_table_states_each_verdict_and_the_file_round_trips(tmp_path: Path) -> None:
+    import optreg
+    from optreg.testing import conformance_rows, render_table
+    from optreg.testing.__main__ import main
+
+    optreg.register_optimizer("good_sgd", torch.optim.SGD)
+    optreg.register_optimizer("forgets", ForgetsStep)
+    optreg.register_optimizer(
+        "gapped", IgnoresGroupLr, metadata={"conformance": {"skip_checks": {"per_group_lr": "why"}}}
+    )
+    optreg.register_optimizer("skipped", torch.optim.SGD, metadata={"conformance": {"skip": "no"}})
+    optreg.register_optimizer("missing", "not_installed_pkg:Opt")
+    rows = {r.name: r for r in conformance_rows(["__runtime__"])}
+    assert {n: r.status for n, r in rows.items()} == {
+        "forgets": "fails",
+        "gapped": "passes, with gaps",
+        "good_sgd": "passes",
+        "missing": "unavailable",
+        "skipped": "not checked",
+    }
+    assert rows["forgets"].detail.startswith("resuming is not exact: ")
+    assert rows["gapped"].detail == "per_group_lr: why"
+    assert rows["missing"].detail.endswith("install it with: pip install not_installed_pkg")
+    table = render_table(list(rows.values()))
+    assert table.splitlines()[0] == (
+        "5 names: 1 passes, 1 passes, with gaps, 1 fails, 1 not checked, 1 unavailable."
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- optreg-kit-table:start -->\n<!-- optreg-kit-table:end -->\n")
+    assert main([str(readme), "--provider", "__runtime__", "--check"]) == 1
+    assert main([str(readme), "--provider", "__runtime__"]) == 0
+    assert main([str(readme), "--provider", "__runtime__", "--check"]) == 0
+    assert "| optimizer | `good_sgd` | passes |  |" in readme.read_text()
+    assert main([str(readme), "--provider", "nobody"]) == 2

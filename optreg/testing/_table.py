@@ -36,8 +36,8 @@ class Row:
 
     Attributes:
         kind: ``"optimizer"`` or ``"scheduler"``.
-        name: the spelling that reaches the entry (plain where it is not shadowed or
-            ambiguous, else ``dist:name``).
+        name: the entry's plain name (``dist:name`` always reaches it; the plain name
+            does where no builtin shadows it and no other plugin has it).
         status: one of :data:`STATUSES`.
         detail: the reason, the failing check's message or the checked kwargs.
     """
@@ -48,24 +48,12 @@ class Row:
     detail: str = ""
 
 
-def _spelling(entry: Entry) -> str:
-    from optreg._registry import optimizers, schedulers
-
-    registry = optimizers if entry.kind == "optimizer" else schedulers
-    try:
-        if registry.resolve(entry.name) == entry:
-            return entry.name
-    except (KeyError, ValueError):
-        pass
-    return entry.qualified_name
-
-
 def _one(entry: Entry) -> Row:
     from optreg import testing
     from optreg._registry import optimizers, schedulers
 
     registry = optimizers if entry.kind == "optimizer" else schedulers
-    name = _spelling(entry)
+    name = entry.name
     available, reason = registry.status(entry)
     if not available:
         return Row(entry.kind, name, "unavailable", str(reason))
@@ -100,9 +88,10 @@ def conformance_rows(providers: Iterable[str]) -> list[Row]:
     from optreg._entry import normalize_dist
     from optreg._registry import optimizers, schedulers
 
-    wanted = {normalize_dist(p) for p in providers}
+    given = list(providers)
+    wanted = {normalize_dist(p) for p in given} | set(given)  # "__runtime__" as it is
     entries = [e for e in (*optimizers.entries(), *schedulers.entries()) if e.provider in wanted]
-    missing = wanted - {e.provider for e in entries}
+    missing = [p for p in given if not {p, normalize_dist(p)} & {e.provider for e in entries}]
     if missing:
         raise ValueError(f"no installed name is provided by {', '.join(sorted(missing))}")
     entries.sort(key=lambda e: (e.kind != "optimizer", e.name))

@@ -118,9 +118,14 @@ def _straight_and_resumed(
     return straight, trainer
 
 
+def _builtin(names: list[str], registry: Any) -> list[str]:
+    """optreg's own names (this env also installs plugins/ adapters)."""
+    return [n for n in names if registry.resolve(n).provider == "optreg"]
+
+
 def _optimizers() -> list[Any]:
     out = []
-    for name in optreg.list_optimizers():
+    for name in _builtin(optreg.list_optimizers(), optreg.optimizers):
         info = optreg.optimizer_info(name)
         need = needs(optreg.optimizers.resolve(name))
         if need.get("sparse_grad"):
@@ -151,7 +156,7 @@ def test_every_optimizer(tmp_path: Path, name: str) -> None:
     assert (config.interval, config.frequency, config.reduce_on_plateau) == ("step", 1, False)
 
 
-@pytest.mark.parametrize("name", optreg.list_schedulers())
+@pytest.mark.parametrize("name", _builtin(optreg.list_schedulers(), optreg.schedulers))
 def test_every_schedule(tmp_path: Path, name: str) -> None:
     need = needs(optreg.schedulers.resolve(name))
     scheduler_kwargs = dict(need.get("kwargs", {}))

@@ -105,7 +105,8 @@ def test_conformance_metadata_reaches_entry_info() -> None:
     assert info.metadata["conformance"] == {"requires_closure": True, "param_groups": False}
 
 
-@pytest.mark.parametrize("name", ["adabelief", "lion", "adahessian", f"{DIST}:lbfgs"])
+# lion is qualified: optreg-single-optimizers (lion-pytorch) has one too
+@pytest.mark.parametrize("name", ["adabelief", f"{DIST}:lion", "adahessian", f"{DIST}:lbfgs"])
 def test_conformance_of_a_few_names(name: str) -> None:
     report = check_optimizer(name)
     assert set(report.passed) | set(report.skipped) == set(OPTIMIZER_CHECKS)

@@ -179,6 +179,7 @@ def test_layerwise_steps_in_backward_exactly_like_the_whole_model_step() -> None
         for _ in range(6):
             b_model(X).backward()
             assert all(p.grad is None for p in b_model.parameters())
+            assert layerwise.step() is None
         assert same([p.detach() for p in b_model.parameters()], expected)
         # transformers' own layer-wise build registers its hooks on the model
         from transformers import Trainer, TrainingArguments
@@ -257,7 +258,7 @@ def test_lowrank_errors_name_the_problem() -> None:
 
 def test_lomo_takes_the_model_and_trains_through_fused_backward() -> None:
     model = tiny()
-    opt = optreg.get_optimizer("lomo", model, lr=1e-2)
+    opt = optreg.get_optimizer(q("lomo"), model, lr=1e-2)
     assert type(opt).__name__ == "Lomo"
     with torch.no_grad():
         before = float(model(X))
@@ -266,9 +267,9 @@ def test_lomo_takes_the_model_and_trains_through_fused_backward() -> None:
     with torch.no_grad():
         assert float(model(X)) < before
     with pytest.raises(TypeError, match="lomo takes the nn.Module"):
-        optreg.get_optimizer("lomo", list(model.parameters()))
+        optreg.get_optimizer(q("lomo"), list(model.parameters()))
     with pytest.raises(ValueError, match="takes no param groups, so rules cannot apply"):
-        optreg.get_optimizer("lomo", model, rules=[{"match": "attn", "lr": 1.0}])
+        optreg.get_optimizer(q("lomo"), model, rules=[{"match": "attn", "lr": 1.0}])
 
 
 def test_every_name_has_a_row_in_the_readme_kit_table_and_it_is_current() -> None:

@@ -1,0 +1,73 @@
+"""optreg-timm: the frozen name list, lazy listing, timm's classes, the kit table."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from optreg_timm._names import NAMES, TIMM_VERSION
+
+import optreg
+from optreg import _discovery
+from optreg.testing._table import conformance_rows, parse, render, replace_section
+
+DIST = "optreg-timm"
+README = Path(__file__).parents[1] / "README.md"
+
+
+@pytest.fixture(autouse=True)
+def fresh() -> Iterator[None]:
+    _discovery.reset()
+    yield
+    _discovery.reset()
+
+
+def test_frozen_names_match_the_installed_timm() -> None:
+    import timm.optim
+
+    assert importlib.metadata.version("timm") == TIMM_VERSION
+    assert tuple(timm.optim.list_optimizers()) == NAMES, "timm changed: regenerate _names.py"
+
+
+def test_listing_imports_neither_timm_nor_torchvision() -> None:
+    code = (
+        "import sys, optreg; n = set(optreg.list_optimizers()); "
+        "print('lamb' in n, 'madgradw' in n, 'timm' in sys.modules, 'torchvision' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["True", "True", "False", "False"]
+
+
+def test_a_name_builds_what_create_optimizer_v2_builds() -> None:
+    from timm.optim import Lamb, create_optimizer_v2
+
+    p = torch.nn.Parameter(torch.ones(4, 4))
+    ours = optreg.get_optimizer("lamb", [p], lr=1e-3, weight_decay=0.01)
+    theirs = create_optimizer_v2([p], opt="lamb", lr=1e-3, weight_decay=0.01)
+    assert type(ours) is type(theirs) is Lamb
+    assert ours.defaults == theirs.defaults
+    # a builtin's name stays the builtin's; timm's is qualified
+    assert type(optreg.get_optimizer("adamw", [p])) is torch.optim.AdamW
+    assert optreg.optimizers.resolve(f"{DIST}:adamw").provider == "optreg_timm"
+
+
+def test_optregs_groups_are_not_split_again_by_timm() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    opt = optreg.get_optimizer("lamb", model, lr=1e-3, weight_decay=0.1)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
+
+
+def test_every_name_has_a_row_in_the_readme_kit_table_and_it_is_current() -> None:
+    rows = conformance_rows([DIST])
+    text = README.read_text(encoding="utf-8")
+    assert parse(replace_section(text, render(rows))) == parse(text), (
+        f"the kit table is out of date: python -m optreg.testing README.md --provider {DIST}"
+    )
+    assert {r.name.split(":")[-1] for r in rows} == set(NAMES)
