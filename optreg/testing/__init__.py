@@ -66,7 +66,7 @@ from optreg.testing._common import (
 )
 from optreg.testing._optimizers import check_optimizer
 from optreg.testing._schedulers import check_scheduler
-from optreg.testing._table import Row, conformance_rows
+from optreg.testing._table import Row, assert_table_current, conformance_rows
 from optreg.testing._table import render as render_table
 
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "SCHEDULER_CHECKS",
     "Report",
     "Row",
+    "assert_table_current",
     "check_optimizer",
     "check_scheduler",
     "conformance_rows",

@@ -18,12 +18,21 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from optreg._entry import Entry
 
-__all__ = ["START", "END", "Row", "conformance_rows", "render", "replace_section"]
+__all__ = [
+    "END",
+    "START",
+    "Row",
+    "assert_table_current",
+    "conformance_rows",
+    "render",
+    "replace_section",
+]
 
 START = "<!-- optreg-kit-table:start -->"
 END = "<!-- optreg-kit-table:end -->"
@@ -137,4 +146,26 @@ def parse(text: str) -> list[tuple[str, str, str]]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 3 and cells[0] in ("optimizer", "scheduler"):
             rows.append((cells[0], cells[1].strip("`"), cells[2]))
+    return rows
+
+
+def assert_table_current(path: str | Path, provider: str) -> list[Row]:
+    """Check that the kit table in ``path`` says what the kit says now (an adapter's test).
+
+    Returns:
+        The rows, for further assertions.
+
+    Raises:
+        AssertionError: a name's verdict differs, or a name is missing or extra; the
+            message gives the command that rewrites the table.
+    """
+    rows = conformance_rows([provider])
+    text = Path(path).read_text(encoding="utf-8")
+    now, written = parse(replace_section(text, render(rows))), parse(text)
+    if now != written:
+        diff = sorted(set(now) ^ set(written))[:6]
+        raise AssertionError(
+            f"the kit table in {path} is out of date ({diff}): run "
+            f"python -m optreg.testing {path} --provider {provider}"
+        )
     return rows

@@ -15,7 +15,7 @@ from torch import nn
 
 import optreg
 from optreg import _discovery
-from optreg.testing._table import conformance_rows, parse, render, replace_section
+from optreg.testing import assert_table_current
 
 # galore_torch warns on every GaLoreAdamW: its AdamW is a copy of transformers' old one
 pytestmark = pytest.mark.filterwarnings(
@@ -273,9 +273,5 @@ def test_lomo_takes_the_model_and_trains_through_fused_backward() -> None:
 
 
 def test_every_name_has_a_row_in_the_readme_kit_table_and_it_is_current() -> None:
-    rows = conformance_rows([DIST])
-    text = README.read_text(encoding="utf-8")
-    assert parse(replace_section(text, render(rows))) == parse(text), (
-        f"the kit table is out of date: python -m optreg.testing README.md --provider {DIST}"
-    )
-    assert {r.name.split(":")[-1] for r in rows} == set(NAMES)
+    rows = assert_table_current(README, DIST)
+    assert {r.name for r in rows} == set(NAMES)

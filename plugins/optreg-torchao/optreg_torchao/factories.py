@@ -12,49 +12,33 @@ from torchao.optim import AdamW4bit, AdamW8bit
 __all__ = ["adamw_torch_4bit", "adamw_torch_8bit"]
 
 
-def adamw_torch_4bit(
-    params: Any,
-    lr: float = 1e-3,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.01,
-    amsgrad: bool = False,
-    *,
-    block_size: int = 256,
-    bf16_stochastic_round: bool = False,
-) -> torch.optim.Optimizer:
-    """torchao.optim.AdamW4bit with transformers' block size (256)."""
-    return AdamW4bit(
-        params,
-        lr=lr,
-        betas=tuple(betas),  # type: ignore[arg-type]
-        eps=eps,
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        block_size=block_size,
-        bf16_stochastic_round=bf16_stochastic_round,
-    )
+def _as_transformers_builds(cls: type[torch.optim.Optimizer], name: str) -> Any:
+    def build(
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        amsgrad: bool = False,
+        *,
+        block_size: int = 256,
+        bf16_stochastic_round: bool = False,
+    ) -> torch.optim.Optimizer:
+        return cls(
+            params,
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            block_size=block_size,
+            bf16_stochastic_round=bf16_stochastic_round,
+        )
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"torchao.optim.{cls.__name__} with transformers' block size (256)."
+    return build
 
 
-def adamw_torch_8bit(
-    params: Any,
-    lr: float = 1e-3,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.01,
-    amsgrad: bool = False,
-    *,
-    block_size: int = 256,
-    bf16_stochastic_round: bool = False,
-) -> torch.optim.Optimizer:
-    """torchao.optim.AdamW8bit, as transformers builds it (block size 256)."""
-    return AdamW8bit(
-        params,
-        lr=lr,
-        betas=tuple(betas),  # type: ignore[arg-type]
-        eps=eps,
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        block_size=block_size,
-        bf16_stochastic_round=bf16_stochastic_round,
-    )
+adamw_torch_4bit = _as_transformers_builds(AdamW4bit, "adamw_torch_4bit")
+adamw_torch_8bit = _as_transformers_builds(AdamW8bit, "adamw_torch_8bit")
