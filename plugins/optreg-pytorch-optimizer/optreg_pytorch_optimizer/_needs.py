@@ -74,6 +74,11 @@ OPTIMIZER_NEEDS: dict[str, dict[str, Any]] = {
     "dadaptsgd": {"skip_checks": {"per_group_lr": _FIRST_GROUP_LR}},
     "prodigy": {"skip_checks": {"per_group_lr": _FIRST_GROUP_LR}},
     "lbfgs": {"requires_closure": True, "param_groups": False},
+    # available once einops is installed (other adapters' libraries install it)
+    "demo": {
+        "skip": "DeMo steps only inside torch.distributed: step() raises 'Default process "
+        "group has not been initialized' without init_process_group"
+    },
     "lorarite": {"skip": "expects LoRA factor matrices (pairs of low-rank parameters)"},
     "spectralsphere": {"skip": "supports 2-D parameters only"},
     # projects weights onto per-neuron constraints: not a descent method on this problem
