@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from optreg.testing._table import conformance_rows, parse, render, replace_section
+from optreg.testing._table import conformance_rows, render, replace_section, stale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m optreg.testing: {e}", file=sys.stderr)
         return 2
     if args.check:
-        if parse(new) != parse(text):
-            stale = sorted(set(parse(new)) ^ set(parse(text)))
-            print(f"{args.file}: the kit table is out of date: {stale[:6]}", file=sys.stderr)
+        diff = stale(text, rows)
+        if diff:
+            print(f"{args.file}: the kit table is out of date: {diff[:6]}", file=sys.stderr)
             return 1
         return 0
     args.file.write_text(new, encoding="utf-8")

@@ -149,6 +149,11 @@ def parse(text: str) -> list[tuple[str, str, str]]:
     return rows
 
 
+def stale(text: str, rows: Sequence[Row]) -> list[tuple[str, str, str]]:
+    """The ``(kind, name, status)`` rows on which ``text``'s table and ``rows`` differ."""
+    return sorted(set(parse(replace_section(text, render(rows)))) ^ set(parse(text)))
+
+
 def assert_table_current(path: str | Path, provider: str) -> list[Row]:
     """Check that the kit table in ``path`` says what the kit says now (an adapter's test).
 
@@ -160,12 +165,10 @@ def assert_table_current(path: str | Path, provider: str) -> list[Row]:
             message gives the command that rewrites the table.
     """
     rows = conformance_rows([provider])
-    text = Path(path).read_text(encoding="utf-8")
-    now, written = parse(replace_section(text, render(rows))), parse(text)
-    if now != written:
-        diff = sorted(set(now) ^ set(written))[:6]
+    diff = stale(Path(path).read_text(encoding="utf-8"), rows)
+    if diff:
         raise AssertionError(
-            f"the kit table in {path} is out of date ({diff}): run "
+            f"the kit table in {path} is out of date ({diff[:6]}): run "
             f"python -m optreg.testing {path} --provider {provider}"
         )
     return rows

@@ -16,7 +16,7 @@ from torch import nn
 __all__ = ["adalomo", "adamw_anyprecision", "lomo"]
 
 
-def _model_of(name: str, params: Any, grouping: Mapping[str, Any]) -> nn.Module:
+def _model_of(name: str, params: Any, **grouping: Any) -> nn.Module:
     if not isinstance(params, nn.Module):
         raise TypeError(
             f"{name} takes the nn.Module (it updates each parameter inside its fused "
@@ -53,9 +53,15 @@ def lomo(
     """
     from lomo_optim import Lomo
 
-    grouping = {"no_decay": no_decay, "overrides": overrides, "rules": rules}
-    grouping |= {"layer_decay": layer_decay, "layer_pattern": layer_pattern}
-    model = _model_of("lomo", params, grouping)
+    model = _model_of(
+        "lomo",
+        params,
+        no_decay=no_decay,
+        overrides=overrides,
+        rules=rules,
+        layer_decay=layer_decay,
+        layer_pattern=layer_pattern,
+    )
     return Lomo(
         model,
         lr=lr,
@@ -94,9 +100,15 @@ def adalomo(
     """
     from lomo_optim import AdaLomo
 
-    grouping = {"no_decay": no_decay, "overrides": overrides, "rules": rules}
-    grouping |= {"layer_decay": layer_decay, "layer_pattern": layer_pattern}
-    model = _model_of("adalomo", params, grouping)
+    model = _model_of(
+        "adalomo",
+        params,
+        no_decay=no_decay,
+        overrides=overrides,
+        rules=rules,
+        layer_decay=layer_decay,
+        layer_pattern=layer_pattern,
+    )
     return AdaLomo(
         model,
         lr=lr,
