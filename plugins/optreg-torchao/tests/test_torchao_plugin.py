@@ -16,6 +16,15 @@ import optreg
 from optreg import _discovery
 from optreg.testing import assert_table_current
 
+# torch warns while compiling torchao's step; here, in pyproject.toml too, because the
+# plugins env runs these tests under optreg's own pytest configuration
+pytestmark = [
+    # torchao's quantised state tensors, seen by torch.compile on every new shape
+    pytest.mark.filterwarnings("ignore:.*does not implement _stable_hash_for_caching:UserWarning"),
+    # torch's inductor, compiling torchao's step
+    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
+]
+
 DIST = "optreg-torchao"
 README = Path(__file__).parents[1] / "README.md"
 
