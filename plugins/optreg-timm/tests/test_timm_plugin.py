@@ -67,3 +67,23 @@ def test_optregs_groups_are_not_split_again_by_timm() -> None:
 def test_every_name_has_a_row_in_the_readme_kit_table_and_it_is_current() -> None:
     rows = assert_table_current(README, DIST)
     assert {r.name for r in rows} == set(NAMES)
+
+
+def test_a_factory_has_the_signature_of_what_timm_builds() -> None:
+    import inspect
+
+    sgdp = inspect.signature(optreg.optimizers.load(optreg.optimizers.resolve("sgdp")))
+    assert sgdp.parameters["lr"].default is inspect.Parameter.empty
+    assert sgdp.parameters["weight_decay"].default == 0.0  # timm's, not the class's
+    assert sgdp.parameters["nesterov"].default is True  # the name's own default
+    nlars = inspect.signature(optreg.optimizers.load(optreg.optimizers.resolve("nlars")))
+    assert (nlars.parameters["lr"].default, nlars.parameters["momentum"].default) == (1.0, 0.9)
+    assert "kwargs" in nlars.parameters  # create_optimizer_v2's grouping options
+
+
+def test_a_required_lr_is_asked_for_by_name() -> None:
+    p = torch.nn.Parameter(torch.ones(3))
+    with pytest.raises(TypeError, match=r"timm's optimizer 'sgdp' has no default for lr: pass lr="):
+        optreg.get_optimizer("sgdp", [p])
+    opt = optreg.get_optimizer("sgdp", [p], lr=0.1)
+    assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[0]["nesterov"] is True
