@@ -1,9 +1,10 @@
 """Reach: the names optreg resolves with every plugins/ adapter installed, the kit's verdict
 on each, and what discovering them costs.
 
-Run where the adapters are installed (``tox -e plugins`` installs them all)::
+Run where the adapters are installed (``tox -e plugins`` installs them all; timm's adapter
+lives in ``plugins-timm``, on another torch, and ``--with`` adds the names of such an env)::
 
-    .tox/plugins/bin/python benchmarks/reach.py            # the kit over every name (minutes)
+    .tox/plugins/bin/python benchmarks/reach.py --with .tox/plugins-timm/bin/python
     .tox/plugins/bin/python benchmarks/reach.py --no-kit   # names and costs only
 
 The kit counts are those of ``optreg.testing.conformance_rows`` (the tables in the adapters'
@@ -15,6 +16,7 @@ name of each adapter; after listing, no adapter's library may have been imported
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -76,34 +78,68 @@ def _costs(repeat: int) -> None:
     print(f"adapter libraries imported by listing: {out.stdout.strip()}")
 
 
+def _tally(kit: bool) -> dict[str, dict[str, object]]:
+    """``{provider: {"names": n, "counts": {status: n}}}`` for this interpreter's names."""
+    entries = [*optreg.optimizers.entries(), *optreg.schedulers.entries()]
+    out: dict[str, dict[str, object]] = {}
+    for provider in sorted({e.provider for e in entries}):
+        names = sum(e.provider == provider for e in entries)
+        counts = Counter(r.status for r in conformance_rows([provider])) if kit else Counter()
+        out[provider] = {"names": names, "counts": dict(counts)}
+    return out
+
+
+def _from(python: str, kit: bool) -> dict[str, dict[str, object]]:
+    """The tally of another environment (its last stdout line; libraries print too)."""
+    command = [python, __file__, "--json", *([] if kit else ["--no-kit"])]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    tally: dict[str, dict[str, object]] = json.loads(out.stdout.strip().splitlines()[-1])
+    return tally
+
+
 def main() -> int:
     """Print the reach table and the costs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-kit", action="store_true", help="skip the conformance kit")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--with",
+        dest="others",
+        action="append",
+        default=[],
+        metavar="PYTHON",
+        help="another environment's interpreter: its providers that this one lacks count too",
+    )
+    parser.add_argument("--json", action="store_true", help="print the tally as JSON only")
     args = parser.parse_args()
-    entries = [*optreg.optimizers.entries(), *optreg.schedulers.entries()]
-    providers = sorted({e.provider for e in entries})
-    print(f"{'provider':28} {'names':>6}" + ("" if args.no_kit else "  kit verdict"))
+    kit = not args.no_kit
+    tally = _tally(kit)
+    if args.json:
+        print(json.dumps(tally))
+        return 0
+    where = dict.fromkeys(tally, "")
+    for python in args.others:
+        for provider, row in _from(python, kit).items():
+            if provider not in tally:
+                tally[provider], where[provider] = row, f"  (from {python})"
+    print(f"{'provider':28} {'names':>6}" + ("  kit verdict" if kit else ""))
     total: Counter[str] = Counter()
-    for provider in providers:
-        names = [e for e in entries if e.provider == provider]
-        if args.no_kit:
-            print(f"{provider:28} {len(names):6}")
-            continue
-        counts = Counter(r.status for r in conformance_rows([provider]))
+    for provider, row in sorted(tally.items()):
+        counts: dict[str, int] = row["counts"]  # type: ignore[assignment]
         total.update(counts)
         verdict = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        print(f"{provider:28} {len(names):6}  {verdict}")
-    print(f"{'all':28} {len(entries):6}")
-    if not args.no_kit:
-        passes = total["passes"]
+        print(f"{provider:28} {row['names']:6}  {verdict}{where[provider]}")
+    names = sum(int(row["names"]) for row in tally.values())  # type: ignore[call-overload]
+    print(f"{'all':28} {names:6}")
+    if kit:
+        strict = total["passes"]
+        applies = strict + total["passes, with gaps"]
         print(
-            f"\nreach: {len(entries)} names; {passes} ({passes / len(entries):.1%}) pass every "
-            f"check; {passes + total['passes, with gaps']} "
-            f"({(passes + total['passes, with gaps']) / len(entries):.1%}) pass every check "
-            "that applies"
+            f"\nreach: {names} names; {strict} ({strict / names:.1%}) pass every check; "
+            f"{applies} ({applies / names:.1%}) pass every check that applies"
         )
+        for status in ("fails", "not checked", "unavailable"):
+            print(f"  {status}: {total[status]}")
     _costs(args.repeat)
     return 0
 

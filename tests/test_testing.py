@@ -319,17 +319,73 @@ def test_metadata_declares_what_a_name_needs() -> None:
     assert report.skipped == {"per_group_lr": "one lr for all"}
 
 
-def test_optimizer_without_numeric_default_lr_skips_the_group_check() -> None:
-    def no_lr(params: Any, **kw: Any) -> torch.optim.Optimizer:
-        opt = torch.optim.SGD(params, lr=0.05)
-        opt.defaults["lr"] = None
+class LrFree(torch.optim.Optimizer):
+    """An optimizer with no lr at all (as A2Grad or ALIG): a fixed step size."""
+
+    def __init__(self, params: Iterable[Any], step_size: float = 0.05) -> None:
+        super().__init__(params, {"step_size": step_size})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["step_size"])
+        return loss
+
+
+class FirstGroupLr(torch.optim.Optimizer):
+    """SGD that keeps lr in its groups only (not in ``defaults``, as pytorch_optimizer's
+    Muon family does) and, buggy, steps every group with the first group's."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 0.05) -> None:
+        super().__init__(params, {})
+        for group in self.param_groups:
+            group.setdefault("lr", lr)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-self.param_groups[0]["lr"])
+        return loss
+
+
+def test_an_optimizer_without_any_lr_skips_the_group_check() -> None:
+    report = check_optimizer(LrFree)
+    assert report.skipped == {
+        "per_group_lr": "optimizer.defaults['lr'] is '(absent)' and a group's is '(absent)', "
+        "not a positive number: per-group lr cannot be checked"
+    }
+
+
+def test_a_numeric_default_lr_of_none_skips_the_group_check() -> None:
+    report = check_optimizer("adafactor")  # relative steps: lr=None
+    assert report.skipped == {
+        "per_group_lr": "optimizer.defaults['lr'] is None and a group's is None, not a "
+        "positive number: per-group lr cannot be checked"
+    }
+
+
+def test_an_lr_kept_in_the_groups_only_is_checked_from_the_groups() -> None:
+    def groups_only(params: Any, **kw: Any) -> torch.optim.Optimizer:
+        opt = torch.optim.SGD(params, **kw)
+        del opt.defaults["lr"]
         return opt
 
-    report = check_optimizer(no_lr)
-    assert report.skipped == {
-        "per_group_lr": "optimizer.defaults['lr'] is None, not a positive number: per-group "
-        "lr cannot be checked"
-    }
+    report = check_optimizer(groups_only, lr=0.05)
+    assert "per_group_lr" in report.passed and not report.skipped
+    with pytest.raises(AssertionError, match=r"param group 0 \(lr=0.05\) and param group 1"):
+        check_optimizer(FirstGroupLr)
 
 
 # -- the pytest plugin -------------------------------------------------------------

@@ -178,13 +178,19 @@ def _check_build_from_groups(run: _Runner) -> str | None:
     return None
 
 
-def _numeric_lr(opt: Any) -> float | None:
-    lr = opt.defaults.get("lr")
+def _positive(lr: Any) -> float | None:
     try:
         value = float(lr)
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) and value > 0 else None
+
+
+def _numeric_lr(opt: Any) -> float | None:
+    """``optimizer.defaults['lr']``, or else the lr of a group built without one (some
+    optimizers keep ``lr`` in their groups only); None when neither is a positive number."""
+    first = opt.param_groups[0] if opt.param_groups else {}
+    return _positive(opt.defaults.get("lr")) or _positive(first.get("lr"))
 
 
 def _check_per_group_lr(run: _Runner) -> str | None:
@@ -201,9 +207,10 @@ def _check_per_group_lr(run: _Runner) -> str | None:
     probe = run.build([run.problem.unit()[0]], "to read its defaults")
     base = _numeric_lr(probe)
     if base is None:
+        group_lr = probe.param_groups[0].get("lr", "(absent)") if probe.param_groups else None
         return (
-            f"optimizer.defaults['lr'] is {probe.defaults.get('lr', '(absent)')!r}, not a "
-            "positive number: per-group lr cannot be checked"
+            f"optimizer.defaults['lr'] is {probe.defaults.get('lr', '(absent)')!r} and a "
+            f"group's is {group_lr!r}, not a positive number: per-group lr cannot be checked"
         )
     label = run.spec.label
     for other_lr in (0.0, base * 0.1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +13,13 @@ from optreg_example.signum import Signum
 
 import optreg
 from optreg import _discovery
-from optreg.testing import OPTIMIZER_CHECKS, SCHEDULER_CHECKS, check_optimizer, check_scheduler
+from optreg.testing import (
+    OPTIMIZER_CHECKS,
+    SCHEDULER_CHECKS,
+    assert_table_current,
+    check_optimizer,
+    check_scheduler,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -88,3 +95,8 @@ def test_signum_conforms() -> None:
 
 def test_schedule_conforms() -> None:
     assert check_scheduler("step_decay_with_warmup").passed == list(SCHEDULER_CHECKS)
+
+
+def test_readme_kit_table_is_current() -> None:
+    rows = assert_table_current(Path(__file__).parents[1] / "README.md", "optreg-example")
+    assert {r.status for r in rows} == {"passes"}

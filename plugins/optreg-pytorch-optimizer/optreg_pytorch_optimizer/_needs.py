@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-_MUON = (
-    "needs param groups prepared by pytorch_optimizer.prepare_muon_parameters(model, ...) "
-    "(a 'use_muon' flag per group); it is not a plain (params, **kwargs) factory"
-)
+#: built by optreg_pytorch_optimizer.muon, which gives every group its use_muon flag
+MUON_FAMILY = frozenset({"adago", "adamuon", "distributedmuon", "muon", "muonclip", "normuon"})
+# the kit's problem holds matrices only: bare tensors are routed by shape, and a 1-D one
+# would make a second (AdamW) group where the kit expects one
+_MUON: dict[str, Any] = {"matrices_only": True}
 _MODULE = "takes an nn.Module instead of parameters; build it as Cls(model, lr=...)"
 _FIRST_GROUP_LR = (
     "upstream: the adaptive step size uses param_groups[0]['lr'] for every group "
@@ -25,12 +26,16 @@ _NOT_WEIGHTS_ONLY = (
 OPTIMIZER_NEEDS: dict[str, dict[str, Any]] = {
     # relative_step=True (the default) computes its own step size and ignores lr
     "adafactor": {"skip_checks": {"per_group_lr": "relative_step=True ignores lr by design"}},
-    "adago": {"skip": _MUON},
-    "adamuon": {"skip": _MUON},
-    "distributedmuon": {"skip": _MUON},
-    "muon": {"skip": _MUON},
-    "muonclip": {"skip": _MUON},
-    "normuon": {"skip": _MUON},
+    "adago": _MUON,
+    "adamuon": _MUON,
+    "distributedmuon": {
+        **_MUON,
+        "skip": "DistributedMuon is built only inside torch.distributed: construction raises "
+        "'Default process group has not been initialized' without init_process_group",
+    },
+    "muon": _MUON,
+    "muonclip": _MUON,
+    "normuon": _MUON,
     "adalomo": {"skip": _MODULE},
     "adammini": {"skip": _MODULE},
     "lomo": {"skip": _MODULE},
@@ -47,10 +52,8 @@ OPTIMIZER_NEEDS: dict[str, dict[str, Any]] = {
         }
     },
     "alig": {"requires_closure": True},
-    "bsam": {
-        "skip": "upstream: step() raises 'Tensor list must have same number of elements as "
-        "scalar list' with two param groups"
-    },
+    # bSAM needs the training-set size and a closure
+    "bsam": {"kwargs": {"num_data": 8}, "requires_closure": True},
     "sara": {
         "skip": "fine-tunes only the weights of a pretrained model below `threshold`; on the "
         "conformance problem the loss stays unchanged (even with threshold=10)"
@@ -80,7 +83,7 @@ OPTIMIZER_NEEDS: dict[str, dict[str, Any]] = {
         "group has not been initialized' without init_process_group"
     },
     "lorarite": {"skip": "expects LoRA factor matrices (pairs of low-rank parameters)"},
-    "spectralsphere": {"skip": "supports 2-D parameters only"},
+    "spectralsphere": {"matrices_only": True},  # 2-D parameters only
     # projects weights onto per-neuron constraints: not a descent method on this problem
     "nero": {"kwargs": {"constraints": False}},
     # RAdam-style rectification skips the first updates unless degenerated_to_sgd

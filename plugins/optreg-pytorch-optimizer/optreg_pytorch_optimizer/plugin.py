@@ -14,6 +14,7 @@ from typing import Any
 from optreg import PluginRegistry, hookimpl
 from optreg_pytorch_optimizer._names import OPTIMIZERS, SCHEDULERS
 from optreg_pytorch_optimizer._needs import (
+    MUON_FAMILY,
     NOT_REGISTERED,
     OPTIMIZER_NEEDS,
     REQUIRES,
@@ -35,9 +36,15 @@ def optreg_add_optimizers(registry: PluginRegistry) -> None:
     for name, attr in OPTIMIZERS.items():
         if ("optimizer", name) in NOT_REGISTERED:
             continue
+        # the Muon family needs use_muon groups: optreg_pytorch_optimizer.muon makes them
+        target = (
+            f"optreg_pytorch_optimizer.muon:{name}"
+            if name in MUON_FAMILY
+            else f"pytorch_optimizer:{attr}"
+        )
         registry.register(
             name,
-            f"pytorch_optimizer:{attr}",
+            target,
             description=f"{attr} from pytorch_optimizer",
             requires=_REQUIRES + REQUIRES.get(name, ()),
             metadata=_metadata(OPTIMIZER_NEEDS.get(name)),

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from optreg_pytorch_optimizer._generate import listing
 from optreg_pytorch_optimizer._names import OPTIMIZERS, PYTORCH_OPTIMIZER_VERSION, SCHEDULERS
-from optreg_pytorch_optimizer._needs import NOT_REGISTERED
+from optreg_pytorch_optimizer._needs import MUON_FAMILY, NOT_REGISTERED
 
 import optreg
 from optreg import _discovery
-from optreg.testing import OPTIMIZER_CHECKS, check_optimizer, check_scheduler
+from optreg.testing import (
+    OPTIMIZER_CHECKS,
+    assert_table_current,
+    check_optimizer,
+    check_scheduler,
+)
 
 DIST = "optreg-pytorch-optimizer"
+README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +68,10 @@ def test_every_listed_name_is_registered_except_non_factories() -> None:
                 assert qualified not in registry
                 continue
             entry = registry[qualified]
-            assert entry.target == f"pytorch_optimizer:{attr}"
+            if kind == "optimizer" and name in MUON_FAMILY:
+                assert entry.target == f"optreg_pytorch_optimizer.muon:{name}"
+            else:
+                assert entry.target == f"pytorch_optimizer:{attr}"
             assert entry.provider == "optreg_pytorch_optimizer"
 
 
@@ -115,3 +125,91 @@ def test_conformance_of_a_few_names(name: str) -> None:
 def test_conformance_of_a_scheduler() -> None:
     report = check_scheduler("rex")
     assert report.skipped == {}
+
+
+def test_every_name_has_a_row_in_the_readme_kit_table_and_it_is_current() -> None:
+    rows = assert_table_current(README, DIST)
+    registered = {n for n in OPTIMIZERS if ("optimizer", n) not in NOT_REGISTERED}
+    registered |= {n for n in SCHEDULERS if ("scheduler", n) not in NOT_REGISTERED}
+    assert {r.name for r in rows} == registered
+
+
+# -- the Muon family: use_muon groups made for you ------------------------------------
+class _Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(10, 8)
+        self.body = torch.nn.Linear(8, 8)
+        self.norm = torch.nn.LayerNorm(8)
+        self.conv = torch.nn.Conv1d(8, 8, 1)
+        self.head = torch.nn.Linear(8, 10)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.norm(torch.relu(self.body(self.embed(ids))))
+        h = self.conv(h.transpose(1, 2)).transpose(1, 2)
+        return self.head(h)
+
+
+def _train(opt: torch.optim.Optimizer, model: torch.nn.Module, steps: int = 4) -> None:
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        ids = torch.randint(0, 10, (4, 5), generator=gen)
+        loss = torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("name", sorted(MUON_FAMILY - {"distributedmuon"}))
+def test_a_muon_name_splits_as_prepare_muon_parameters_does(name: str) -> None:
+    from pytorch_optimizer.optimizer.muon.utils import prepare_muon_parameters
+
+    torch.manual_seed(0)
+    ours_model = _Net()
+    theirs_model = _Net()
+    theirs_model.load_state_dict(ours_model.state_dict())
+    ours = optreg.get_optimizer(
+        f"{DIST}:{name}", ours_model, lr=0.02, weight_decay=0.0, adamw_lr=1e-3
+    )
+    theirs = prepare_muon_parameters(
+        theirs_model, name, lr=0.02, weight_decay=0.0, adamw_lr=1e-3, adamw_wd=0.0
+    )
+    assert type(ours) is type(theirs)
+    names = {id(p): n for n, p in ours_model.named_parameters()}
+    muon_side = [names[id(p)] for g in ours.param_groups if g["use_muon"] for p in g["params"]]
+    assert muon_side == ["body.weight", "conv.weight"]  # not the embedding, norm, biases, head
+    assert [g["lr"] for g in ours.param_groups] == [0.02, 1e-3]
+    _train(ours, ours_model)
+    _train(theirs, theirs_model)
+    for (n, a), b in zip(ours_model.named_parameters(), theirs_model.parameters(), strict=True):
+        assert torch.equal(a, b), n
+
+
+def test_a_muon_name_keeps_optregs_no_decay_split_on_both_sides() -> None:
+    opt = optreg.get_optimizer(f"{DIST}:muon", _Net(), lr=0.02, weight_decay=0.1, adamw_wd=0.01)
+    sides = [(g["use_muon"], g["weight_decay"], len(g["params"])) for g in opt.param_groups]
+    # decayed: body/conv weights by Muon (weight_decay), embedding and head weights by
+    # AdamW (adamw_wd); not decayed: biases and the norm, all AdamW
+    assert sides == [(True, 0.1, 2), (False, 0.01, 2), (False, 0.0, 5)]
+
+
+def test_a_rule_can_send_a_parameter_to_either_side() -> None:
+    opt = optreg.get_optimizer(
+        f"{DIST}:muon",
+        _Net(),
+        lr=0.02,
+        rules=[{"match": "head.weight", "use_muon": True}, {"match": "conv", "use_muon": False}],
+    )
+    flags = {(g["use_muon"], p.shape) for g in opt.param_groups for p in g["params"]}
+    assert (True, torch.Size([10, 8])) in flags and (False, torch.Size([8, 8, 1])) in flags
+
+
+def test_bare_tensors_go_by_shape_and_a_flagged_group_stays_as_given() -> None:
+    w, b = torch.nn.Parameter(torch.ones(4, 3)), torch.nn.Parameter(torch.ones(3))
+    opt = optreg.get_optimizer(f"{DIST}:muon", [w, b], lr=0.02)
+    assert [(g["use_muon"], [p.shape for p in g["params"]]) for g in opt.param_groups] == [
+        (True, [torch.Size([4, 3])]),
+        (False, [torch.Size([3])]),
+    ]
+    opt = optreg.get_optimizer(f"{DIST}:muon", [{"params": [w, b], "use_muon": False}])
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["use_muon"] is False

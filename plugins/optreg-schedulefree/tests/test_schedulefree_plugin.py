@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
 
 import optreg
 from optreg import _discovery
-from optreg.testing import OPTIMIZER_CHECKS, check_optimizer
+from optreg.testing import OPTIMIZER_CHECKS, assert_table_current, check_optimizer
 
 NAMES = ["schedule_free_adamw", "schedule_free_radam", "schedule_free_sgd"]
 
@@ -79,3 +80,8 @@ def test_conformance(name: str) -> None:
     # eval() before state_dict(), train() after loading
     report = check_optimizer(name)
     assert report.passed == list(OPTIMIZER_CHECKS)
+
+
+def test_readme_kit_table_is_current() -> None:
+    rows = assert_table_current(Path(__file__).parents[1] / "README.md", "optreg-schedulefree")
+    assert {r.status for r in rows} == {"passes"}
