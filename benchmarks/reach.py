@@ -8,9 +8,11 @@ lives in ``plugins-timm``, on another torch, and ``--with`` adds the names of su
     .tox/plugins/bin/python benchmarks/reach.py --no-kit   # names and costs only
 
 The kit counts are those of ``optreg.testing.conformance_rows`` (the tables in the adapters'
-READMEs). The costs are medians of fresh interpreters, side by side in one run: ``python -c
-pass`` (the floor), ``import optreg``, listing every name, and listing then resolving one
-name of each adapter; after listing, no adapter's library may have been imported.
+READMEs); names whose conformance metadata declares a ``device`` (CUDA, XLA, NPU) are
+counted apart too, since the kit's problem runs on the CPU. The costs are medians of
+fresh interpreters, side by side in one run: ``python -c pass`` (the floor), ``import
+optreg``, listing every name, and listing then resolving one name of each adapter; after
+listing, no adapter's library may have been imported.
 """
 
 from __future__ import annotations
@@ -79,13 +81,18 @@ def _costs(repeat: int) -> None:
 
 
 def _tally(kit: bool) -> dict[str, dict[str, object]]:
-    """``{provider: {"names": n, "counts": {status: n}}}`` for this interpreter's names."""
+    """``{provider: {"names": n, "counts": {status: n}, "device": n}}`` for this
+    interpreter's names; ``device`` counts those needing a device beyond the CPU."""
     entries = [*optreg.optimizers.entries(), *optreg.schedulers.entries()]
     out: dict[str, dict[str, object]] = {}
     for provider in sorted({e.provider for e in entries}):
         names = sum(e.provider == provider for e in entries)
-        counts = Counter(r.status for r in conformance_rows([provider])) if kit else Counter()
-        out[provider] = {"names": names, "counts": dict(counts)}
+        rows = conformance_rows([provider]) if kit else []
+        out[provider] = {
+            "names": names,
+            "counts": dict(Counter(r.status for r in rows)),
+            "device": sum(bool(r.device) for r in rows),
+        }
     return out
 
 
@@ -124,9 +131,11 @@ def main() -> int:
                 tally[provider], where[provider] = row, f"  (from {python})"
     print(f"{'provider':28} {'names':>6}" + ("  kit verdict" if kit else ""))
     total: Counter[str] = Counter()
+    device = 0
     for provider, row in sorted(tally.items()):
         counts: dict[str, int] = row["counts"]  # type: ignore[assignment]
         total.update(counts)
+        device += int(row["device"])  # type: ignore[call-overload]
         verdict = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         print(f"{provider:28} {row['names']:6}  {verdict}{where[provider]}")
     names = sum(int(row["names"]) for row in tally.values())  # type: ignore[call-overload]
@@ -140,6 +149,12 @@ def main() -> int:
         )
         for status in ("fails", "not checked", "unavailable"):
             print(f"  {status}: {total[status]}")
+        # a name that needs CUDA, XLA or an NPU is never checked: the kit runs on the CPU
+        cpu = names - device
+        print(
+            f"{device} names need a device beyond the CPU (CUDA, XLA, NPU), which the kit "
+            f"does not check; of the other {cpu}, {strict} ({strict / cpu:.1%}) pass every check"
+        )
     _costs(args.repeat)
     return 0
 

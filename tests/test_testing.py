@@ -18,6 +18,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from optreg.testing import (
     OPTIMIZER_CHECKS,
     SCHEDULER_CHECKS,
+    Row,
     check_optimizer,
     check_scheduler,
 )
@@ -499,3 +500,40 @@ def test_the_kit_table_states_each_verdict_and_the_file_round_trips(tmp_path: Pa
     assert main([str(readme), "--provider", "__runtime__", "--check"]) == 0
     assert "| optimizer | `good_sgd` | passes |  |" in readme.read_text()
     assert main([str(readme), "--provider", "nobody"]) == 2
+
+
+def test_a_name_that_needs_a_device_is_not_checked_and_says_which() -> None:
+    import optreg
+    from optreg.testing import conformance_rows, needs
+
+    optreg.register_optimizer(
+        "on_gpu", torch.optim.SGD, metadata={"conformance": {"device": "cuda"}}
+    )
+    optreg.register_optimizer(
+        "on_gpu_why",
+        torch.optim.SGD,
+        metadata={"conformance": {"device": "cuda", "skip": "builds CUDA tensors"}},
+    )
+    optreg.register_optimizer(
+        "on_tpu", "not_installed_xla:Opt", metadata={"conformance": {"device": "xla"}}
+    )
+    rows = {r.name: r for r in conformance_rows(["__runtime__"])}
+    assert rows["on_gpu"] == Row(
+        "optimizer",
+        "on_gpu",
+        "not checked",
+        "needs CUDA hardware (the kit's problem runs on the CPU)",
+        "cuda",
+    )
+    assert rows["on_gpu_why"].detail == (
+        "needs CUDA hardware (the kit's problem runs on the CPU): builds CUDA tensors"
+    )
+    assert (rows["on_tpu"].status, rows["on_tpu"].device) == ("unavailable", "xla")
+    assert rows["on_tpu"].detail.endswith(
+        "install it with: pip install not_installed_xla; it needs XLA hardware too"
+    )
+    optreg.register_optimizer(
+        "bad_device", torch.optim.SGD, metadata={"conformance": {"device": "cpu"}}
+    )
+    with pytest.raises(TypeError, match=r"\['device'\] names the device .* got 'cpu'"):
+        needs(optreg.optimizers.resolve("bad_device"))

@@ -36,6 +36,9 @@ What a name needs to be checked is read from its entry's metadata under the key
 True}}``. Recognised keys:
 
 * ``skip``: a reason; the name is not checked by the pytest plugin.
+* ``device``: the device the name needs beyond the CPU (``"cuda"``, ``"xla"``,
+  ``"npu"``): the problem runs on the CPU, so the name is not checked, and the kit
+  table and ``benchmarks/reach.py`` count it apart.
 * ``kwargs``: keyword arguments for building the optimizer or the scheduler.
 * ``requires_closure``: every step is ``optimizer.step(closure)`` (e.g. LBFGS).
 * ``sparse_grad``: the problem produces sparse gradients (e.g. SparseAdam).

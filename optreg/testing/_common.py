@@ -172,10 +172,12 @@ def clone_units(units: Sequence[Sequence[torch.Tensor]]) -> list[list[torch.Tens
 def needs(entry: Entry) -> dict[str, Any]:
     """What checking ``entry`` needs, from its metadata (``metadata["conformance"]``).
 
-    The top-level ``needs_train_eval`` and ``metric_driven`` metadata keys count too.
+    The top-level ``needs_train_eval`` and ``metric_driven`` metadata keys count too. A
+    ``device`` (``"cuda"``, ...) makes the name a whole-name ``skip`` saying so.
 
     Raises:
-        TypeError: ``metadata["conformance"]`` is not a mapping.
+        TypeError: ``metadata["conformance"]`` is not a mapping, or its ``device`` is not
+            a device name other than ``"cpu"``.
     """
     out: dict[str, Any] = {}
     meta = entry.metadata or {}
@@ -189,6 +191,16 @@ def needs(entry: Entry) -> dict[str, Any]:
     for key in ("needs_train_eval", "metric_driven"):
         if key in meta and key not in out:
             out[key] = meta[key]
+    device = out.get("device")
+    if device is not None:
+        if not isinstance(device, str) or not device or device == "cpu":
+            raise TypeError(
+                f"{entry.kind} {entry.qualified_name!r}: metadata[{METADATA_KEY!r}]['device'] "
+                f"names the device the name needs beyond the CPU ('cuda', 'xla', 'npu', ...), "
+                f"got {device!r}"
+            )
+        reason = f"needs {device.upper()} hardware (the kit's problem runs on the CPU)"
+        out["skip"] = f"{reason}: {out['skip']}" if out.get("skip") else reason
     return out
 
 

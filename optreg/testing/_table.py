@@ -49,12 +49,15 @@ class Row:
             does where no builtin shadows it and no other plugin has it).
         status: one of :data:`STATUSES`.
         detail: the reason, the failing check's message or the checked kwargs.
+        device: the device the name needs beyond the CPU (its ``"device"`` conformance
+            metadata), else ``""``.
     """
 
     kind: str
     name: str
     status: str
     detail: str = ""
+    device: str = ""
 
 
 def _one(entry: Entry) -> Row:
@@ -63,12 +66,14 @@ def _one(entry: Entry) -> Row:
 
     registry = optimizers if entry.kind == "optimizer" else schedulers
     name = entry.name
+    needs = testing.needs(entry)
+    device = str(needs.get("device") or "")
     available, reason = registry.status(entry)
     if not available:
-        return Row(entry.kind, name, "unavailable", str(reason))
-    needs = testing.needs(entry)
+        hint = f"; it needs {device.upper()} hardware too" if device else ""
+        return Row(entry.kind, name, "unavailable", f"{reason}{hint}", device)
     if needs.get("skip"):
-        return Row(entry.kind, name, "not checked", str(needs["skip"]))
+        return Row(entry.kind, name, "not checked", str(needs["skip"]), device)
     check = testing.check_optimizer if entry.kind == "optimizer" else testing.check_scheduler
     try:
         with warnings.catch_warnings():

@@ -27,7 +27,7 @@ _FIRST_GROUP_LR = (
     "upstream: the adaptive step size uses param_groups[0]['lr'] for every group "
     "(as in the D-Adaptation / Prodigy reference code)"
 )
-_CUDA = "upstream: builds CUDA tensors whatever the parameters' device (needs a GPU)"
+_CUDA = "upstream: builds CUDA tensors whatever the parameters' device"
 _LOMO = (
     "trains through optimizer.fused_backward(loss, lr), which updates each parameter "
     "inside backward; step() is not its update (tests/test_single_optimizers_plugin.py "
@@ -129,13 +129,13 @@ NAMES: dict[str, Name] = {
         "kron_torch:DistributedKron",
         "kron-torch",
         "PSGD Kron, sharded across ranks",
-        conformance={"skip": _CUDA},
+        conformance={"device": "cuda", "skip": _CUDA},
     ),
     "distributedonesidedkron": Name(
         "kron_torch:DistributedOneSidedKron",
         "kron-torch",
         "one-sided PSGD Kron, sharded across ranks",
-        conformance={"skip": _CUDA},
+        conformance={"device": "cuda", "skip": _CUDA},
     ),
     "adamatan2": Name(
         "adam_atan2_pytorch:AdamAtan2", "adam-atan2-pytorch", "Adam with atan2 instead of eps"
@@ -160,7 +160,10 @@ NAMES: dict[str, Name] = {
         "galore_torch",
         "GaLore with bitsandbytes 8-bit AdamW",
         requires=("bitsandbytes",),
-        conformance={"skip": _CUDA + " (galore_torch calls bitsandbytes' CUDA path)"},
+        conformance={
+            "device": "cuda",
+            "skip": _CUDA + " (galore_torch calls bitsandbytes' CUDA path)",
+        },
     ),
     **_lowrank(
         "galore_adafactor",
@@ -187,7 +190,7 @@ NAMES: dict[str, Name] = {
         "lomo-optim",
         "AdaLomo: LOMO with Adafactor-style scaling (takes the model)",
         requires=("lomo_optim",),
-        conformance={"skip": _CUDA + "; and " + _LOMO},
+        conformance={"device": "cuda", "skip": _CUDA + "; and " + _LOMO},
         metadata={"needs_model": True, "note": "train with optimizer.fused_backward(loss, lr)"},
     ),
     "grokadamw": Name(
@@ -217,6 +220,7 @@ NAMES: dict[str, Name] = {
         None,
         "torch_xla's sync-free AdamW (TPU / XLA devices)",
         requires=("torch_xla",),
+        conformance={"device": "xla"},
         metadata={"hardware": "an XLA device (TPU); needs torch_xla"},
     ),
     "adamw_torch_npu_fused": Name(
@@ -224,6 +228,7 @@ NAMES: dict[str, Name] = {
         None,
         "torch_npu's fused AdamW (Ascend NPU)",
         requires=("torch_npu",),
+        conformance={"device": "npu"},
         metadata={"hardware": "an Ascend NPU; needs torch_npu"},
     ),
     "adamw_anyprecision": Name(

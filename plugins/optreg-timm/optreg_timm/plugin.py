@@ -26,9 +26,9 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     **{n: ("bitsandbytes",) for n in NAMES if n.startswith("bnb")},
 }
 
-_CUDA_ONLY = (
+_BNB_CUDA = (
     "timm asserts torch.cuda.is_available() before it builds any bitsandbytes optimizer "
-    "(needs a GPU; optreg's own bnb names run on the CPU)"
+    "(optreg's own bnb names run on the CPU)"
 )
 
 #: what optreg.testing needs for some names, found with timm 1.0.31
@@ -47,7 +47,9 @@ NEEDS: dict[str, dict[str, Any]] = {
     # Lars' default lr=1.0 with Nesterov momentum diverges on the 20-step problem
     "nlarc": {"kwargs": {"lr": 0.1}},
     "nlars": {"kwargs": {"lr": 0.1}},
-    **{n: {"skip": _CUDA_ONLY} for n in NAMES if n.startswith("bnb")},
+    **{n: {"device": "cuda", "skip": _BNB_CUDA} for n in NAMES if n.startswith("bnb")},
+    # NVIDIA apex's fused kernels
+    **{n: {"device": "cuda"} for n in NAMES if n.startswith("fused")},
 }
 
 

@@ -17,7 +17,7 @@ __all__ = ["OPTIMIZERS", "optreg_add_optimizers"]
 
 _CPU_OFFLOAD = (
     "wraps another optimizer class (optimizer_class=) and moves the parameters between "
-    "a CUDA device and the CPU: needs a GPU"
+    "a CUDA device and the CPU"
 )
 
 #: name -> (target, description, conformance needs)
@@ -46,7 +46,7 @@ OPTIMIZERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "cpuoffloadoptimizer": (
         "torchao.optim:CPUOffloadOptimizer",
         "torchao CPUOffloadOptimizer: optimizer state and step on the CPU",
-        {"skip": _CPU_OFFLOAD},
+        {"device": "cuda", "skip": _CPU_OFFLOAD},
     ),
 }
 
