@@ -111,8 +111,11 @@ class IgnoresGroupLr(torch.optim.Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    p.add_(p.grad, alpha=-self.defaults["lr"])
+                    p.add_(p.grad, alpha=-self._lr(group))
         return loss
+
+    def _lr(self, group: dict[str, Any]) -> float:
+        return float(self.defaults["lr"])
 
 
 class NoClosureLoss(IgnoresGroupLr):
@@ -320,45 +323,27 @@ def test_metadata_declares_what_a_name_needs() -> None:
     assert report.skipped == {"per_group_lr": "one lr for all"}
 
 
-class LrFree(torch.optim.Optimizer):
+class LrFree(IgnoresGroupLr):
     """An optimizer with no lr at all (as A2Grad or ALIG): a fixed step size."""
 
     def __init__(self, params: Iterable[Any], step_size: float = 0.05) -> None:
-        super().__init__(params, {"step_size": step_size})
+        torch.optim.Optimizer.__init__(self, params, {"step_size": step_size})
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-group["step_size"])
-        return loss
+    def _lr(self, group: dict[str, Any]) -> float:
+        return float(group["step_size"])
 
 
-class FirstGroupLr(torch.optim.Optimizer):
+class FirstGroupLr(IgnoresGroupLr):
     """SGD that keeps lr in its groups only (not in ``defaults``, as pytorch_optimizer's
     Muon family does) and, buggy, steps every group with the first group's."""
 
     def __init__(self, params: Iterable[Any], lr: float = 0.05) -> None:
-        super().__init__(params, {})
+        torch.optim.Optimizer.__init__(self, params, {})
         for group in self.param_groups:
             group.setdefault("lr", lr)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-self.param_groups[0]["lr"])
-        return loss
+    def _lr(self, group: dict[str, Any]) -> float:
+        return float(self.param_groups[0]["lr"])
 
 
 def test_an_optimizer_without_any_lr_skips_the_group_check() -> None:
