@@ -14,7 +14,16 @@ MUON_FAMILY = frozenset({"adago", "adamuon", "distributedmuon", "muon", "muoncli
 # the kit's problem holds matrices only: bare tensors are routed by shape, and a 1-D one
 # would make a second (AdamW) group where the kit expects one
 _MUON: dict[str, Any] = {"matrices_only": True}
-_MODULE = "takes an nn.Module instead of parameters; build it as Cls(model, lr=...)"
+#: built by optreg_pytorch_optimizer.model, which hands them the nn.Module
+TAKES_MODEL = frozenset({"adalomo", "adammini", "lomo"})
+_MODULE = (
+    "takes the nn.Module (get_optimizer(name, model) hands it over), and the kit builds "
+    "optimizers from tensors"
+)
+_FUSED = (
+    "; and it trains through optimizer.fused_backward(loss, lr), so step() is not its "
+    "update (tests/test_pytorch_optimizer_plugin.py trains it that way)"
+)
 _FIRST_GROUP_LR = (
     "upstream: the adaptive step size uses param_groups[0]['lr'] for every group "
     "(as in the D-Adaptation / Prodigy reference code)"
@@ -36,9 +45,9 @@ OPTIMIZER_NEEDS: dict[str, dict[str, Any]] = {
     "muon": _MUON,
     "muonclip": _MUON,
     "normuon": _MUON,
-    "adalomo": {"skip": _MODULE},
+    "adalomo": {"skip": _MODULE + _FUSED},
     "adammini": {"skip": _MODULE},
-    "lomo": {"skip": _MODULE},
+    "lomo": {"skip": _MODULE + _FUSED},
     "adahessian": {"create_graph": True},
     "sophiah": {"create_graph": True},
     # keeps keep_num gradients before its first update

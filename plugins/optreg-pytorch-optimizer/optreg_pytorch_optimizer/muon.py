@@ -22,13 +22,13 @@ no-decay split, overrides and rules apply on both sides.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import torch
 from torch import nn
 
 import optreg
+from optreg_pytorch_optimizer._routed import Routed
 
 __all__ = [
     "MuonFamily",
@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 _MATRIX_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.LSTM)
-_GROUPING = ("no_decay", "overrides", "rules", "layer_decay", "layer_pattern")
 
 
 def muon_parameter_ids(model: nn.Module) -> set[int]:
@@ -74,7 +73,7 @@ def _split(groups: list[dict[str, Any]], muon_ids: set[int] | None) -> list[dict
     return out
 
 
-class MuonFamily:
+class MuonFamily(Routed):
     """The factory of one Muon-family class: ``(params, **kwargs) -> Optimizer``.
 
     ``optreg.get_optimizer`` hands it the model itself (``optreg_routes_params``) with
@@ -84,31 +83,28 @@ class MuonFamily:
         attr: the class's name in ``pytorch_optimizer``.
     """
 
-    optreg_routes_params = True
+    optreg_group_options = ("use_muon",)  # a rule may send a parameter to either side
 
     def __init__(self, attr: str) -> None:
-        self.attr = attr
-        self.__name__ = self.__qualname__ = attr
-        self.__doc__ = (
+        super().__init__(
+            attr,
             f"pytorch_optimizer.{attr} over param groups flagged use_muon by "
-            "optreg_pytorch_optimizer.muon (see that module)"
+            "optreg_pytorch_optimizer.muon (see that module)",
         )
 
-    def __call__(self, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
-        """Build the optimizer; ``no_decay``, ``overrides``, ``rules``, ``layer_decay``
-        and ``layer_pattern`` group the parameters as ``optreg.get_optimizer`` does, the
-        rest go to the class.
+    def build(
+        self, params: Any, grouping: dict[str, Any], kwargs: dict[str, Any]
+    ) -> torch.optim.Optimizer:
+        """Group as ``optreg.get_optimizer`` does, then flag and split each group.
 
         Raises:
             ValueError / TypeError: what ``optreg.group_parameters`` and the class raise.
         """
-        cls = getattr(importlib.import_module("pytorch_optimizer"), self.attr)
-        grouping = {k: kwargs.pop(k) for k in _GROUPING if k in kwargs}
         muon_ids = muon_parameter_ids(params) if isinstance(params, nn.Module) else None
         groups = optreg.group_parameters(
             params, weight_decay=kwargs.get("weight_decay"), lr=kwargs.get("lr"), **grouping
         )
-        return cls(_split(groups, muon_ids), **kwargs)  # type: ignore[no-any-return]
+        return self.upstream()(_split(groups, muon_ids), **kwargs)
 
 
 adago = MuonFamily("AdaGO")

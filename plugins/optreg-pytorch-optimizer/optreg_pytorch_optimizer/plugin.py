@@ -19,6 +19,7 @@ from optreg_pytorch_optimizer._needs import (
     OPTIMIZER_NEEDS,
     REQUIRES,
     SCHEDULER_NEEDS,
+    TAKES_MODEL,
 )
 
 __all__ = ["optreg_add_optimizers", "optreg_add_schedulers"]
@@ -36,12 +37,13 @@ def optreg_add_optimizers(registry: PluginRegistry) -> None:
     for name, attr in OPTIMIZERS.items():
         if ("optimizer", name) in NOT_REGISTERED:
             continue
-        # the Muon family needs use_muon groups: optreg_pytorch_optimizer.muon makes them
-        target = (
-            f"optreg_pytorch_optimizer.muon:{name}"
-            if name in MUON_FAMILY
-            else f"pytorch_optimizer:{attr}"
-        )
+        # the Muon family needs use_muon groups (optreg_pytorch_optimizer.muon makes them);
+        # LOMO, AdaLOMO and Adam-mini take the model (optreg_pytorch_optimizer.model)
+        target = f"pytorch_optimizer:{attr}"
+        if name in MUON_FAMILY:
+            target = f"optreg_pytorch_optimizer.muon:{name}"
+        elif name in TAKES_MODEL:
+            target = f"optreg_pytorch_optimizer.model:{name}"
         registry.register(
             name,
             target,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from optreg_pytorch_optimizer._generate import listing
 from optreg_pytorch_optimizer._names import OPTIMIZERS, PYTORCH_OPTIMIZER_VERSION, SCHEDULERS
-from optreg_pytorch_optimizer._needs import MUON_FAMILY, NOT_REGISTERED
+from optreg_pytorch_optimizer._needs import MUON_FAMILY, NOT_REGISTERED, TAKES_MODEL
 
 import optreg
 from optreg import _discovery
@@ -70,6 +70,8 @@ def test_every_listed_name_is_registered_except_non_factories() -> None:
             entry = registry[qualified]
             if kind == "optimizer" and name in MUON_FAMILY:
                 assert entry.target == f"optreg_pytorch_optimizer.muon:{name}"
+            elif kind == "optimizer" and name in TAKES_MODEL:
+                assert entry.target == f"optreg_pytorch_optimizer.model:{name}"
             else:
                 assert entry.target == f"pytorch_optimizer:{attr}"
             assert entry.provider == "optreg_pytorch_optimizer"
@@ -213,3 +215,65 @@ def test_bare_tensors_go_by_shape_and_a_flagged_group_stays_as_given() -> None:
     ]
     opt = optreg.get_optimizer(f"{DIST}:muon", [{"params": [w, b], "use_muon": False}])
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["use_muon"] is False
+
+
+def test_a_routed_factory_shows_the_class_keywords_and_the_grouping_options() -> None:
+    import inspect
+
+    muon = inspect.signature(optreg.optimizers.load(optreg.optimizers.resolve(f"{DIST}:muon")))
+    assert muon.parameters["lr"].default == 0.02
+    assert muon.parameters["adamw_lr"].default == 3e-4
+    assert muon.parameters["rules"].default is None
+    info = optreg.optimizer_info("adammini")
+    assert info.signature.startswith("(params, *, lr: float = 1.0, betas")  # not `model`
+    assert "num_heads: int = 32" in info.signature
+
+
+# -- LOMO, AdaLOMO, Adam-mini: they take the model ------------------------------------
+def test_adammini_gets_the_model_and_matches_building_it_by_hand() -> None:
+    from pytorch_optimizer import AdamMini
+
+    torch.manual_seed(0)
+    ours_model, theirs_model = _Net(), _Net()
+    theirs_model.load_state_dict(ours_model.state_dict())
+    ours = optreg.get_optimizer("adammini", ours_model, lr=1e-3, num_embeds=8, num_heads=2)
+    theirs = AdamMini(theirs_model, lr=1e-3, num_embeds=8, num_heads=2)
+    assert type(ours) is AdamMini
+    assert [g["name"] for g in ours.param_groups] == [g["name"] for g in theirs.param_groups]
+    _train(ours, ours_model)
+    _train(theirs, theirs_model)
+    for (n, a), b in zip(ours_model.named_parameters(), theirs_model.parameters(), strict=True):
+        assert torch.equal(a, b), n
+
+
+@pytest.mark.parametrize("name", ["lomo", "adalomo"])
+def test_lomo_trains_through_fused_backward_as_built_by_hand(name: str) -> None:
+    import pytorch_optimizer
+
+    def net() -> torch.nn.Module:  # AdaLOMO takes 1-D and 2-D parameters only (upstream)
+        return torch.nn.Sequential(torch.nn.Embedding(10, 8), torch.nn.Linear(8, 10))
+
+    torch.manual_seed(0)
+    ours_model, theirs_model = net(), net()
+    theirs_model.load_state_dict(ours_model.state_dict())
+    ours = optreg.get_optimizer(f"{DIST}:{name}", ours_model, lr=1e-2)
+    theirs = getattr(pytorch_optimizer, TAKES_MODEL_CLASSES[name])(theirs_model, lr=1e-2)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        ids = torch.randint(0, 10, (4, 5), generator=gen)
+        for opt, model in ((ours, ours_model), (theirs, theirs_model)):
+            loss = torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten())
+            opt.fused_backward(loss, lr=1e-2)
+    for (n, a), b in zip(ours_model.named_parameters(), theirs_model.parameters(), strict=True):
+        assert torch.equal(a, b), n
+
+
+TAKES_MODEL_CLASSES = {"lomo": "LOMO", "adalomo": "AdaLOMO"}
+
+
+def test_a_model_taking_name_says_what_it_needs() -> None:
+    p = torch.nn.Parameter(torch.ones(4, 3))
+    with pytest.raises(TypeError, match=r"adammini takes the nn.Module .*got list"):
+        optreg.get_optimizer("adammini", [p])
+    with pytest.raises(ValueError, match=r"its own param groups .* so optreg's overrides cannot"):
+        optreg.get_optimizer("adammini", _Net(), overrides={"head": {"lr": 0.1}})
