@@ -2,10 +2,10 @@
 
 ``optreg_timm.factories:adamw`` is resolved by the module's ``__getattr__``, so the
 registry's lazy ``"module:attr"`` targets reach every name without a function each.
-Each factory carries the signature of what timm builds for the name (read when the name
-is first used): the class's own keywords with the defaults ``create_optimizer_v2`` gives
-them, so ``optreg info sgdp`` shows that ``lr`` is required, and ``**kwargs`` for timm's
-grouping options.
+Each factory carries the signature of what timm builds for the name, read from timm
+when first asked for: the class's own keywords with the defaults ``create_optimizer_v2``
+gives them, so ``optreg info sgdp`` shows that ``lr`` is required, and ``**kwargs`` for
+timm's grouping options.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from optreg_timm._names import NAMES
 
-__all__ = ["factory", "signature"]
+__all__ = ["Factory", "factory", "signature"]
 
 _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 #: create_optimizer_v2's own options that reach the optimizer class (timm 1.0)
@@ -55,8 +55,59 @@ def signature(name: str) -> inspect.Signature | None:
     return inspect.Signature(params, return_annotation=torch.optim.Optimizer)
 
 
+class Factory:
+    """The factory of timm's optimizer ``name``: ``(params, **kwargs) -> Optimizer``.
+
+    Its ``__signature__`` (:func:`signature`) is read from timm when first asked for, so
+    loading the factory imports no timm; calling it does.
+
+    Args:
+        name: one of timm's names.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.__name__ = self.__qualname__ = name
+        self.__doc__ = f"timm.optim.create_optimizer_v2(params, opt={name!r}, **kwargs)"
+
+    @functools.cached_property
+    def __signature__(self) -> inspect.Signature | None:
+        """What timm builds for the name (None for the apex and bitsandbytes names)."""
+        return signature(self.name)
+
+    def __call__(self, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
+        """``create_optimizer_v2(params, opt=name, filter_bias_and_bn=False, **kwargs)``.
+
+        Raises:
+            TypeError: a keyword the class has no default for (``lr`` for ``sgdp``) is
+                missing.
+        """
+        from timm.optim import create_optimizer_v2
+
+        sig = self.__signature__
+        required = (
+            []
+            if sig is None
+            else [
+                p.name
+                for p in sig.parameters.values()
+                if p.kind is _KEYWORD and p.default is p.empty
+            ]
+        )
+        absent = [k for k in required if k not in kwargs]
+        if absent:
+            raise TypeError(
+                f"timm's optimizer {self.name!r} has no default for {', '.join(absent)}: pass "
+                f"{absent[0]}=... (for instance get_optimizer({self.name!r}, model, lr=0.01))"
+            )
+        # optreg already made the param groups (no-decay split, rules): timm must not
+        # split them again
+        kwargs.setdefault("filter_bias_and_bn", False)
+        return create_optimizer_v2(params, opt=self.name, **kwargs)
+
+
 @functools.cache
-def factory(name: str) -> Any:
+def factory(name: str) -> Factory:
     """The factory of timm's optimizer ``name``.
 
     Raises:
@@ -64,35 +115,7 @@ def factory(name: str) -> Any:
     """
     if name not in NAMES:
         raise AttributeError(f"timm has no optimizer {name!r}")
-
-    sig = signature(name)
-    missing = (
-        []
-        if sig is None
-        else [
-            p.name for p in sig.parameters.values() if p.kind is _KEYWORD and p.default is p.empty
-        ]
-    )
-
-    def build(params: Any, **kwargs: Any) -> torch.optim.Optimizer:
-        from timm.optim import create_optimizer_v2
-
-        absent = [k for k in missing if k not in kwargs]
-        if absent:
-            raise TypeError(
-                f"timm's optimizer {name!r} has no default for {', '.join(absent)}: pass "
-                f"{absent[0]}=... (for instance get_optimizer({name!r}, model, lr=0.01))"
-            )
-        # optreg already made the param groups (no-decay split, rules): timm must not
-        # split them again
-        kwargs.setdefault("filter_bias_and_bn", False)
-        return create_optimizer_v2(params, opt=name, **kwargs)
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"timm.optim.create_optimizer_v2(params, opt={name!r}, **kwargs)"
-    if sig is not None:
-        build.__signature__ = sig  # type: ignore[attr-defined]
-    return build
+    return Factory(name)
 
 
 def __getattr__(name: str) -> Any:

@@ -45,6 +45,18 @@ def test_listing_imports_neither_timm_nor_torchvision() -> None:
     assert out.stdout.split() == ["True", "True", "False", "False"]
 
 
+def test_loading_a_factory_imports_no_timm_until_it_is_used() -> None:
+    code = (
+        "import sys, optreg; f = optreg.optimizers.load(optreg.optimizers.resolve('lamb')); "
+        "print('timm' in sys.modules, f.__name__); import inspect; inspect.signature(f); "
+        "print('timm' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "lamb", "True"]
+
+
 def test_a_name_builds_what_create_optimizer_v2_builds() -> None:
     from timm.optim import Lamb, create_optimizer_v2
 
