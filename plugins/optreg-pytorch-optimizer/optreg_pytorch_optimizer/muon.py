@@ -17,11 +17,14 @@ factories set it:
   2-D and larger to Muon.
 
 A group that holds both kinds is split in two with the same options, so optreg's
-no-decay split, overrides and rules apply on both sides.
+no-decay split, overrides and rules apply on both sides: the no-decay parameters get
+``weight_decay=0.0`` when either ``weight_decay`` or ``adamw_wd`` is set, and a rule's
+``lr_scale`` multiplies ``lr`` on the Muon side and ``adamw_lr`` on the AdamW side.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -58,15 +61,19 @@ def muon_parameter_ids(model: nn.Module) -> set[int]:
     return ids
 
 
-def _split(groups: list[dict[str, Any]], muon_ids: set[int] | None) -> list[dict[str, Any]]:
+def _split(
+    for_muon: list[dict[str, Any]], for_adamw: list[dict[str, Any]], muon_ids: set[int] | None
+) -> list[dict[str, Any]]:
+    """Flag and split each group. ``for_muon`` and ``for_adamw`` are the same groups made
+    with Muon's and AdamW's lr as the base a rule's ``lr_scale`` multiplies."""
     out: list[dict[str, Any]] = []
-    for group in groups:
-        if "use_muon" in group:
-            out.append(group)
+    for muon_group, adamw_group in zip(for_muon, for_adamw, strict=True):
+        if "use_muon" in muon_group:  # a dict or a rule said which
+            out.append(muon_group if muon_group["use_muon"] else adamw_group)
             continue
-        params = list(group["params"])
+        params = list(muon_group["params"])
         is_muon = [(id(p) in muon_ids) if muon_ids is not None else p.ndim >= 2 for p in params]
-        for flag in (True, False):
+        for flag, group in ((True, muon_group), (False, adamw_group)):
             part = [p for p, m in zip(params, is_muon, strict=True) if m is flag]
             if part:
                 out.append({**group, "params": part, "use_muon": flag})
@@ -100,11 +107,23 @@ class MuonFamily(Routed):
         Raises:
             ValueError / TypeError: what ``optreg.group_parameters`` and the class raise.
         """
+        cls = self.upstream()
+        defaults = inspect.signature(cls).parameters
+
+        def given(key: str) -> Any:
+            return kwargs.get(key, defaults[key].default if key in defaults else None)
+
+        if not isinstance(params, (nn.Module, torch.Tensor)):
+            params = list(params)  # grouped twice
         muon_ids = muon_parameter_ids(params) if isinstance(params, nn.Module) else None
-        groups = optreg.group_parameters(
-            params, weight_decay=kwargs.get("weight_decay"), lr=kwargs.get("lr"), **grouping
+        # the no-decay split is made when either side decays; the same groups twice, with
+        # each side's lr as the base of a rule's lr_scale
+        decay = max(given("weight_decay") or 0.0, given("adamw_wd") or 0.0)
+        for_muon, for_adamw = (
+            optreg.group_parameters(params, weight_decay=decay, lr=given(lr), **grouping)
+            for lr in ("lr", "adamw_lr")
         )
-        return self.upstream()(_split(groups, muon_ids), **kwargs)
+        return cls(_split(for_muon, for_adamw, muon_ids), **kwargs)
 
 
 adago = MuonFamily("AdaGO")

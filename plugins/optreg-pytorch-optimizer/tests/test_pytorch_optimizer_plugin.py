@@ -195,6 +195,30 @@ def test_a_muon_name_keeps_optregs_no_decay_split_on_both_sides() -> None:
     assert sides == [(True, 0.1, 2), (False, 0.01, 2), (False, 0.0, 5)]
 
 
+def test_a_rules_lr_scale_scales_each_sides_own_lr() -> None:
+    opt = optreg.get_optimizer(
+        f"{DIST}:muon",
+        _Net(),
+        lr=0.02,
+        adamw_lr=1e-3,
+        adamw_wd=0.01,  # Muon's weight_decay stays 0.0: the no-decay split is made anyway
+        rules=[{"match": ["embed", "body"], "lr_scale": 0.5}],
+    )
+    got = sorted(
+        (g["use_muon"], g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups
+    )
+    assert got == sorted(
+        [
+            (True, 0.01, 0.0, 1),  # body.weight: 0.5 * lr, Muon's weight_decay
+            (False, 0.0005, 0.01, 1),  # embed.weight: 0.5 * adamw_lr, adamw_wd
+            (False, 0.0005, 0.0, 1),  # body.bias: 0.5 * adamw_lr, not decayed
+            (True, 0.02, 0.0, 1),  # conv.weight
+            (False, 1e-3, 0.01, 1),  # head.weight
+            (False, 1e-3, 0.0, 4),  # conv.bias, norm.weight, norm.bias, head.bias
+        ]
+    )
+
+
 def test_a_rule_can_send_a_parameter_to_either_side() -> None:
     opt = optreg.get_optimizer(
         f"{DIST}:muon",
