@@ -11,8 +11,8 @@ The kit counts are those of ``optreg.testing.conformance_rows`` (the tables in t
 READMEs); names whose conformance metadata declares a ``device`` (CUDA, XLA, NPU) are
 counted apart too, since the kit's problem runs on the CPU. The costs are medians of
 fresh interpreters, side by side in one run: ``python -c pass`` (the floor), ``import
-optreg``, listing every name, and listing then resolving one name of each adapter; after
-listing, no adapter's library may have been imported.
+optreg``, listing every name, listing then resolving one name of each adapter, and the
+``optreg list`` command; after listing, no adapter's library may have been imported.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ LIBRARIES = (
 LIST = "import optreg; optreg.list_optimizers(); optreg.list_schedulers()"
 
 
-def _median_seconds(code: str, repeat: int) -> float:
+def _median_seconds(argv: list[str], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        subprocess.run([sys.executable, *argv], check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -63,16 +63,17 @@ def _costs(repeat: int) -> None:
         firsts.setdefault(q.split(":")[0], q)
     resolve = LIST + "".join(f"; optreg.optimizers.resolve({q!r})" for q in firsts.values())
     rows = [
-        ("python -c pass", "pass"),
-        ("import optreg", "import optreg"),
-        ("list every name", LIST),
-        (f"list, then resolve {len(firsts)} names", resolve),
+        ("python -c pass", ["-c", "pass"]),
+        ("import optreg", ["-c", "import optreg"]),
+        ("list every name", ["-c", LIST]),
+        (f"list, then resolve {len(firsts)} names", ["-c", resolve]),
+        ("optreg list (the command)", ["-m", "optreg", "list"]),
     ]
     floor = None
     print(f"\ncost (median of {repeat} fresh interpreters)")
     print(f"{'':36} {'seconds':>8} {'over python':>12}")
-    for label, code in rows:
-        seconds = _median_seconds(code, repeat)
+    for label, argv in rows:
+        seconds = _median_seconds(argv, repeat)
         floor = seconds if floor is None else floor
         print(f"{label:36} {seconds:8.3f} {seconds - floor:+12.3f}")
     probe = LIST + f"; import sys; print([m for m in {LIBRARIES!r} if m in sys.modules])"
