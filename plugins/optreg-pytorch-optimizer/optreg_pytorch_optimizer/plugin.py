@@ -2,7 +2,8 @@
 
 Every name of ``pytorch_optimizer.get_supported_optimizers()`` and
 ``get_supported_lr_schedulers()`` is registered as a lazy ``"pytorch_optimizer:Attr"``
-target. Names that optreg's builtins already use (``adamw``, ``sgd``, ``linear``,
+target, but the Muon family (:mod:`optreg_pytorch_optimizer.muon`) and LOMO, AdaLOMO and
+Adam-mini (:mod:`optreg_pytorch_optimizer.model`), whose factories are the plugin's. Names that optreg's builtins already use (``adamw``, ``sgd``, ``linear``,
 ``cosine``...) stay optreg's; pytorch_optimizer's are reachable as
 ``optreg-pytorch-optimizer:NAME``.
 """
