@@ -24,7 +24,6 @@ no-decay split, overrides and rules apply on both sides: the no-decay parameters
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -107,8 +106,7 @@ class MuonFamily(Routed):
         Raises:
             ValueError / TypeError: what ``optreg.group_parameters`` and the class raise.
         """
-        cls = self.upstream()
-        defaults = inspect.signature(cls).parameters
+        defaults = self.__signature__.parameters  # the class's keywords and defaults
 
         def given(key: str) -> Any:
             return kwargs.get(key, defaults[key].default if key in defaults else None)
@@ -123,7 +121,7 @@ class MuonFamily(Routed):
             optreg.group_parameters(params, weight_decay=decay, lr=given(lr), **grouping)
             for lr in ("lr", "adamw_lr")
         )
-        return cls(_split(for_muon, for_adamw, muon_ids), **kwargs)
+        return self.upstream()(_split(for_muon, for_adamw, muon_ids), **kwargs)
 
 
 adago = MuonFamily("AdaGO")
