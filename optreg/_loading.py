@@ -103,12 +103,30 @@ def import_heavy(name: str) -> Any:
     (bitsandbytes compiles kernels with ``torch.compile`` at import): under the import
     lock, after torch's own lazy imports. Every optreg path that imports such a
     library goes through here or :func:`first_call`."""
+    _check_parents(name)
     module = sys.modules.get(name)
     if module is not None:
         return module
     with _IMPORT_LOCK:
         _warm_torch()
         return importlib.import_module(name)
+
+
+def _check_parents(name: str) -> None:
+    """Refuse ``name`` when a parent package is marked not importable (``None`` in
+    ``sys.modules``), as ``import`` does: a submodule imported before the mark stays in
+    ``sys.modules``, and ``importlib.import_module`` would hand it out.
+
+    Raises:
+        ModuleNotFoundError: a parent package is marked not importable.
+    """
+    parts = name.split(".")
+    for i in range(1, len(parts)):
+        parent = ".".join(parts[:i])
+        if parent in sys.modules and sys.modules[parent] is None:
+            raise ModuleNotFoundError(
+                f"import of {parent} halted; None in sys.modules", name=parent
+            )
 
 
 def first_call(entry: Entry, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

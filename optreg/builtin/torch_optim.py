@@ -5,6 +5,11 @@ and ``adam`` are "fast by default": they go through :func:`adamw` / :func:`adam`
 which pass ``fused=True`` when torch's fused kernel supports every parameter and the
 caller chose none of ``foreach`` / ``fused`` / ``differentiable`` / ``capturable``.
 Pass ``fused=False`` (or ``foreach=True``) to get torch's own default choice.
+
+torch's fused CPU kernel (2.13) mis-updates a parameter that is a strided view, such as
+``torch.randn(10, 5, 2)[..., 0]``: it climbs where the other kernels descend. So fused is
+chosen only when every parameter is contiguous, a group added later with a strided one
+steps with torch's default kernel, and asking for fused on one raises (:func:`fused_guard`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ __all__ = [
     "adam",
     "adamw",
     "adamw_torch_fused",
+    "fused_guard",
     "fused_supported",
     "keep_kernel_choice",
     "keep_state_dtypes",
@@ -133,7 +139,7 @@ def fused_supported(params: Any) -> bool:
 
     ``params`` is a list of tensors, of ``(name, tensor)`` pairs or of param-group
     dicts. Supported: plain tensors (no subclasses) of a floating dtype on a device in
-    :data:`FUSED_DEVICES`.
+    :data:`FUSED_DEVICES`, and contiguous (the kernel mis-updates strided views).
     """
     if isinstance(params, Tensor) or not isinstance(params, list):
         return False
@@ -143,10 +149,76 @@ def fused_supported(params: Any) -> bool:
             type(p) in _PLAIN_TENSORS
             and p.device.type in FUSED_DEVICES
             and torch.is_floating_point(p)
+            and p.is_contiguous()
         ):
             return False
         found = True
     return found
+
+
+def _strided(groups: Iterable[dict[str, Any]], start: int = 0) -> tuple[int, int, Tensor] | None:
+    """``(group index, index in group, tensor)`` of the first strided parameter of a group
+    that steps fused, from group ``start`` on; None when there is none."""
+    for i, group in enumerate(groups):
+        if i < start or not group.get("fused"):
+            continue
+        for j, p in enumerate(group["params"]):
+            if not p.is_contiguous():
+                return i, j, p
+    return None
+
+
+def _strided_error(name: str, found: tuple[int, int, Tensor]) -> ValueError:
+    i, j, p = found
+    return ValueError(
+        f"optimizer {name!r}: torch's fused kernel mis-updates a parameter that is not "
+        f"contiguous (a strided view), and param group {i} holds one at index {j} (shape "
+        f"{list(p.shape)}, stride {p.stride()}); use 'adamw' / 'adam' without fused=True "
+        "(they choose fused only where it is right), pass foreach=True, or make the "
+        "parameter contiguous"
+    )
+
+
+def _check_added_groups(optimizer: Any, args: Any, kwargs: Any) -> None:
+    """Step pre-hook of :func:`fused_guard`: groups added since the last step."""
+    checked = optimizer.__dict__.get("_optreg_fused_checked", 0)
+    groups = optimizer.param_groups
+    if len(groups) == checked:
+        return
+    found = _strided(groups, checked)
+    while found is not None:
+        if not optimizer.__dict__.get("_optreg_fused_chosen"):
+            raise _strided_error(optimizer.__dict__["_optreg_name"], found)
+        groups[found[0]]["fused"] = False  # optreg chose fused: torch's default kernel here
+        found = _strided(groups, found[0] + 1)
+    optimizer._optreg_fused_checked = len(groups)
+
+
+def fused_guard(optimizer: _O, name: str, *, chosen: bool) -> _O:
+    """Keep a fused Adam/AdamW from silently mis-updating strided parameters.
+
+    Args:
+        optimizer: the ``torch.optim.Adam`` / ``AdamW`` just built.
+        name: the optreg name, for errors.
+        chosen: True when optreg chose ``fused=True`` (then a group added later with a
+            strided parameter steps with torch's default kernel), False when the user
+            asked for it (then such a group raises at the next ``step()``).
+
+    Returns:
+        ``optimizer``, with a step pre-hook checking groups added after it was built.
+
+    Raises:
+        ValueError: the user asked for fused and a parameter is strided.
+    """
+    found = _strided(optimizer.param_groups)
+    if found is not None:
+        raise _strided_error(name, found)
+    optimizer._optreg_name = name  # type: ignore[attr-defined]
+    optimizer._optreg_fused_chosen = chosen  # type: ignore[attr-defined]
+    optimizer._optreg_fused_checked = len(optimizer.param_groups)  # type: ignore[attr-defined]
+    if any(g.get("fused") for g in optimizer.param_groups):
+        optimizer.register_step_pre_hook(_check_added_groups)
+    return optimizer
 
 
 def _want_fused(
@@ -185,21 +257,21 @@ def adamw(
         ValueError: an invalid hyperparameter (raised by torch).
     """
     params = _materialize(params)
-    return keep_kernel_choice(
-        torch.optim.AdamW(
-            params,
-            lr,
-            betas,
-            eps,
-            weight_decay,
-            amsgrad,
-            maximize=maximize,
-            foreach=foreach,
-            capturable=capturable,
-            differentiable=differentiable,
-            fused=_want_fused(params, foreach, fused, capturable, differentiable),
-        )
+    want = _want_fused(params, foreach, fused, capturable, differentiable)
+    optimizer = torch.optim.AdamW(
+        params,
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        amsgrad,
+        maximize=maximize,
+        foreach=foreach,
+        capturable=capturable,
+        differentiable=differentiable,
+        fused=want,
     )
+    return keep_kernel_choice(fused_guard(optimizer, "adamw", chosen=fused is None))
 
 
 def adam(
@@ -228,23 +300,22 @@ def adam(
         ValueError: an invalid hyperparameter (raised by torch).
     """
     params = _materialize(params)
-    return keep_kernel_choice(
-        torch.optim.Adam(
-            params,
-            lr,
-            betas,
-            eps,
-            weight_decay,
-            amsgrad,
-            foreach=foreach,
-            maximize=maximize,
-            capturable=capturable,
-            differentiable=differentiable,
-            fused=_want_fused(params, foreach, fused, capturable, differentiable),
-            # torch < 2.6's Adam has no such keyword: pass it only when asked for
-            **({"decoupled_weight_decay": True} if decoupled_weight_decay else {}),
-        )
+    optimizer = torch.optim.Adam(
+        params,
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        amsgrad,
+        foreach=foreach,
+        maximize=maximize,
+        capturable=capturable,
+        differentiable=differentiable,
+        fused=_want_fused(params, foreach, fused, capturable, differentiable),
+        # torch < 2.6's Adam has no such keyword: pass it only when asked for
+        **({"decoupled_weight_decay": True} if decoupled_weight_decay else {}),
     )
+    return keep_kernel_choice(fused_guard(optimizer, "adam", chosen=fused is None))
 
 
 def adamw_torch_fused(
@@ -265,10 +336,12 @@ def adamw_torch_fused(
 
     Raises:
         RuntimeError: a parameter the fused kernel does not support (raised by torch).
-        ValueError: an invalid hyperparameter (raised by torch).
+        ValueError: a strided (non-contiguous) parameter, which that kernel mis-updates
+            (here or, for a group added later, at the next ``step()``), or an invalid
+            hyperparameter (raised by torch).
     """
-    return torch.optim.AdamW(
-        params,
+    optimizer = torch.optim.AdamW(
+        _materialize(params),
         lr,
         betas,
         eps,
@@ -278,3 +351,4 @@ def adamw_torch_fused(
         capturable=capturable,
         fused=True,
     )
+    return fused_guard(optimizer, "adamw_torch_fused", chosen=False)
