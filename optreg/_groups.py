@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["GroupReport", "GroupRow", "explain_groups", "rows_of"]
 
-_HEADS = frozenset({"lm_head", "head", "classifier", "score", "qa_outputs", "fc_out", "output"})
-
 
 @dataclasses.dataclass(frozen=True)
 class GroupRow:
@@ -93,21 +91,13 @@ def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: An
     Raises:
         Whatever :func:`optreg.get_optimizer` raises for these arguments.
     """
-    from torch import nn
-
-    from optreg.params import NORM_LAYERS
+    from optreg._kinds import is_embedding, is_head, is_norm, owners
 
     optimizer = get_optimizer(name, model if params is None else params, **kwargs)
     where = {
         id(p): (i, group) for i, group in enumerate(optimizer.param_groups) for p in group["params"]
     }
-    owners: dict[int, tuple[str, nn.Module]] = {}
-    for module_name, module in model.named_modules():
-        for p in module.parameters(recurse=False):
-            owners.setdefault(id(p), (module_name, module))
-    embeddings = {
-        id(m.weight) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
-    }
+    held = owners(model)
     rows, warnings = [], []
     for pname, p in model.named_parameters():
         found = where.get(id(p))
@@ -124,14 +114,14 @@ def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: An
                 trainable=p.requires_grad,
             )
         )
-        module_name, module = owners.get(id(p), ("", model))
-        is_head = module_name.rpartition(".")[2] in _HEADS
-        if side == "muon" and (id(p) in embeddings or is_head):
-            what = "an embedding" if id(p) in embeddings else "an output head"
+        module = held.get(id(p), ("", model))[1]
+        embedding = is_embedding(pname, module)
+        if side == "muon" and (embedding or is_head(pname)):
+            what = "an embedding" if embedding else "an output head"
             warnings.append(f"{pname} is {what} and goes to Muon (use AdamW for it)")
-        is_norm = isinstance(module, NORM_LAYERS) or type(module).__name__.endswith("Norm")
+        norm = is_norm(module)
         decay = rows[-1].weight_decay
-        if decay and (is_norm or pname.endswith("bias")):
+        if decay and (norm or pname.endswith("bias")):
             what = "a bias" if pname.endswith("bias") else "a norm weight"
             warnings.append(f"{pname} is {what} and is decayed (weight_decay={decay:g})")
         if found is not None and not p.requires_grad:

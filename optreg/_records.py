@@ -31,11 +31,11 @@ def parameter_names(params: Any) -> dict[int, str]:
     says names (an ``nn.Module`` or ``(name, tensor)`` pairs); empty otherwise."""
     from torch import nn
 
+    from optreg._kinds import is_named_pairs
+
     if isinstance(params, nn.Module):
         return {id(p): n for n, p in params.named_parameters()}
-    if isinstance(params, list) and all(
-        isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in params
-    ):
+    if is_named_pairs(params):
         return {id(p): n for n, p in params}
     return {}
 

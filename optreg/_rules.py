@@ -32,13 +32,13 @@ from typing import Any
 
 from torch import nn
 
-from optreg.params import NORM_LAYERS, matches, param_groups
+from optreg._kinds import NORM_LAYERS, is_embedding, is_named_pairs, is_norm
+from optreg.params import matches, param_groups
 
 __all__ = ["SELECTORS", "assign", "group_parameters", "layer_ids", "named_of"]
 
 SELECTORS = frozenset({"match", "regex", "module", "ndim", "shape", "name"})
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|blocks|block|h)\.(\d+)(?:\.|$)")
-_EMBEDDING = ("embed", "wte", "wpe", "cls_token", "pos_embed", "patch_embed", "tok_embeddings")
 _MODULE_KINDS: Mapping[str, tuple[type[nn.Module], ...]] = {
     "embedding": (nn.Embedding, nn.EmbeddingBag),
     "norm": NORM_LAYERS,
@@ -55,9 +55,8 @@ def named_of(params: Any) -> tuple[list[tuple[str, Any]], nn.Module | None]:
     """
     if isinstance(params, nn.Module):
         return [(n, p) for n, p in params.named_parameters() if p.requires_grad], params
-    items = list(params) if isinstance(params, (list, tuple)) else []
-    if items and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in items):
-        return [(n, p) for n, p in items if p.requires_grad], None
+    if is_named_pairs(params):
+        return [(n, p) for n, p in params if p.requires_grad], None
     raise ValueError(
         "rules= and layer_decay= select parameters by name: pass the nn.Module or "
         "(name, tensor) pairs instead of bare tensors or param-group dicts"
@@ -89,9 +88,7 @@ def _module_matches(module: nn.Module | None, kinds: list[str]) -> bool:
         types = _MODULE_KINDS.get(str(kind).lower())
         if types is not None and isinstance(module, types):
             return True
-        if type(module).__name__ == kind or (
-            kind == "norm" and type(module).__name__.endswith("Norm")
-        ):
+        if type(module).__name__ == kind or (kind == "norm" and is_norm(module)):
             return True
     return False
 
@@ -159,7 +156,7 @@ def layer_ids(names: Sequence[str], pattern: str | None = None) -> tuple[dict[st
     for name in names:
         if name in found:
             out[name] = found[name] + 1
-        elif any(e in name for e in _EMBEDDING):
+        elif is_embedding(name):
             out[name] = 0
         else:
             out[name] = count + 1

@@ -12,35 +12,15 @@ param-group dicts. With an ``nn.Module`` it knows parameter names, so it can
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["NORM_LAYERS", "matches", "named_no_decay", "param_groups"]
+from optreg._kinds import NORM_LAYERS, is_named_pairs, is_norm
 
-#: Module types whose weights are never decayed by the default rule.
-NORM_LAYERS: tuple[type[nn.Module], ...] = tuple(
-    t
-    for t in (
-        getattr(nn, n, None)
-        for n in (
-            "LayerNorm",
-            "GroupNorm",
-            "LocalResponseNorm",
-            "RMSNorm",
-            "BatchNorm1d",
-            "BatchNorm2d",
-            "BatchNorm3d",
-            "SyncBatchNorm",
-            "InstanceNorm1d",
-            "InstanceNorm2d",
-            "InstanceNorm3d",
-        )
-    )
-    if isinstance(t, type)
-)
+__all__ = ["NORM_LAYERS", "check_overrides", "matches", "named_no_decay", "param_groups"]
 
 
 def matches(name: str, pattern: str) -> bool:
@@ -56,10 +36,10 @@ def named_no_decay(model: nn.Module) -> set[str]:
     """
     names: set[str] = set()
     for mod_name, module in model.named_modules():
-        is_norm = isinstance(module, NORM_LAYERS) or type(module).__name__.endswith("Norm")
+        norm = is_norm(module)
         for p_name, p in module.named_parameters(recurse=False):
             full = f"{mod_name}.{p_name}" if mod_name else p_name
-            if is_norm or p_name == "bias" or p.ndim < 2:
+            if norm or p_name == "bias" or p.ndim < 2:
                 names.add(full)
     return names
 
@@ -134,7 +114,7 @@ def param_groups(
                     "nn.Module or (name, tensor) pairs instead of param-group dicts"
                 )
             return [_group(i, g) for i, g in enumerate(items)]
-        if all(_is_named_pair(x) for x in items):
+        if is_named_pairs(items):
             named = [(str(n), p) for n, p in items]
             _check_initialised(named)
         else:
@@ -186,24 +166,15 @@ def _check_initialised(named: Iterable[tuple[str, Any]]) -> None:
             )
 
 
-def _is_named_pair(x: object) -> bool:
-    return (
-        isinstance(x, tuple)
-        and len(x) == 2
-        and isinstance(x[0], str)
-        and isinstance(x[1], torch.Tensor)
-    )
+def check_overrides(
+    named: Sequence[tuple[str, Any]], overrides: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Every override pattern is a str mapping to an options dict and matches a parameter.
 
-
-def _split(
-    named: list[tuple[str, torch.Tensor]],
-    weight_decay: float | None,
-    no_decay: Iterable[str] | None,
-    default_rule: set[str] | None,
-    overrides: dict[str, Mapping[str, Any]],
-    extra: Mapping[str, Mapping[str, Any]] | None = None,
-    lr: Any = None,
-) -> list[dict[str, Any]]:
+    Raises:
+        TypeError: a pattern that is not a str, or options that are not a mapping.
+        ValueError: a pattern that matches no parameter name (the names are shown).
+    """
     for pat, opts in overrides.items():
         if not isinstance(pat, str) or not isinstance(opts, Mapping):
             raise TypeError(
@@ -215,6 +186,18 @@ def _split(
                 f"override pattern {pat!r} matches no parameter; "
                 f"names look like {', '.join(n for n, _ in named[:3])}"
             )
+
+
+def _split(
+    named: list[tuple[str, torch.Tensor]],
+    weight_decay: float | None,
+    no_decay: Iterable[str] | None,
+    default_rule: set[str] | None,
+    overrides: dict[str, Mapping[str, Any]],
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+    lr: Any = None,
+) -> list[dict[str, Any]]:
+    check_overrides(named, overrides)
     patterns = list(no_decay) if no_decay is not None else None
     split_decay = weight_decay is not None and weight_decay > 0
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}

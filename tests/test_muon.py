@@ -239,3 +239,70 @@ def test_bare_tensors_by_shape_and_tagged_groups() -> None:
     assert tagged.param_groups[-1] is tagged.muon.param_groups[-1]  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match=r"add_param_group needs 'optimizer': 'muon' or 'adamw'"):
         tagged.add_param_group({"params": [nn.Parameter(torch.randn(2))]})
+
+
+# --------------------------------------------------------------- options: each on its own side
+
+
+def _group_of(opt: Any, model: nn.Module, name: str) -> dict[str, Any]:
+    p = dict(model.named_parameters())[name]
+    [group] = [g for g in opt.param_groups if any(q is p for q in g["params"])]
+    return group
+
+
+@pytest.mark.parametrize("key", ["betas", "adamw_betas"])
+@pytest.mark.parametrize("how", ["rules", "overrides"])
+def test_an_adamw_option_in_a_rule_or_override_reaches_adamws_side(key: str, how: str) -> None:
+    model = TinyLM()
+    given = {key: (0.8, 0.9)}
+    grouping: dict[str, Any] = (
+        {"rules": [{"match": "embed.*", **given}]}
+        if how == "rules"
+        else {"overrides": {"embed": given}}
+    )
+    opt = optreg.get_optimizer("muon_adamw", model, **grouping)
+    group = _group_of(opt, model, "embed.weight")
+    assert group["optimizer"] == "adamw" and group["betas"] == (0.8, 0.9)
+    assert key not in group or key == "betas"
+    assert _group_of(opt, model, "classifier.bias")["betas"] == (0.9, 0.999)
+
+
+def test_adamw_lr_in_a_rule_sets_the_adamw_groups_lr_and_lr_scale_scales_it() -> None:
+    model = TinyLM()
+    opt = optreg.get_optimizer(
+        "muon_adamw", model, lr=0.02,
+        rules=[{"match": "embed.*", "adamw_lr": 1e-3, "lr_scale": 0.5}],
+    )  # fmt: skip
+    group = _group_of(opt, model, "embed.weight")
+    assert group["lr"] == 5e-4 and "adamw_lr" not in group
+    assert _group_of(opt, model, "blocks.0.attn.weight")["lr"] == 0.02
+
+
+def test_a_muon_option_applies_to_the_muon_parameters_a_rule_selects() -> None:
+    model = TinyLM()
+    opt = optreg.get_optimizer(
+        "muon_adamw", model, rules=[{"match": "blocks.0.*", "momentum": 0.8}]
+    )
+    assert _group_of(opt, model, "blocks.0.attn.weight")["momentum"] == 0.8
+    assert "momentum" not in _group_of(opt, model, "blocks.0.attn.bias")  # AdamW's side
+    assert _group_of(opt, model, "blocks.1.attn.weight")["momentum"] == 0.95
+
+
+@pytest.mark.parametrize(
+    "grouping",
+    [
+        {"rules": [{"ndim": 1, "momentum": 0.5}]},
+        {"overrides": {"norm": {"nesterov": False}}},
+        {"overrides": {"blocks.0.mlp.weight": {"adamw_eps": 1e-6}}},
+    ],
+)
+def test_an_option_that_reaches_no_parameter_of_its_side_is_refused(grouping: Any) -> None:
+    with pytest.raises(ValueError, match=r"an option of the (Muon|AdamW) side, but every "
+                       r"parameter it selects goes to (AdamW|Muon) \('"):  # fmt: skip
+        optreg.get_optimizer("muon_adamw", TinyLM(), **grouping)
+
+
+def test_an_override_pattern_that_matches_nothing_is_refused_as_for_adamw() -> None:
+    for name in ("adamw", "muon_adamw"):
+        with pytest.raises(ValueError, match="override pattern 'nothing' matches no parameter"):
+            optreg.get_optimizer(name, TinyLM(), overrides={"nothing": {"lr": 1e-4}})

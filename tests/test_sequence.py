@@ -166,3 +166,28 @@ def test_the_factory_itself_and_the_conformance_kit() -> None:
     assert isinstance(direct, LambdaLR)
     report = check_scheduler("sequence")
     assert report.passed == ["build", "finite_non_negative_lr", "resume_bit_identical", "picklable"]
+
+
+@pytest.mark.parametrize(
+    ("phase", "end"),
+    [
+        ({"name": "polynomial", "steps": 10, "lr_end": 1e-4}, 1e-4),
+        ({"name": "cosine_with_min_lr", "steps": 10, "min_lr": 1e-4}, 1e-4),
+    ],
+)
+def test_a_tensor_lr_gives_the_same_lrs_as_a_float(phase: dict[str, Any], end: float) -> None:
+    """A phase reads lr_end / min_lr against the optimizer's lr: a tensor lr is that lr
+    (it was read as 1.0, and the end came out 100x off)."""
+    seen = {}
+    for lr in (0.01, torch.tensor(0.01)):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=lr)
+        sched = optreg.get_scheduler("sequence", opt, num_training_steps=10, phases=[phase])
+        lrs = []
+        for _ in range(10):
+            opt.step()
+            sched.step()
+            lrs.append(float(opt.param_groups[0]["lr"]))
+        seen[type(lr).__name__] = lrs
+    assert seen["Tensor"] == pytest.approx(seen["float"], rel=1e-6)
+    assert seen["Tensor"][-1] == pytest.approx(end, rel=1e-6)
+    assert isinstance(opt.param_groups[0]["lr"], torch.Tensor)  # still the tensor, filled in place

@@ -17,18 +17,77 @@ from typing import Any
 import torch
 from torch import nn
 
+from optreg._kinds import HEAD_NAMES, is_embedding, is_head, is_named_pairs, owners
 from optreg._rules import assign, named_of
-from optreg.params import matches, param_groups
+from optreg.params import check_overrides, matches, param_groups
 
 __all__ = ["HEAD_MODULES", "MuonAdamW", "muon", "route"]
 
-#: Names of the modules whose weights are an output head: they go to AdamW.
-HEAD_MODULES = frozenset(
-    {"lm_head", "head", "classifier", "score", "qa_outputs", "fc_out", "output"}
-)
-_EMBEDDING_NAMES = ("embed", "wte", "wpe", "tok_embeddings")
+#: Name parts that mark an output head (:data:`optreg._kinds.HEAD_NAMES`): to AdamW.
+HEAD_MODULES = HEAD_NAMES
 _ROUTES = ("auto", "ndim")
 _SIDES = ("muon", "adamw")
+#: Group options only Muon has (a rule or override giving one applies to Muon's side).
+_MUON_ONLY = frozenset(
+    {"momentum", "nesterov", "ns_coefficients", "eps", "ns_steps", "adjust_lr_fn"}
+)
+#: Group options only AdamW has, by the names a rule or override may use -> AdamW's name.
+_ADAMW_ONLY = {
+    "betas": "betas",
+    "adamw_betas": "betas",
+    "adamw_eps": "eps",
+    "adamw_lr": "lr",
+    "adamw_weight_decay": "weight_decay",
+}
+
+
+def _owner(option: str) -> str | None:
+    """The side a group option belongs to; None for one both sides take (lr, ...)."""
+    return "adamw" if option in _ADAMW_ONLY else "muon" if option in _MUON_ONLY else None
+
+
+class _SideOptions:
+    """Group options from rules and overrides, each given to the side it names.
+
+    ``lr``, ``weight_decay`` and ``lr_scale`` apply on both sides; Muon's own options
+    (``momentum``...) to Muon's parameters; AdamW's (``betas``, or ``adamw_betas`` /
+    ``adamw_lr`` / ``adamw_eps`` / ``adamw_weight_decay``, as the keywords spell them)
+    to AdamW's, under AdamW's names. An option that reaches no parameter of its side
+    would be ignored: :meth:`check` refuses it.
+    """
+
+    def __init__(self) -> None:
+        self.given: dict[tuple[str, str], list[str]] = {}  # (source, option) -> names
+        self.applied: set[tuple[str, str]] = set()
+
+    def translate(
+        self, side: str, source: str, names: Sequence[str], options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        out = {}
+        for key, value in options.items():
+            owner = _owner(key)
+            if owner is None:
+                out[key] = value
+                continue
+            self.given.setdefault((source, key), []).extend(names)
+            if owner == side:
+                out[_ADAMW_ONLY.get(key, key)] = value
+                self.applied.add((source, key))
+        return out
+
+    def check(self) -> None:
+        """Raises: ValueError: an option that reached no parameter of its side."""
+        for (source, key), names in self.given.items():
+            if (source, key) not in self.applied:
+                side = _owner(key)
+                other = "AdamW" if side == "muon" else "Muon"
+                shown = ", ".join(repr(n) for n in dict.fromkeys(names)) if names else "none"
+                raise ValueError(
+                    f"muon_adamw: {source} sets {key!r}, an option of the "
+                    f"{'Muon' if side == 'muon' else 'AdamW'} side, but every parameter it "
+                    f"selects goes to {other} ({shown}): it would be ignored; select "
+                    f"{side}-side parameters, or set {other}'s own option"
+                )
 
 
 def muon(
@@ -77,28 +136,22 @@ def muon(
 
 
 def _named(params: Any) -> tuple[list[tuple[str, torch.Tensor]], set[int], set[int]] | None:
-    """``(named trainable params, embedding weight ids, head weight ids)``, or None
-    when ``params`` says no names."""
+    """``(named trainable params, embedding ids, head ids)``, or None when ``params`` says
+    no names. Embeddings and heads as :mod:`optreg._kinds` decides: by module type and name
+    for a module, by name for ``(name, tensor)`` pairs."""
     if isinstance(params, nn.Module):
-        embeddings: set[int] = set()
-        heads: set[int] = set()
-        for module_name, module in params.named_modules():
-            own = [id(p) for p in module.parameters(recurse=False)]
-            if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-                embeddings.update(own)
-            if module_name.rpartition(".")[2] in HEAD_MODULES:
-                heads.update(own)
+        held = owners(params)
         named: list[tuple[str, torch.Tensor]] = [
             (n, p) for n, p in params.named_parameters() if p.requires_grad
         ]
-        return named, embeddings, heads
-    items = list(params)
-    if items and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in items):
-        named = [(str(n), p) for n, p in items if p.requires_grad]
-        embeddings = {id(p) for n, p in named if any(e in n for e in _EMBEDDING_NAMES)}
-        heads = {id(p) for n, p in named if n.rpartition(".")[0].rpartition(".")[2] in HEAD_MODULES}
-        return named, embeddings, heads
-    return None
+        embeddings = {id(p) for n, p in named if is_embedding(n, held.get(id(p), ("", None))[1])}
+    elif is_named_pairs(params):
+        named = [(str(n), p) for n, p in params if p.requires_grad]
+        embeddings = {id(p) for n, p in named if is_embedding(n)}
+    else:
+        return None
+    heads = {id(p) for n, p in named if is_head(n)}
+    return named, embeddings, heads
 
 
 def route(
@@ -111,12 +164,14 @@ def route(
 ) -> dict[str, str]:
     """``{parameter name: "muon" | "adamw"}``: where :class:`MuonAdamW` puts each one.
 
-    ``route="auto"`` (a module or ``(name, tensor)`` pairs): to AdamW go embeddings
-    (``nn.Embedding`` weights, or names with ``embed`` / ``wte`` / ``wpe``), output heads
-    (the weights of a module named one of :data:`HEAD_MODULES`, and weights tied to an
-    embedding, which a module lists once), every parameter that is not 2-D (biases, norm
-    weights, conv kernels) and names matching ``adamw_params``; the other 2-D weights, and
-    names matching ``muon_params``, go to Muon. ``route="ndim"``: by shape alone (2-D to
+    ``route="auto"`` (a module or ``(name, tensor)`` pairs): to AdamW go embeddings and
+    output heads as :mod:`optreg._kinds` decides (``nn.Embedding`` weights and names such
+    as ``pos_embed`` / ``wte`` / ``shared``; parameters under ``lm_head`` / ``classifier`` /
+    ``head``..., ``classifier.out_proj`` included; weights tied to an embedding, which a
+    module lists once), every parameter that is not 2-D (biases, norm weights, conv
+    kernels) and names matching ``adamw_params``; the other 2-D weights, and names
+    matching ``muon_params``, go to Muon. Pairs are judged by name alone: pass the module
+    where only a module type tells an embedding. ``route="ndim"``: by shape alone (2-D to
     Muon), for bare tensors. ``forced`` (``{name: side}``, what rules with an
     ``"optimizer"`` option say) overrides all of it.
 
@@ -218,6 +273,7 @@ class MuonAdamW(torch.optim.Optimizer):
     """
 
     optreg_routes_params = True  # optreg.get_optimizer passes the module, not its groups
+    optreg_group_options = ("betas",)  # a rule or override may give AdamW's by its own name
 
     def __init__(
         self,
@@ -320,23 +376,33 @@ class MuonAdamW(torch.optim.Optimizer):
             )
         forced = {n: o.pop("optimizer") for n, o in (options or {}).items() if "optimizer" in o}
         self.routes, named = _route(params, route_by, adamw_params, muon_params, forced)
-        out: list[dict[str, Any]] = []
         patterns = dict(overrides or {})
+        check_overrides(named, patterns)
+        sides = _SideOptions()
+        out: list[dict[str, Any]] = []
         for side, side_options in (("muon", muon_options), ("adamw", adamw_options)):
             part = [(n, p) for n, p in named if self.routes[n] == side]
             if not part:
                 continue
-            mine = {k: v for k, v in patterns.items() if any(matches(n, k) for n, _ in part)}
+            mine = {}
+            for pattern, opts in patterns.items():
+                hit = [n for n, _ in part if matches(n, pattern)]
+                if hit:
+                    mine[pattern] = sides.translate(side, f"overrides[{pattern!r}]", hit, opts)
+            ruled = None
+            if options is not None:
+                ruled = {n: sides.translate(side, "a rule", [n], options[n]) for n, _ in part}
             for group in param_groups(
                 part,
                 weight_decay=side_options["weight_decay"],
                 no_decay=no_decay,
                 overrides=mine,
-                options=None if options is None else {n: options[n] for n, _ in part},
+                options=ruled,
                 lr=side_options["lr"],
             ):
                 group["optimizer"] = side
                 out.append(group)
+        sides.check()
         return out
 
     def _tagged(self, groups: Sequence[Mapping[str, Any]], route_by: str) -> list[dict[str, Any]]:

@@ -80,18 +80,29 @@ def _lengths(phases: Sequence[Mapping[str, Any]], n: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _number(lr: Any) -> float | None:
+    """A learning rate as a float: a number, or a one-element tensor (a tensor lr, as
+    compiled steps use); None for anything else."""
+    if _validate.is_real(lr):
+        return float(lr)
+    if _validate.is_tensor(lr) and lr.numel() == 1:
+        return float(lr)
+    return None
+
+
 def _shadow(optimizer: Optimizer) -> Optimizer:
-    """An SGD with the optimizer's groups' learning rates and default lr, for a phase's
-    schedule to be built on (it writes into its optimizer's groups)."""
-    default = optimizer.defaults.get("lr")
-    lr = float(default) if _validate.is_real(default) else 1.0  # type: ignore[arg-type]
+    """An SGD with the optimizer's groups' learning rates and default lr (as floats, a
+    tensor lr read as its value), for a phase's schedule to be built on (it writes into
+    its optimizer's groups and reads lr_end / min_lr against those rates)."""
+    default = _number(optimizer.defaults.get("lr"))
+    lr = 1.0 if default is None else default
     groups = [
         {"params": [torch.zeros(1, requires_grad=True)], "lr": g.get("initial_lr", g["lr"])}
         for g in optimizer.param_groups
     ]
     for g in groups:
-        if not _validate.is_real(g["lr"]):
-            g["lr"] = lr
+        value = _number(g["lr"])
+        g["lr"] = lr if value is None else value
     return torch.optim.SGD(groups, lr=lr)
 
 

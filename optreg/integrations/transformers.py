@@ -183,8 +183,8 @@ def optimizer_cls_and_kwargs(
     ``Trainer(optimizer_cls_and_kwargs=...)`` of a plain Trainer.
 
     An optimizer that splits the parameters itself (``muon_adamw``: by name and module
-    type) gets ``model``'s named parameters as ``params`` (the Trainer then passes those
-    instead of its groups), ``weight_decay`` for both sides, and the Adam arguments as
+    type) gets ``model`` itself as ``params`` (the Trainer then passes it instead of its
+    groups), ``weight_decay`` for both sides, and the Adam arguments as
     its ``adamw_betas`` / ``adamw_eps``.
 
     Raises:
@@ -207,7 +207,7 @@ def optimizer_cls_and_kwargs(
                 f"{label} splits the parameters by name: pass the model, "
                 "optimizer_cls_and_kwargs(name, args, model)"
             )
-        kwargs["params"] = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        kwargs["params"] = model  # the module: its module types count, not only its names
         kwargs["weight_decay"] = kwargs["adamw_weight_decay"] = args.weight_decay
     if _signature.takes(factory, "lr"):
         kwargs["lr"] = args.learning_rate
