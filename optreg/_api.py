@@ -151,7 +151,13 @@ def get_optimizer(
             overrides=overrides,
             lr=kwargs.get("lr", _signature.default(factory, "lr")),
         )
-        call_hook("optreg_prepare_optimizer", name=entry.name, param_groups=groups, kwargs=kwargs)
+        call_hook(
+            "optreg_prepare_optimizer",
+            undo=True,
+            name=entry.name,
+            param_groups=groups,
+            kwargs=kwargs,
+        )
         optimizer = _loading.first_call(entry, factory, groups, **kwargs)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(

@@ -320,22 +320,55 @@ def _call_add_hook(hookname: str, registry: Registry, *, builtins: bool) -> None
 
 
 def _problem(dist: str, where: str, error: BaseException) -> None:
-    _State.problems.append(PluginProblem(dist, where, f"{type(error).__name__}: {error}"))
+    """Record a plugin's failure once: a hook raising at every build adds no more."""
+    problem = PluginProblem(dist, where, f"{type(error).__name__}: {error}")
+    if problem not in _State.problems:
+        _State.problems.append(problem)
 
 
-def call_hook(hookname: str, **kwargs: Any) -> None:
-    """Call a notification hook on every plugin; a plugin that raises is warned about and skipped."""
+def _snapshot(value: Any) -> Any:
+    """A copy of a hook argument deep enough to undo a hook's edits: lists of dicts and
+    dicts, their list values copied (a param group's ``params``)."""
+    if isinstance(value, list):
+        return [_snapshot(v) for v in value]
+    if isinstance(value, dict):
+        return {k: list(v) if isinstance(v, list) else v for k, v in value.items()}
+    return value
+
+
+def _restore(target: Any, saved: Any) -> None:
+    if isinstance(target, list):
+        target[:] = saved
+    elif isinstance(target, dict):
+        target.clear()
+        target.update(saved)
+
+
+def call_hook(hookname: str, *, undo: bool = False, **kwargs: Any) -> None:
+    """Call a hook on every plugin; a plugin that raises is warned about and skipped.
+
+    Args:
+        hookname: the hook.
+        undo: the hook edits its arguments in place (``optreg_prepare_optimizer``): a
+            plugin that raises has its edits undone, so the next one, and the build, see
+            the arguments as they were before it ran.
+        **kwargs: the hook's arguments.
+    """
     ensure_discovered()
     for plugin_name, caller in _callers(hookname):
+        saved = {k: _snapshot(v) for k, v in kwargs.items()} if undo else {}
         try:
             caller(**kwargs)
         except Exception as e:
+            for key, value in saved.items():
+                _restore(kwargs[key], value)
             dist = _State.plugins.get(plugin_name, (plugin_name, None))[0]
             with LOCK:
                 _problem(dist, f"{plugin_name} {hookname}()", e)
             warnings.warn(
                 f"optreg plugin {plugin_name!r} (distribution {dist!r}) raised in "
-                f"{hookname}: {type(e).__name__}: {e}; ignored",
+                f"{hookname}: {type(e).__name__}: {e}; "
+                + ("its changes were undone and the build goes on" if undo else "ignored"),
                 OptregPluginWarning,
                 stacklevel=3,
             )

@@ -110,14 +110,46 @@ def _check(rules: Sequence[Mapping[str, Any]], model: nn.Module | None) -> None:
             raise ValueError(f"{label} sets no option (lr, lr_scale, weight_decay, ...)")
         if "module" in rule and model is None:
             raise ValueError(f"{label} selects by module type: pass the nn.Module as params")
+        _check_selector_types(label, rule)
         if "regex" in rule:
             try:
                 re.compile(rule["regex"])
             except re.error as e:
                 raise ValueError(f"{label}: regex {rule['regex']!r} does not compile: {e}") from e
         scale = rule.get("lr_scale", 1.0)
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 0:
-            raise ValueError(f"{label}: lr_scale must be a number >= 0, got {scale!r}")
+        if (
+            isinstance(scale, bool)
+            or not isinstance(scale, (int, float))
+            or not 0 <= scale < float("inf")
+        ):
+            raise ValueError(f"{label}: lr_scale must be a finite number >= 0, got {scale!r}")
+
+
+#: What each selector takes: (a check of one item, may it be a list, what the message says).
+_SELECTOR_TYPES: Mapping[str, tuple[type | tuple[type, ...], bool, str]] = {
+    "match": (str, True, "a name pattern (str) or a list of them"),
+    "regex": (str, False, "a regular expression (str)"),
+    "module": (str, True, "a module kind or class name (str) or a list of them"),
+    "ndim": (int, True, "an int or a list of ints"),
+    "shape": (int, True, "a list of ints"),
+    "name": (str, False, "a str"),
+}
+
+
+def _check_selector_types(label: str, rule: Mapping[str, Any]) -> None:
+    """Raises: TypeError: a selector of the wrong type (``shape: 8``, ``match: 5``)."""
+    for key, (kind, listed, allowed) in _SELECTOR_TYPES.items():
+        if key not in rule:
+            continue
+        value = rule[key]
+        items = list(value) if listed and isinstance(value, (list, tuple)) else [value]
+        if key == "shape" and not isinstance(value, (list, tuple)):
+            items = [None]
+        if not items or any(isinstance(x, bool) or not isinstance(x, kind) for x in items):
+            raise TypeError(
+                f"{label}: selector {key!r} must be {allowed}, got "
+                f"{type(value).__name__}: {value!r:.80}"
+            )
 
 
 def _selects(rule: Mapping[str, Any], name: str, p: Any, owner: nn.Module | None) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from optreg import _signature
@@ -318,6 +318,20 @@ def hyperparameters(
         except (TypeError, ValueError) as e:
             raise type(e)(f"{label}: {e}") from None
     return out
+
+
+def real_parameters(label: str, index: int, params: Iterable[Any], why: str) -> None:
+    """Refuse complex parameters in param group ``index`` of the optimizer ``label``.
+
+    Raises:
+        ValueError: a complex tensor (its dtype and shape are shown, and ``why``).
+    """
+    for p in params:
+        if p.is_complex():
+            raise ValueError(
+                f"{label} does not support complex parameters: param group {index} has a "
+                f"{p.dtype} tensor of shape {tuple(p.shape)} ({why})"
+            )
 
 
 def is_tensor(value: object) -> bool:

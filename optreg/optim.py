@@ -53,7 +53,13 @@ def _new(cls: type[Any], params: Any, *args: Any, **kwargs: Any) -> Any:
     from optreg._signature import parameters
 
     if args:
-        names = list(parameters(optimizers.load(cls._optreg_name)) or {})[1:]
+        # only what the factory takes positionally: torch's own classes refuse a surplus
+        # positional rather than map it onto a keyword-only parameter (``maximize``)
+        names = [
+            name
+            for name, p in list((parameters(optimizers.load(cls._optreg_name)) or {}).items())[1:]
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         if len(args) > len(names):
             raise TypeError(
                 f"{cls.__qualname__}() takes at most {len(names) + 1} positional "

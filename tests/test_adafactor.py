@@ -505,3 +505,17 @@ def test_complex_parameters_are_refused_at_construction() -> None:
         "Adafactor does not support complex parameters: param group 0 has a torch.complex64 "
         "tensor of shape (3, 2)"
     )
+
+
+@pytest.mark.parametrize(
+    "grouping",
+    [{"overrides": {"weight": {"lr": 1e-3}}}, {"rules": [{"ndim": 2, "lr": 1e-3}]}],
+)
+def test_a_group_lr_with_relative_step_is_refused_as_the_keyword_is(grouping: Any) -> None:
+    with pytest.raises(ValueError, match=r"Cannot combine manual `lr` and `relative_step=True` "
+                       r"options: param group \d has lr=0.001 \(from overrides or rules\)"):  # fmt: skip
+        optreg.get_optimizer("adafactor", torch.nn.Linear(3, 3), **grouping)
+    opt = optreg.get_optimizer("adafactor", [torch.nn.Parameter(torch.zeros(2))])
+    with pytest.raises(ValueError, match="param group 1 has lr=0.1"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.1})
+    assert len(opt.param_groups) == 1

@@ -280,3 +280,18 @@ def test_registered_as_adamw_hf() -> None:
     assert info.description
     with pytest.raises(TypeError, match="amsgrad"):
         optreg.get_optimizer("adamw_hf", model, amsgrad=True)
+
+
+def test_complex_parameters_are_refused_by_name() -> None:
+    """Its second moment is g*g, which is not |g|^2 for complex values: the loss stayed
+    ~10 where 'adamw' (which views them as real) reaches 5e-13."""
+    real = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match=r"adamw_hf does not support complex parameters: param "
+                       r"group 0 has a torch.complex64 tensor of shape \(3,\)"):  # fmt: skip
+        optreg.get_optimizer(
+            "adamw_hf", [real, torch.nn.Parameter(torch.zeros(3, dtype=torch.cfloat))]
+        )
+    opt = optreg.get_optimizer("adamw_hf", [real])
+    with pytest.raises(ValueError, match="param group 1 has a torch.complex64"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(3, dtype=torch.cfloat))]})
+    assert len(opt.param_groups) == 1

@@ -803,3 +803,32 @@ def test_plugin_filters_that_match_nothing_warn(
         match="OPTREG_PLUGINS: 'acme_evn' matches no installed plugin .*did you mean 'acme_env'",
     ):
         assert "env_sgd" not in optreg.list_optimizers()
+
+
+def test_a_prepare_hook_that_raises_halfway_has_its_edits_undone(make_dist: MakeDist) -> None:
+    make_dist(
+        "halfway-plugin",
+        entry_points={"optreg": {"halfway": "halfway_plugin"}},
+        modules={
+            "halfway_plugin": """
+                from optreg import hookimpl
+
+                @hookimpl
+                def optreg_prepare_optimizer(name, param_groups, kwargs):
+                    del param_groups[0]["params"][1:]  # keeps 1 of 4
+                    param_groups.append({"params": [], "lr": 9.0})
+                    kwargs["lr"] = 123.0
+                    raise RuntimeError("half-way")
+            """
+        },
+    )
+    params = [torch.nn.Parameter(torch.ones(2)) for _ in range(4)]
+    with pytest.warns(OptregPluginWarning, match="half-way; its changes were undone"):
+        opt = optreg.get_optimizer("sgd", params, lr=0.1)
+    assert len(opt.param_groups) == 1
+    assert [id(p) for p in opt.param_groups[0]["params"]] == [id(p) for p in params]
+    assert opt.param_groups[0]["lr"] == 0.1
+    for _ in range(3):  # one problem record, however many builds
+        with pytest.warns(OptregPluginWarning):
+            optreg.get_optimizer("sgd", params, lr=0.1)
+    assert len(_discovery.problems()) == 1

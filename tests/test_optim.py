@@ -101,3 +101,17 @@ def test_a_schedule_on_an_optimizer_without_a_numeric_lr_is_refused() -> None:
     )
     assert "lr=1e-3, relative_step=False" in str(info.value)
     assert optreg.get_scheduler("adafactor", opt) is not None  # the schedule made for it
+
+
+def test_a_class_refuses_surplus_positionals_as_torch_does() -> None:
+    """Seven positionals would have set the keyword-only ``maximize`` (torch raises)."""
+    import torch
+
+    import optreg.optim
+
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(TypeError, match=r"adamw\(\) takes at most 6 positional arguments, got 7"):
+        optreg.optim.adamw(p, 1e-3, (0.9, 0.999), 1e-8, 0.01, False, True)
+    assert (
+        optreg.optim.adamw(p, 1e-3, (0.9, 0.999), 1e-8, 0.01, False).defaults["maximize"] is False
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -119,7 +120,7 @@ def test_layer_decay_and_a_rule_scale_multiply() -> None:
         ({"rules": [{"lr": 1e-4}]}, ValueError, r"rules\[0\] selects nothing: give one of match"),
         ({"rules": [{"ndim": 1}]}, ValueError, r"rules\[0\] sets no option"),
         ({"rules": [{"regex": "(", "lr": 1}]}, ValueError, r"regex '\(' does not compile"),
-        ({"rules": [{"ndim": 1, "lr_scale": -1}]}, ValueError, r"lr_scale must be a number >= 0"),
+        ({"rules": [{"ndim": 1, "lr_scale": -1}]}, ValueError, r"lr_scale must be a finite number >= 0"),
         ({"rules": {"ndim": 1}}, TypeError, r"rules must be a list of dicts, got dict"),
         ({"rules": [{"ndim": 1, "lrr": 1}]}, TypeError, r"rules\[0\] got an unexpected keyword argument 'lrr'; did you mean 'lr'"),
         ({"rules": [{"ndim": 1, "optimizer": "adamw"}]}, TypeError, r"sets 'optimizer', which only a composite"),
@@ -194,3 +195,21 @@ def test_group_parameters_is_what_get_optimizer_gives_the_optimizer() -> None:
     assert any(o.get("lr") == pytest.approx(1e-3) for o in strip)  # the embedding's
     with pytest.raises(ValueError, match="give rules= or overrides=, not both"):
         optreg.group_parameters(model, rules=rules, overrides={"0": {"lr": 1.0}})
+
+
+@pytest.mark.parametrize(
+    ("rule", "error", "message"),
+    [
+        ({"shape": 8, "lr": 1e-3}, TypeError, "selector 'shape' must be a list of ints, got int: 8"),
+        ({"match": 5, "lr": 1e-3}, TypeError, "selector 'match' must be a name pattern"),
+        ({"ndim": [1, "a"], "lr": 1e-3}, TypeError, "selector 'ndim' must be an int or a list"),
+        ({"regex": ["a"], "lr": 1e-3}, TypeError, "selector 'regex' must be a regular expression"),
+        ({"match": "weight", "lr_scale": float("inf")}, ValueError,
+         "lr_scale must be a finite number >= 0, got inf"),
+    ],
+)  # fmt: skip
+def test_selectors_and_lr_scale_of_the_wrong_kind_are_named(
+    rule: dict[str, Any], error: type, message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(f"rules[0]: {message}")):
+        optreg.get_optimizer("adamw", torch.nn.Linear(2, 2), rules=[rule])

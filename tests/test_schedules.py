@@ -586,7 +586,7 @@ ERROR_CASES: list[tuple[Callable[[], Any], type[Exception], str]] = [
     (
         lambda: _cwmin(0, 10, min_lr_rate=0.1, warmup_lr_rate=NAN),
         ValueError,
-        "`warmup_lr_rate` must be a finite number, got nan",
+        "`warmup_lr_rate` must be a finite number >= 0, got nan",
     ),
     (
         lambda: _wsd(0, 3),
@@ -771,3 +771,11 @@ def test_a_fraction_without_training_steps_is_an_error() -> None:
         match="`num_warmup_steps` 0.1 is a fraction of `num_training_steps`, which was not given",
     ):
         S.get_constant_schedule_with_warmup(sgd(1.0), 0.1)
+
+
+def test_a_negative_warmup_lr_rate_is_refused() -> None:
+    """It would write a negative lr into the optimizer during warmup."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match=r"`warmup_lr_rate` must be >= 0, got -0.5"):
+        optreg.get_scheduler("cosine_warmup_with_min_lr", opt, num_warmup_steps=5,
+                             num_training_steps=10, min_lr_rate=0.1, warmup_lr_rate=-0.5)  # fmt: skip

@@ -137,15 +137,39 @@ class Adafactor(Optimizer):
             "warmup_init": bool(warmup_init),
         }
         super().__init__(params, defaults)
-        for i, group in enumerate(self.param_groups):
-            for p in group["params"]:
-                if p.is_complex():
-                    raise ValueError(
-                        f"Adafactor does not support complex parameters: param group {i} has "
-                        f"a {p.dtype} tensor of shape {tuple(p.shape)} (its factored second "
-                        "moment is defined for real values)"
-                    )
         self._workspace: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group (``__init__`` adds each given one here), checking its options.
+
+        Raises:
+            ValueError: a complex parameter; a group ``lr`` with ``relative_step=True``
+                (from ``overrides`` / ``rules``: refused as the keyword is), or
+                ``warmup_init`` without ``relative_step``.
+        """
+        super().add_param_group(param_group)
+        index, group = len(self.param_groups) - 1, self.param_groups[-1]
+        try:
+            _validate.real_parameters(
+                "Adafactor",
+                index,
+                group["params"],
+                "its factored second moment is defined for real values",
+            )
+            if group["relative_step"] and group["lr"] is not None:
+                raise ValueError(
+                    f"Cannot combine manual `lr` and `relative_step=True` options: param group "
+                    f"{index} has lr={group['lr']!r} (from overrides or rules); pass "
+                    "relative_step=False to use an external learning rate"
+                )
+            if group["warmup_init"] and not group["relative_step"]:
+                raise ValueError(
+                    f"`warmup_init=True` requires `relative_step=True`: param group {index} has "
+                    "relative_step=False"
+                )
+        except ValueError:
+            self.param_groups.pop()
+            raise
 
     @staticmethod
     def _get_lr(param_group: dict[str, Any], param_state: dict[str, Any]) -> float:

@@ -85,6 +85,27 @@ class ClassicAdamW(Optimizer):
         }
         super().__init__(params, defaults)
 
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group (``__init__`` adds each given one here).
+
+        Raises:
+            ValueError: a complex parameter (its second moment is ``g * g``, which is
+                not ``|g|**2`` for complex values; use ``adamw``, which views them as
+                real).
+        """
+        super().add_param_group(param_group)
+        index = len(self.param_groups) - 1
+        try:
+            _validate.real_parameters(
+                "adamw_hf",
+                index,
+                self.param_groups[-1]["params"],
+                "its second moment g*g is not |g|^2 for complex values; 'adamw' views them as real",
+            )
+        except ValueError:
+            self.param_groups.pop()
+            raise
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """Perform one optimization step.

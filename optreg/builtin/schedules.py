@@ -415,8 +415,9 @@ def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
 
     Raises:
         ValueError: both or neither of ``min_lr`` / ``min_lr_rate``, a negative or
-            fractional step count, warmup beyond training, a non-finite value, or
-            ``min_lr`` with an optimizer lr of 0.
+            fractional step count, warmup beyond training, a non-finite value, a
+            negative ``warmup_lr_rate`` (it would write a negative lr), or ``min_lr``
+            with an optimizer lr of 0.
         TypeError: an argument that is not a number.
     """
     w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
@@ -429,7 +430,7 @@ def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
         min_lr_rate=rate,
         warmup_lr_rate=None
         if warmup_lr_rate is None
-        else _validate.real("warmup_lr_rate", warmup_lr_rate),
+        else _validate.real("warmup_lr_rate", warmup_lr_rate, low=0),
     )
     return ScheduleLR(optimizer, fn, last_epoch)
 
