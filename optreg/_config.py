@@ -38,6 +38,36 @@ def _unknown(where: str, key: object, allowed: Sequence[str]) -> ValueError:
     return ValueError(f"config{where}: unknown key {key!r}{did} (allowed: {', '.join(allowed)})")
 
 
+#: The most values (keys, items and leaves, counted as a tree) a config may hold. A YAML
+#: alias repeats a node without copying it, so a 400-byte file can stand for billions of
+#: values ("billion laughs") and hang whatever walks it; a real config holds hundreds.
+MAX_CONFIG_VALUES = 100_000
+
+
+def check_size(config: Any, where: str = "config") -> None:
+    """Refuse a config holding more than :data:`MAX_CONFIG_VALUES` values as a tree; stops
+    counting there, so it takes time bounded by that number however the config nests.
+
+    Raises:
+        ValueError: more values than that (the usual cause, YAML aliases, is named).
+    """
+    budget, stack = MAX_CONFIG_VALUES, [config]
+    while stack:
+        value = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ValueError(
+                f"{where} holds more than {MAX_CONFIG_VALUES:,} values once its YAML aliases "
+                "(*name) are expanded; a config that large is refused (nested aliases can "
+                "make a few hundred bytes stand for billions)"
+            )
+        if isinstance(value, Mapping):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+            stack.extend(value)
+
+
 def plain_config(config: Any) -> Any:
     """``config`` as plain data: dicts with str keys, lists, str, numbers, bools, None.
 
@@ -46,20 +76,26 @@ def plain_config(config: Any) -> Any:
 
     Raises:
         TypeError: a key that is not a str, or a value that is not plain data.
+        ValueError: more than :data:`MAX_CONFIG_VALUES` values (:func:`check_size`).
     """
     if type(config).__module__.startswith("omegaconf"):
         from omegaconf import OmegaConf
 
         config = OmegaConf.to_container(config, resolve=True)
+    check_size(config)
+    return _plain(config)
+
+
+def _plain(config: Any) -> Any:
     if isinstance(config, Mapping):
         out = {}
         for key, value in config.items():
             if not isinstance(key, str):
                 raise TypeError(f"config keys must be str, got {type(key).__name__}: {key!r}")
-            out[key] = plain_config(value)
+            out[key] = _plain(value)
         return out
     if isinstance(config, Sequence) and not isinstance(config, (str, bytes)):
-        return [plain_config(v) for v in config]
+        return [_plain(v) for v in config]
     if config is None or isinstance(config, (str, bool, int, float)):
         return config
     raise TypeError(
@@ -118,6 +154,7 @@ def load_config(source: str | Path) -> dict[str, Any]:
         raise ValueError(f"config {text!r}: use a .json, .yaml, .yml or .toml file")
     if not isinstance(data, dict):
         raise ValueError(f"config {text!r} must hold a mapping, got {type(data).__name__}")
+    check_size(data, f"config {text!r}")
     return data
 
 

@@ -13,12 +13,12 @@ import importlib
 import importlib.util
 import re
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from optreg._entry import Entry
 from optreg._errors import MissingDependencyError, PluginLoadError
+from optreg._locks import fork_safe_lock
 
 __all__ = ["clear", "first_call", "import_heavy", "load", "missing_requirement", "status"]
 
@@ -31,7 +31,7 @@ _called: set[Entry] = set()
 #: optimizer imports torch._dynamo), and two such imports racing in two threads break
 #: the process ("partially initialized module 'torch._inductor.utils'"); through optreg
 #: they happen one at a time.
-_IMPORT_LOCK = threading.RLock()
+_IMPORT_LOCK = fork_safe_lock()
 
 
 def clear() -> None:

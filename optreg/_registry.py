@@ -18,18 +18,18 @@ targets lives in :mod:`optreg._loading`, describing entries in :mod:`optreg._des
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, overload
 
 from optreg import _loading
 from optreg._entry import Entry, EntryInfo, Kind, make_entry, normalize_dist, split_qualified
 from optreg._errors import AmbiguousNameError, DuplicateNameError, UnknownNameError
+from optreg._locks import fork_safe_lock
 
 __all__ = ["LOCK", "Registry", "optimizers", "schedulers", "set_discovery"]
 
 #: The one lock guarding discovery and every registry mutation.
-LOCK = threading.RLock()
+LOCK = fork_safe_lock()
 
 _SOURCE_RANK = {"runtime": 0, "builtin": 1, "plugin": 2}
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 from typing import TYPE_CHECKING, Any
+
+from optreg._locks import fork_safe_lock
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["get_optimizer_cls"]
 
 _classes: dict[str, type[Any]] = {}
-_lock = threading.Lock()
+_lock = fork_safe_lock(reentrant=False)
 
 
 def class_for(entry: Entry, attribute: str) -> type[torch.optim.Optimizer]:

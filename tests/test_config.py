@@ -175,3 +175,22 @@ def test_a_missing_file_and_a_bad_suffix(tmp_path: Path) -> None:
     (tmp_path / "c.ini").write_text("x")
     with pytest.raises(ValueError, match=r"use a \.json, \.yaml, \.yml or \.toml file"):
         optreg.load_config(tmp_path / "c.ini")
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    """~500 bytes of nested aliases stand for 9**9 values: build hung for minutes."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    lines.append("optimizer: {name: adamw, lr: 0.001}")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert len(path.read_bytes()) < 600
+    for source in (path, str(path)):
+        with pytest.raises(
+            ValueError, match=r"holds more than 100,000 values once its YAML aliases"
+        ):
+            optreg.build(torch.nn.Linear(2, 2), source)
+    import yaml
+
+    with pytest.raises(ValueError, match="more than 100,000 values"):
+        optreg.build(torch.nn.Linear(2, 2), yaml.safe_load(path.read_text()))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import sys
-import threading
 import warnings
 from collections import ChainMap
 from collections.abc import Iterable, Mapping
@@ -33,6 +32,7 @@ import torch
 from optreg import _signature, _validate
 from optreg._errors import MissingDependencyError, PagedFallbackWarning
 from optreg._loading import import_heavy
+from optreg._locks import fork_safe_lock
 from optreg.builtin import BNB_OPTIMIZERS
 
 __all__ = [
@@ -57,7 +57,7 @@ _INSTALL_HINT = 'pip install "optreg[bnb]"'
 class _Once:
     """Process-wide flag: the paged-on-CPU note is shown once per process."""
 
-    lock = threading.Lock()
+    lock = fork_safe_lock(reentrant=False)
     shown = False
 
 
