@@ -26,6 +26,7 @@ from typing import Any
 from torch import Tensor, nn
 
 __all__ = [
+    "EMBEDDING_MODULES",
     "EMBEDDING_NAMES",
     "HEAD_NAMES",
     "NORM_LAYERS",
@@ -40,7 +41,8 @@ __all__ = [
 EMBEDDING_NAMES = frozenset({"wte", "wpe", "shared", "cls_token", "relative_attention_bias"})
 #: Name parts that mark an output head (when no numeric part comes before them).
 HEAD_NAMES = frozenset({"lm_head", "head", "classifier", "score", "qa_outputs", "fc_out", "output"})
-_EMBEDDING_MODULES = (nn.Embedding, nn.EmbeddingBag)
+#: Module types whose weights are embeddings.
+EMBEDDING_MODULES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
 
 #: Module types whose weights are norm weights (never decayed by the default rule).
 NORM_LAYERS: tuple[type[nn.Module], ...] = tuple(
@@ -67,7 +69,7 @@ NORM_LAYERS: tuple[type[nn.Module], ...] = tuple(
 
 def is_embedding(name: str, module: nn.Module | None = None) -> bool:
     """True for an embedding: by ``module``'s type when given, else (or also) by name."""
-    if module is not None and isinstance(module, _EMBEDDING_MODULES):
+    if module is not None and isinstance(module, EMBEDDING_MODULES):
         return True
     return any("embed" in part or part in EMBEDDING_NAMES for part in name.split("."))
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from torch import nn
 
-from optreg._kinds import NORM_LAYERS, is_embedding, is_named_pairs, is_norm
+from optreg._kinds import EMBEDDING_MODULES, NORM_LAYERS, is_embedding, is_named_pairs, is_norm
 from optreg.params import matches, param_groups
 
 __all__ = ["SELECTORS", "assign", "group_parameters", "layer_ids", "named_of"]
@@ -40,7 +40,7 @@ __all__ = ["SELECTORS", "assign", "group_parameters", "layer_ids", "named_of"]
 SELECTORS = frozenset({"match", "regex", "module", "ndim", "shape", "name"})
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|blocks|block|h)\.(\d+)(?:\.|$)")
 _MODULE_KINDS: Mapping[str, tuple[type[nn.Module], ...]] = {
-    "embedding": (nn.Embedding, nn.EmbeddingBag),
+    "embedding": EMBEDDING_MODULES,
     "norm": NORM_LAYERS,
     "linear": (nn.Linear,),
     "conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d),
@@ -125,27 +125,31 @@ def _check(rules: Sequence[Mapping[str, Any]], model: nn.Module | None) -> None:
             raise ValueError(f"{label}: lr_scale must be a finite number >= 0, got {scale!r}")
 
 
-#: What each selector takes: (a check of one item, may it be a list, what the message says).
-_SELECTOR_TYPES: Mapping[str, tuple[type | tuple[type, ...], bool, str]] = {
-    "match": (str, True, "a name pattern (str) or a list of them"),
-    "regex": (str, False, "a regular expression (str)"),
-    "module": (str, True, "a module kind or class name (str) or a list of them"),
-    "ndim": (int, True, "an int or a list of ints"),
-    "shape": (int, True, "a list of ints"),
-    "name": (str, False, "a str"),
+#: What each selector takes: (the type of one item, its form, what the message says).
+#: Form: "one" value, "one or list" of values, or a "list" only.
+_SELECTOR_TYPES: Mapping[str, tuple[type, str, str]] = {
+    "match": (str, "one or list", "a name pattern (str) or a list of them"),
+    "regex": (str, "one", "a regular expression (str)"),
+    "module": (str, "one or list", "a module kind or class name (str) or a list of them"),
+    "ndim": (int, "one or list", "an int or a list of ints"),
+    "shape": (int, "list", "a list of ints"),
+    "name": (str, "one", "a str"),
 }
 
 
 def _check_selector_types(label: str, rule: Mapping[str, Any]) -> None:
     """Raises: TypeError: a selector of the wrong type (``shape: 8``, ``match: 5``)."""
-    for key, (kind, listed, allowed) in _SELECTOR_TYPES.items():
+    for key, (kind, form, allowed) in _SELECTOR_TYPES.items():
         if key not in rule:
             continue
         value = rule[key]
-        items = list(value) if listed and isinstance(value, (list, tuple)) else [value]
-        if key == "shape" and not isinstance(value, (list, tuple)):
-            items = [None]
-        if not items or any(isinstance(x, bool) or not isinstance(x, kind) for x in items):
+        is_list = isinstance(value, (list, tuple))
+        items = list(value) if is_list and form != "one" else [value]
+        if (
+            (form == "list" and not is_list)
+            or not items
+            or any(isinstance(x, bool) or not isinstance(x, kind) for x in items)
+        ):
             raise TypeError(
                 f"{label}: selector {key!r} must be {allowed}, got "
                 f"{type(value).__name__}: {value!r:.80}"

@@ -257,7 +257,6 @@ def adamw(
         ValueError: an invalid hyperparameter (raised by torch).
     """
     params = _materialize(params)
-    want = _want_fused(params, foreach, fused, capturable, differentiable)
     optimizer = torch.optim.AdamW(
         params,
         lr,
@@ -269,7 +268,7 @@ def adamw(
         foreach=foreach,
         capturable=capturable,
         differentiable=differentiable,
-        fused=want,
+        fused=_want_fused(params, foreach, fused, capturable, differentiable),
     )
     return keep_kernel_choice(fused_guard(optimizer, "adamw", chosen=fused is None))
 
