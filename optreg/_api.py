@@ -239,6 +239,34 @@ def get_scheduler(
     return scheduler
 
 
+def effective_arguments(kind: str, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments the factory of ``name`` effectively gets from ``arguments``: its
+    defaults filled in and, for a schedule, the step counts as it receives them (a
+    warmup fraction as steps, none for a schedule that does not declare them).
+
+    Two spellings of one build (an explicit default vs omitted, ``constant`` given step
+    counts it ignores, a warmup fraction vs the same count) give equal results.
+
+    Raises:
+        UnknownNameError: no such name.
+        TypeError, ValueError: arguments the factory refuses.
+    """
+    registry = optimizers if kind == "optimizer" else schedulers
+    entry = registry.resolve(name)
+    factory = registry.load(entry)
+    given = dict(arguments)
+    if kind != "optimizer":
+        given = _validate.schedule_arguments(
+            entry.name,
+            _label(entry),
+            factory,
+            given.pop("num_warmup_steps", None),
+            given.pop("num_training_steps", None),
+            given,
+        )
+    return _signature.with_defaults(factory, given)
+
+
 def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
     """A schedule scales each group's lr: refuse, by name, an optimizer without one.
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from optreg import _records
-from optreg._api import get_optimizer, get_scheduler
+from optreg._api import effective_arguments, get_optimizer, get_scheduler
 from optreg._entry import optreg_version
 from optreg._errors import CheckpointMismatchError, CheckpointMismatchWarning
 from optreg._validate import is_real
@@ -26,11 +26,31 @@ from optreg._validate import is_real
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FORMAT", "from_state_dict", "load_state_dict", "state_dict"]
+__all__ = ["FORMAT", "from_state_dict", "load_state_dict", "state_dict", "unwrapped_name"]
 
 #: The record's ``"format"``: bumped when its layout changes incompatibly.
 FORMAT = "optreg.checkpoint/1"
 _MAX_LISTED = 6
+# What torch's wrappers insert in a parameter's name: torch.compile (``_orig_mod``),
+# FSDP1 and activation checkpointing anywhere, DDP / DataParallel a leading ``module``.
+_WRAPPER_PARTS = frozenset({"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
+_LEADING_WRAPPER = "module"
+_NAMES_NOTE = (
+    "(parameter names are compared without the _orig_mod. / module. prefixes that "
+    "torch.compile and DDP add; schedule arguments as the schedule receives them, "
+    "defaults filled in and a warmup fraction as steps)"
+)
+
+
+def unwrapped_name(name: str | None) -> str | None:
+    """A parameter's name without what torch.compile, DDP, FSDP1 or activation
+    checkpointing insert: ``module._orig_mod.fc.weight`` -> ``fc.weight``."""
+    if name is None:
+        return None
+    parts = [part for part in name.split(".") if part not in _WRAPPER_PARTS]
+    while len(parts) > 1 and parts[0] == _LEADING_WRAPPER:
+        parts.pop(0)
+    return ".".join(parts)
 
 
 def _record_of(obj: Any, kind: str) -> dict[str, Any]:
@@ -141,13 +161,28 @@ def _group_differences(saved: list[dict[str, Any]], here: list[dict[str, Any]]) 
             zip(a["params"], b["params"], a["shapes"], b["shapes"], strict=True)
         ):
             label = nb or na or f"params[{j}]"
-            if na is not None and nb is not None and na != nb:
+            if na is not None and nb is not None and unwrapped_name(na) != unwrapped_name(nb):
                 out.append(f"param group {i}, parameter {j}: {na!r} in the checkpoint, {nb!r} here")
             elif list(sa) != list(sb):
                 out.append(
                     f"param group {i}, {label!r}: shape {list(sa)} in the checkpoint, {list(sb)} here"
                 )
     return out
+
+
+def _effective(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's arguments as its factory effectively receives them (see
+    :func:`optreg._api.effective_arguments`); as written when the factory refuses them."""
+    given = dict(record["kwargs"])
+    if kind == "scheduler":
+        given.update(
+            num_warmup_steps=record["num_warmup_steps"],
+            num_training_steps=record["num_training_steps"],
+        )
+    try:
+        return effective_arguments(kind, record.get("qualified_name", record["name"]), given)
+    except (TypeError, ValueError):
+        return given
 
 
 def _listed(lines: list[str]) -> str:
@@ -218,10 +253,8 @@ def load_state_dict(
                 f"{srecord['qualified_name']!r}"
             )
         else:
-            keys = ("num_warmup_steps", "num_training_steps")
             schedule_diffs = _differences(
-                {**{k: saved_sched[k] for k in keys}, **saved_sched["kwargs"]},
-                {**{k: srecord[k] for k in keys}, **srecord["kwargs"]},
+                _effective("scheduler", saved_sched), _effective("scheduler", srecord)
             )
     if strict and schedule_diffs:
         errors.append(
@@ -230,7 +263,7 @@ def load_state_dict(
         )
     if errors:
         raise CheckpointMismatchError(
-            "cannot load this checkpoint (nothing was loaded): " + _listed(errors)
+            f"cannot load this checkpoint (nothing was loaded): {_listed(errors)} {_NAMES_NOTE}"
         )
     if schedule_diffs:
         warnings.warn(
@@ -241,13 +274,13 @@ def load_state_dict(
         )
     hyper = _differences(
         {
-            **saved_opt["kwargs"],
+            **_effective("optimizer", saved_opt),
             "no_decay": saved_opt["no_decay"],
             "overrides": saved_opt["overrides"],
             **saved_opt.get("grouping", {}),
         },
         {
-            **record["kwargs"],
+            **_effective("optimizer", record),
             "no_decay": record["no_decay"],
             "overrides": record["overrides"],
             **record["grouping"],

@@ -12,7 +12,6 @@ optimizers store it. The README quotes the measured error.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,32 +52,42 @@ def _layout(name: str, role: str) -> tuple[str, str, int | str]:
     )
 
 
-def convert_state_dict(state_dict: Mapping[str, Any], source: str, target: str) -> dict[str, Any]:
+def convert_state_dict(state_dict: Mapping[str, Any], source: str, target: Any) -> dict[str, Any]:
     """``source``'s ``optimizer.state_dict()`` in the layout of ``target``'s optimizer.
 
     ``adamw_8bit`` <-> ``adamw`` (and every Adam name of :data:`CONVERSIONS`),
     ``lion_8bit`` <-> ``lion_32bit`` (and the paged ones). Each parameter's moments are
     dequantised to fp32 or quantised to 8 bit (bitsandbytes' blockwise dynamic maps, as its
-    8-bit optimizers store them; parameters under 4096 values keep fp32 state there too),
-    the step count carried over. Each param group keeps the source's values of the
-    options the target has (``lr``, ``betas``, ``eps``, ``weight_decay``, a schedule's
-    ``initial_lr``) and takes the target's defaults for the others.
+    8-bit optimizers store them), the step count carried over. Each param group keeps the
+    source's values of the options the target has (``lr``, ``betas``, ``eps``,
+    ``weight_decay``, a schedule's ``initial_lr``) and takes the target's defaults for the
+    others.
+
+    Which parameters get 8-bit state is the target's choice, as bitsandbytes makes it:
+    given the optimizer that will load the result, each parameter's own options count
+    (``overrides={pattern: {"optim_bits": 32}}``, ``min_8bit_size``, group options);
+    given a name, its defaults do (8 bit from 4096 values up).
 
     Args:
         state_dict: ``optimizer.state_dict()`` of an optimizer built as ``source``.
         source: the name it was built by (an alias is fine).
-        target: the name of the optimizer that will load the result.
+        target: the optimizer that will load the result (built by
+            :func:`optreg.get_optimizer`, over the same parameters), or its name.
 
     Returns:
         A state dict for ``target``'s ``load_state_dict``.
 
     Raises:
         ValueError: a pair of names of different algorithms, or a name with no
-            conversion; a state that is not of ``source``'s layout.
+            conversion; a state that is not of ``source``'s layout, or parameters that
+            are not the target optimizer's.
+        TypeError: a target optimizer that optreg did not build (its name is unknown).
         MissingDependencyError: a bitsandbytes layout without bitsandbytes installed.
     """
+    target_optimizer = None if isinstance(target, str) else target
+    target_name = target if target_optimizer is None else _built_name(target_optimizer)
     src, algorithm, src_layout = _layout(source, "source")
-    dst, dst_algorithm, dst_layout = _layout(target, "target")
+    dst, dst_algorithm, dst_layout = _layout(target_name, "target")
     if algorithm != dst_algorithm:
         raise ValueError(
             f"cannot convert {src!r} ({algorithm}) state to {dst!r} ({dst_algorithm}): "
@@ -87,25 +96,78 @@ def convert_state_dict(state_dict: Mapping[str, Any], source: str, target: str) 
     for name, layout in ((src, src_layout), (dst, dst_layout)):
         if layout != "torch":  # a missing bitsandbytes is the name's own error
             optimizers.load(optimizers.resolve(name))
-    defaults = _defaults(dst)
+    defaults = dict(target_optimizer.defaults) if target_optimizer is not None else _defaults(dst)
     groups = [_group(g, defaults) for g in state_dict["param_groups"]]
-    state = {
-        pid: _write(dst_layout, *_read(src, src_layout, algorithm, pid, st))
-        for pid, st in state_dict["state"].items()
-    }
+    where = _positions(state_dict, target_optimizer)
+    state = {}
+    for pid, st in state_dict["state"].items():
+        moments, step = _read(src, src_layout, algorithm, pid, st)
+        eight_bit = dst_layout == 8 and _wants_8bit(target_optimizer, where.get(pid), moments[0])
+        state[pid] = _write(dst_layout, moments, step, eight_bit=eight_bit)
     return {"state": state, "param_groups": groups}
 
 
+def _built_name(optimizer: Any) -> str:
+    from optreg import _records
+
+    record = _records.optimizers.get(optimizer) if hasattr(optimizer, "param_groups") else None
+    if record is None:
+        raise TypeError(
+            "convert_state_dict: `target` must be an optimizer name or an optimizer built by "
+            "optreg.get_optimizer (whose name is known), got "
+            f"{type(optimizer).__name__}: {optimizer!r:.80}"
+        )
+    return str(record["name"])
+
+
+def _positions(state_dict: Mapping[str, Any], optimizer: Any) -> dict[Any, tuple[int, int]]:
+    """``state id -> (group index, index in group)`` of the target's parameters.
+
+    Raises:
+        ValueError: the state's param groups do not match the target optimizer's.
+    """
+    if optimizer is None:
+        return {}
+    saved = [list(g["params"]) for g in state_dict["param_groups"]]
+    here = [len(g["params"]) for g in optimizer.param_groups]
+    if [len(g) for g in saved] != here:
+        raise ValueError(
+            f"convert_state_dict: the state has param groups of {[len(g) for g in saved]} "
+            f"parameters, the target optimizer {here}: build it over the same parameters"
+        )
+    return {pid: (gi, pi) for gi, group in enumerate(saved) for pi, pid in enumerate(group)}
+
+
+def _wants_8bit(optimizer: Any, position: tuple[int, int] | None, moment: Any) -> bool:
+    """Whether the target keeps this parameter's state in 8 bit, as bitsandbytes decides
+    at its first step (``Optimizer8bit.init_state``).
+
+    Raises:
+        ValueError: the parameter's size differs from the state's.
+    """
+    if optimizer is None or position is None:
+        return bool(moment.numel() >= _MIN_8BIT_SIZE)
+    gi, pi = position
+    group = optimizer.param_groups[gi]
+    param = group["params"][pi]
+    if param.numel() != moment.numel():
+        raise ValueError(
+            f"convert_state_dict: parameter {pi} of param group {gi} has {param.numel()} "
+            f"values in the target optimizer, {moment.numel()} in the state"
+        )
+    config = optimizer.get_config(gi, pi, group)
+    return bool(config["optim_bits"] == 8 and param.numel() >= config["min_8bit_size"])
+
+
 def _defaults(name: str) -> dict[str, Any]:
-    """The target's group options, from one built on a throwaway parameter."""
+    """The target's group options, from one built on a throwaway parameter (on the meta
+    device: no memory, and a paged name's once-per-process CPU warning is kept for the
+    user's own optimizer)."""
     import torch
 
     from optreg._api import get_optimizer
-    from optreg._errors import PagedFallbackWarning
 
-    with warnings.catch_warnings():  # about the throwaway parameter, not the user's
-        warnings.simplefilter("ignore", PagedFallbackWarning)
-        return dict(get_optimizer(name, [torch.nn.Parameter(torch.zeros(1))]).defaults)
+    return dict(get_optimizer(name, [torch.nn.Parameter(torch.zeros(1, device="meta"))]).defaults)
 
 
 def _group(group: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,7 +220,7 @@ def _read(
     return moments, int(flat["step"])
 
 
-def _write(layout: int | str, moments: list[Any], step: int) -> dict[str, Any]:
+def _write(layout: int | str, moments: list[Any], step: int, *, eight_bit: bool) -> dict[str, Any]:
     import torch
 
     if layout == "torch":
@@ -167,7 +229,7 @@ def _write(layout: int | str, moments: list[Any], step: int) -> dict[str, Any]:
         return out
     quant: dict[str, Any] = {}
     for i, moment in enumerate(moments, start=1):
-        if layout == 8 and moment.numel() >= _MIN_8BIT_SIZE:
+        if eight_bit:
             functional = _bnb_functional()
             code = functional.create_dynamic_map(signed=i == 1)  # the second moment is >= 0
             q, qstate = functional.quantize_blockwise(

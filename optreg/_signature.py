@@ -25,6 +25,7 @@ __all__ = [
     "step_needs_metric",
     "step_scheduler",
     "takes",
+    "with_defaults",
 ]
 
 _EMPTY = inspect.Parameter.empty
@@ -74,6 +75,18 @@ def default(fn: Any, arg: str) -> Any:
     if params is None or arg not in params or params[arg].default is _EMPTY:
         return None
     return params[arg].default
+
+
+def with_defaults(fn: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the defaults of ``fn``'s other keyword arguments filled in: what a
+    call effectively gets, so two spellings of one call compare equal."""
+    params = parameters(fn)
+    out: dict[str, Any] = {}
+    for p in _after_first(params) if params is not None else ():
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not _EMPTY:
+            out[p.name] = p.default
+    out.update(kwargs)
+    return out
 
 
 def requires(fn: Any, arg: str) -> bool:

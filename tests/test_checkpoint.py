@@ -166,7 +166,7 @@ MISMATCHES: list[tuple[str, Callable[[], tuple[Any, Any]], str]] = [
     (
         "another schedule argument",
         lambda: _build(Net(), num_cycles=1.5),
-        r"num_cycles='\(default\)' in the checkpoint, 1\.5 here",
+        r"num_cycles=0\.5 in the checkpoint, 1\.5 here",
     ),
     (
         "no scheduler given",
@@ -209,7 +209,7 @@ def test_other_hyperparameters_warn_and_the_checkpoints_continue() -> None:
     opt, sched = _build(Net(), opt={"lr": 5e-2, "eps": 1e-6})
     with pytest.warns(
         CheckpointMismatchWarning,
-        match=r"the checkpoint's continue: eps='\(default\)' in the checkpoint, 1e-06 here; "
+        match=r"the checkpoint's continue: eps=1e-08 in the checkpoint, 1e-06 here; "
         r"lr=0\.01 in the checkpoint, 0\.05 here",
     ):
         optreg.load_state_dict(record, opt, sched)
@@ -257,3 +257,134 @@ def test_bare_tensors_are_checked_by_shape() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         optreg.load_state_dict(record, optreg.get_optimizer("sgd", params, lr=0.1))
+
+
+SAME_BUILD_SPELLED_OTHERWISE = [
+    (
+        "an explicit default",
+        {"num_warmup_steps": 2, "num_training_steps": STEPS},
+        {"num_warmup_steps": 2, "num_training_steps": STEPS, "num_cycles": 0.5},
+    ),
+    (
+        "a warmup fraction",
+        {"num_warmup_steps": 2, "num_training_steps": STEPS},
+        {"num_warmup_steps": 0.25, "num_training_steps": STEPS},
+    ),
+    ("whole floats", {"num_warmup_steps": 2}, {"num_warmup_steps": 2.0, "num_training_steps": 8.0}),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "saved", "here"),
+    SAME_BUILD_SPELLED_OTHERWISE,
+    ids=[row[0].replace(" ", "-") for row in SAME_BUILD_SPELLED_OTHERWISE],
+)
+def test_the_same_schedule_spelled_otherwise_loads_without_a_word(
+    what: str, saved: dict[str, Any], here: dict[str, Any]
+) -> None:
+    saved = {"num_training_steps": STEPS, **saved}
+    model = Net()
+    opt = optreg.get_optimizer("adamw", model, lr=1e-2)
+    sched = optreg.get_scheduler("cosine", opt, **saved)
+    _step(model, opt, sched, 0)
+    record = _through_bytes(optreg.state_dict(opt, sched))
+    opt2 = optreg.get_optimizer("adamw", Net(), lr=1e-2, eps=1e-8, weight_decay=0.01)
+    sched2 = optreg.get_scheduler("cosine", opt2, **here)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no CheckpointMismatchWarning either
+        optreg.load_state_dict(record, opt2, sched2)
+    assert sched2.last_epoch == 1
+
+
+def test_constant_given_step_counts_it_ignores_loads() -> None:
+    model = Net()
+    opt = optreg.get_optimizer("sgd", model, lr=0.1)
+    sched = optreg.get_scheduler("constant", opt)
+    record = _through_bytes(optreg.state_dict(opt, sched))
+    opt2 = optreg.get_optimizer("sgd", Net(), lr=0.1)
+    sched2 = optreg.get_scheduler("constant", opt2, num_warmup_steps=3, num_training_steps=100)
+    optreg.load_state_dict(record, opt2, sched2)  # strict: no difference to refuse
+
+
+class _Wrapper(torch.nn.Module):
+    """Names its child as DDP does (``module.``)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+
+@pytest.mark.parametrize(
+    ("wrap_saved", "wrap_here"),
+    [
+        (lambda m: m, lambda m: torch.compile(m)),
+        (lambda m: torch.compile(m), lambda m: m),
+        (lambda m: _Wrapper(m), lambda m: m),
+        (lambda m: m, lambda m: _Wrapper(torch.compile(m))),
+    ],
+    ids=["compiled-here", "compiled-there", "ddp-there", "ddp-and-compiled-here"],
+)
+# importing torch._dynamo (torch.compile's first use) warns about torch.jit in torch 2.13
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_a_model_wrapped_on_one_side_only_loads(
+    wrap_saved: Callable[[Net], torch.nn.Module], wrap_here: Callable[[Net], torch.nn.Module]
+) -> None:
+    model = Net()
+    opt, sched = _build(model)
+    _step(model, opt, sched, 0)
+    opt = optreg.get_optimizer("adamw", wrap_saved(model), lr=1e-2, weight_decay=0.01)
+    sched = optreg.get_scheduler("cosine", opt, num_warmup_steps=2, num_training_steps=STEPS)
+    _step(model, opt, sched, 0)
+    record = _through_bytes(optreg.state_dict(opt, sched))
+    assert (
+        any(
+            n.startswith(("_orig_mod.", "module."))
+            for g in record["optimizer"]["groups"]
+            for n in g["params"]
+        )
+        or wrap_saved(model) is model
+    )
+    here = wrap_here(Net())
+    opt2 = optreg.get_optimizer("adamw", here, lr=1e-2, weight_decay=0.01)
+    sched2 = optreg.get_scheduler("cosine", opt2, num_warmup_steps=2, num_training_steps=STEPS)
+    optreg.load_state_dict(record, opt2, sched2)
+    assert torch.equal(
+        opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"]
+    )
+
+
+def test_a_renamed_parameter_is_still_refused_and_the_comparison_is_explained() -> None:
+    model = Net()
+    opt, sched = _build(_Wrapper(model))  # type: ignore[arg-type]
+    record = _through_bytes(optreg.state_dict(opt, sched))
+
+    class Other(Net):
+        def __init__(self) -> None:
+            super().__init__()
+            self.other = self.proj
+            del self.proj
+
+    opt2, sched2 = _build(Other())
+    with pytest.raises(
+        CheckpointMismatchError,
+        match=r"'module\.proj\.weight' in the checkpoint, 'other\.weight' here.*compared "
+        r"without the _orig_mod\. / module\. prefixes",
+    ):
+        optreg.load_state_dict(record, opt2, sched2)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("module._orig_mod.fc.weight", "fc.weight"),
+        ("_orig_mod.module.fc.weight", "fc.weight"),
+        ("_fsdp_wrapped_module.layers.0._checkpoint_wrapped_module.w", "layers.0.w"),
+        ("encoder.module.w", "encoder.module.w"),  # a child named module, not a wrapper
+        ("module", "module"),
+        (None, None),
+    ],
+)
+def test_unwrapped_name(name: str | None, expected: str | None) -> None:
+    from optreg._checkpoint import unwrapped_name
+
+    assert unwrapped_name(name) == expected

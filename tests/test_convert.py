@@ -121,3 +121,72 @@ def test_a_state_of_another_layout_is_named() -> None:
     _, opt = _run("adamw")
     with pytest.raises(ValueError, match=r"parameter 0 of the 'adamw_8bit' state lacks state1"):
         optreg.convert_state_dict(opt.state_dict(), "adamw_8bit", "adamw")
+
+
+def _is_8bit(state: dict[str, Any]) -> bool:
+    return bool(state[WRAP]["state1"].dtype == torch.uint8)
+
+
+def test_the_target_optimizers_32bit_overrides_and_min_8bit_size_are_honoured() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(96, 96), torch.nn.Linear(96, 96))
+    # the same groups on both sides (torch's load_state_dict needs them)
+    fp32 = optreg.get_optimizer(
+        "adamw", model, lr=1e-3, weight_decay=0.0, overrides={"0.": {"lr": 1e-3}}
+    )
+    model(torch.randn(4, 96)).pow(2).mean().backward()
+    fp32.step()
+    target = optreg.get_optimizer(
+        "adamw_8bit", model, lr=1e-3, weight_decay=0.0, overrides={"0.": {"optim_bits": 32}}
+    )
+    state = optreg.convert_state_dict(fp32.state_dict(), "adamw", target)
+    layout = [_is_8bit(state["state"][i]) for i in range(4)]
+    # groups: [1.weight, 1.bias], then the override's [0.weight, 0.bias]. 1.weight: 8-bit;
+    # 1.bias: under 4096 values; 0.weight, 0.bias: 32-bit by the override
+    assert [p.shape for g in target.param_groups for p in g["params"]][:2] == [(96, 96), (96,)]
+    assert target.param_groups[1]["params"][0] is model[0].weight
+    assert layout == [True, False, False, False]
+    target.load_state_dict(state)
+    model(torch.randn(4, 96)).pow(2).mean().backward()
+    target.step()  # bitsandbytes steps the layout it would have made itself
+    assert [_is_8bit(target.state_dict()["state"][i]) for i in range(4)] == layout
+
+    big = optreg.get_optimizer(
+        "adamw_8bit", model, min_8bit_size=10_000, weight_decay=0.0, overrides={"0.": {"lr": 1e-3}}
+    )
+    state = optreg.convert_state_dict(fp32.state_dict(), "adamw", big)
+    assert [_is_8bit(state["state"][i]) for i in range(4)] == [False] * 4
+    by_name = optreg.convert_state_dict(fp32.state_dict(), "adamw", "adamw_8bit")
+    assert [_is_8bit(by_name["state"][i]) for i in range(4)] == [True, False, True, False]
+
+
+def test_a_target_optimizer_over_other_parameters_or_not_built_by_optreg_is_refused() -> None:
+    _, opt = _run("adamw")
+    other = optreg.get_optimizer("adamw_8bit", [torch.nn.Parameter(torch.zeros(96, 96))])
+    with pytest.raises(
+        ValueError,
+        match=r"the state has param groups of \[2\] parameters, the "
+        r"target optimizer \[1\]",
+    ):
+        optreg.convert_state_dict(opt.state_dict(), "adamw", other)
+    import bitsandbytes as bnb
+
+    bare = bnb.optim.AdamW8bit([torch.nn.Parameter(torch.zeros(96, 96))])
+    with pytest.raises(
+        TypeError,
+        match=r"`target` must be an optimizer name or an optimizer "
+        r"built by optreg.get_optimizer",
+    ):
+        optreg.convert_state_dict(opt.state_dict(), "adamw", bare)
+
+
+def test_converting_to_a_paged_name_leaves_the_users_cpu_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from optreg.builtin import bnb as optreg_bnb
+
+    monkeypatch.setattr(optreg_bnb._Once, "shown", False)
+    _, opt = _run("adamw")
+    optreg.convert_state_dict(opt.state_dict(), "adamw", "paged_adamw_8bit")
+    with pytest.warns(optreg.PagedFallbackWarning, match="paged optimizers are not supported"):
+        optreg.get_optimizer("paged_adamw_8bit", [torch.nn.Parameter(torch.zeros(3))])

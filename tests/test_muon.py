@@ -306,3 +306,45 @@ def test_an_override_pattern_that_matches_nothing_is_refused_as_for_adamw() -> N
     for name in ("adamw", "muon_adamw"):
         with pytest.raises(ValueError, match="override pattern 'nothing' matches no parameter"):
             optreg.get_optimizer(name, TinyLM(), overrides={"nothing": {"lr": 1e-4}})
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copy_steps_as_the_original(how: str) -> None:
+    import copy
+    import pickle
+
+    model = TinyLM()
+    opt = optreg.get_optimizer("muon_adamw", model, lr=0.02)
+    _loss(model, 0).backward()
+    opt.step()
+    twin_model, twin = copy.deepcopy((model, opt))
+    if how == "pickle":
+        twin_model, twin = pickle.loads(pickle.dumps((model, opt)))
+    assert twin.routes == opt.routes and twin.defaults == opt.defaults
+    for m, o in ((model, opt), (twin_model, twin)):
+        o.zero_grad()
+        _loss(m, 1).backward()
+        o.step()
+    for (name, a), b in zip(model.named_parameters(), twin_model.parameters(), strict=True):
+        assert torch.equal(a, b), name
+    # the copy's sides hold the copy's groups and state, not the original's
+    assert twin.muon.param_groups[0] is twin.param_groups[0]
+    assert twin.adamw.state is twin.state and twin.state is not opt.state
+
+
+def test_add_param_group_refuses_a_parameter_the_other_side_holds() -> None:
+    model = TinyLM()
+    opt = optreg.get_optimizer("muon_adamw", model, lr=0.02)
+    hidden = model.blocks[0]["attn"].weight  # on Muon's side
+    with pytest.raises(
+        ValueError,
+        match=r"a parameter of shape \(16, 16\) is already in a param group \(of the muon side\)",
+    ):
+        opt.add_param_group({"params": [hidden], "optimizer": "adamw"})
+    assert len(opt.param_groups) == len(opt.muon.param_groups) + len(opt.adamw.param_groups)
+    extra = nn.Parameter(torch.ones(4))
+    opt.add_param_group({"params": extra, "optimizer": "adamw"})
+    _loss(model, 0).backward()
+    extra.grad = torch.ones(4)
+    opt.step()
+    assert not torch.equal(extra, torch.ones(4))

@@ -484,5 +484,31 @@ class MuonAdamW(torch.optim.Optimizer):
                 f"muon_adamw.add_param_group needs 'optimizer': 'muon' or 'adamw' (of a side "
                 f"this optimizer has), got {side!r}"
             )
-        inner.add_param_group(param_group)
+        tensors = param_group.get("params")
+        tensors = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors or ())
+        held = {id(p): g["optimizer"] for g in self.param_groups for p in g["params"]}
+        for p in tensors:
+            if id(p) in held:
+                raise ValueError(
+                    f"muon_adamw.add_param_group: a parameter of shape {tuple(p.shape)} is "
+                    f"already in a param group (of the {held[id(p)]} side); a parameter may "
+                    "be in one group only"
+                )
+        inner.add_param_group({**param_group, "params": tensors})
         self.param_groups.append(inner.param_groups[-1])
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything, for copy / pickle: torch's keeps only ``defaults``, ``state`` and
+        ``param_groups``, and a copy without its sides failed at its first step. An
+        LR scheduler's wrapper of ``step`` is left out, as torch leaves it out."""
+        state = dict(self.__dict__)
+        state.pop("step", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore (torch's ``load_state_dict`` passes only ``state`` and
+        ``param_groups``), and point the sides at this object's groups and state."""
+        defaults = dict(state.get("defaults", self.__dict__.get("defaults", {})))
+        super().__setstate__(state)
+        self.defaults = defaults  # torch's adds "differentiable", which no group carries
+        self._share()
