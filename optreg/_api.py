@@ -100,7 +100,7 @@ def get_optimizer(
     """
     import torch
 
-    from optreg._rules import group_parameters
+    from optreg._rules import group_parameters, layer_regex
 
     entry = optimizers.resolve(name)
     factory = optimizers.load(entry)
@@ -118,6 +118,13 @@ def get_optimizer(
     routes = bool(getattr(factory, "optreg_routes_params", False))
     if rules is not None:
         _check_rule_options(label, factory, rules, composite=routes)
+    if layer_pattern is not None:
+        if layer_decay is None:
+            raise ValueError(
+                f"{label}: layer_pattern={layer_pattern!r} is read only with layer_decay "
+                "(it finds each parameter's layer); give layer_decay too, or drop it"
+            )
+        layer_regex(layer_pattern)
     if overrides and (rules or layer_decay is not None):
         raise ValueError(
             f"{label}: give rules= or overrides=, not both (a rule does what an override does)"
@@ -216,7 +223,8 @@ def get_scheduler(
         UnknownNameError: no scheduler has that name.
         ValueError: ``"<name> requires `num_warmup_steps`"`` (or ``num_training_steps``)
             when the schedule needs it, and invalid values (negative or NaN steps).
-        TypeError: a keyword the schedule does not accept.
+        TypeError: a keyword the schedule does not accept, or a factory that returned
+            no scheduler (an object without ``step()``).
     """
     name = getattr(name, "value", name)  # SchedulerType members
     entry = schedulers.resolve(name)
@@ -234,6 +242,13 @@ def get_scheduler(
         entry.name, _label(entry), factory, num_warmup_steps, num_training_steps, specific
     )
     scheduler = _loading.first_call(entry, factory, optimizer, **call)
+    if not callable(getattr(scheduler, "step", None)):
+        raise TypeError(
+            f"{_label(entry)} returned {type(scheduler).__module__}."
+            f"{type(scheduler).__qualname__} ({scheduler!r:.60}), not a scheduler (an object "
+            f"with step(), such as a torch LRScheduler); the plugin providing it "
+            f"({entry.provider}) is broken"
+        )
     _records.remember_scheduler(scheduler, entry, num_warmup_steps, num_training_steps, specific)
     call_hook("optreg_scheduler_created", name=entry.name, scheduler=scheduler)
     return scheduler

@@ -100,6 +100,11 @@ def _config_section(args: argparse.Namespace, key: str) -> dict[str, Any] | None
     except (OSError, ValueError, TypeError) as e:
         raise UsageError(f"--config: {e}") from e
     steps = config.get("num_training_steps")
+    if steps is not None:  # the check its flag gets
+        try:
+            steps = args.step_count.check(steps, "num_training_steps")
+        except argparse.ArgumentTypeError as e:
+            raise UsageError(f"--config: {e}") from None
     if steps is not None and getattr(args, "num_training_steps", 0) is None:
         args.num_training_steps = steps
     if steps is not None and getattr(args, "steps", 0) is None:

@@ -320,10 +320,10 @@ def _call_add_hook(hookname: str, registry: Registry, *, builtins: bool) -> None
 
 
 def _problem(dist: str, where: str, error: BaseException) -> None:
-    """Record a plugin's failure once: a hook raising at every build adds no more."""
-    problem = PluginProblem(dist, where, f"{type(error).__name__}: {error}")
-    if problem not in _State.problems:
-        _State.problems.append(problem)
+    """Record a plugin's failure once per plugin and place: a hook raising at every build
+    (each time with another message) adds no more; the first message is kept."""
+    if not any(p.dist == dist and p.entry_point == where for p in _State.problems):
+        _State.problems.append(PluginProblem(dist, where, f"{type(error).__name__}: {error}"))
 
 
 def _snapshot(value: Any) -> Any:

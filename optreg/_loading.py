@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import inspect
 import re
 import sys
 from collections.abc import Callable
@@ -20,7 +21,15 @@ from optreg._entry import Entry
 from optreg._errors import MissingDependencyError, PluginLoadError
 from optreg._locks import fork_safe_lock
 
-__all__ = ["clear", "first_call", "import_heavy", "load", "missing_requirement", "status"]
+__all__ = [
+    "clear",
+    "first_call",
+    "forget",
+    "import_heavy",
+    "load",
+    "missing_requirement",
+    "status",
+]
 
 _loaded: dict[Entry, Any] = {}
 _broken: dict[Entry, str] = {}
@@ -39,6 +48,14 @@ def clear() -> None:
     _loaded.clear()
     _broken.clear()
     _called.clear()
+
+
+def forget(entry: Entry) -> None:
+    """Forget what was loaded for ``entry`` (unregistered or replaced): the caches hold
+    only entries a registry holds, however many are registered and dropped."""
+    _loaded.pop(entry, None)
+    _broken.pop(entry, None)
+    _called.discard(entry)
 
 
 def import_target(ref: str) -> Any:
@@ -64,11 +81,11 @@ def load(entry: Entry) -> Any:
     missing = missing_requirement(entry)
     if missing:
         raise MissingDependencyError(missing)
+    where = f" (entry point {entry.entry_point})" if entry.entry_point else ""
+    what = f"{entry.kind} {entry.name!r} from distribution {entry.provider!r}{where}"
     if callable(entry.target):
         factory = entry.target
     else:
-        where = f" (entry point {entry.entry_point})" if entry.entry_point else ""
-        what = f"{entry.kind} {entry.name!r} from distribution {entry.provider!r}{where}"
         try:
             with _IMPORT_LOCK:
                 factory = import_target(entry.target)
@@ -81,8 +98,29 @@ def load(entry: Entry) -> Any:
                 f"{factory!r:.60}, not a callable factory"
             )
             raise PluginLoadError(msg)
+    _probe_signature(entry, what, factory)
     _loaded[entry] = factory
     return factory
+
+
+def _probe_signature(entry: Entry, what: str, factory: Any) -> None:
+    """Read the factory's signature once, as it is loaded: a factory that computes it from
+    its library (optreg-timm's) fails there when the library does not load, and that is
+    the plugin's failure, not the caller's. No readable signature is fine.
+
+    Raises:
+        PluginLoadError: reading the signature raised something else.
+    """
+    try:
+        with _IMPORT_LOCK:
+            inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    except (Exception, SystemExit) as e:
+        _broken[entry] = msg = (
+            f"{what}: the signature of {entry.target_ref} cannot be read: {type(e).__name__}: {e}"
+        )
+        raise PluginLoadError(msg) from e
 
 
 @functools.cache  # once per process (a failure is not cached: the next call retries)

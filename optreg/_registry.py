@@ -106,7 +106,12 @@ class Registry(Mapping[str, Entry]):
 
     def _drop(self, doomed: Callable[[Entry], bool]) -> None:
         for key in list(self._by_key):
-            kept = [e for e in self._by_key[key] if not doomed(e)]
+            kept = []
+            for e in self._by_key[key]:
+                if doomed(e):
+                    _loading.forget(e)
+                else:
+                    kept.append(e)
             if kept:
                 self._by_key[key] = kept
             else:

@@ -35,7 +35,7 @@ from torch import nn
 from optreg._kinds import EMBEDDING_MODULES, NORM_LAYERS, is_embedding, is_named_pairs, is_norm
 from optreg.params import matches, param_groups
 
-__all__ = ["SELECTORS", "assign", "group_parameters", "layer_ids", "named_of"]
+__all__ = ["SELECTORS", "assign", "group_parameters", "layer_ids", "layer_regex", "named_of"]
 
 SELECTORS = frozenset({"match", "regex", "module", "ndim", "shape", "name"})
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|blocks|block|h)\.(\d+)(?:\.|$)")
@@ -168,6 +168,31 @@ def _selects(rule: Mapping[str, Any], name: str, p: Any, owner: nn.Module | None
     return "module" not in rule or _module_matches(owner, _as_list(rule["module"]))
 
 
+def layer_regex(pattern: object) -> re.Pattern[str]:
+    """``layer_pattern`` compiled (the default when None): a regex with a group.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: not a regular expression, or one without a group for the index.
+    """
+    if pattern is None:
+        return _LAYER
+    if not isinstance(pattern, str):
+        raise TypeError(
+            f"layer_pattern must be a regex str, got {type(pattern).__name__}: {pattern!r:.80}"
+        )
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"layer_pattern {pattern!r} is not a regular expression: {e}") from e
+    if regex.groups < 1:
+        raise ValueError(
+            f"layer_pattern {pattern!r} has no group: its first group must capture the "
+            r"layer index, e.g. r'layers\.(\d+)\.'"
+        )
+    return regex
+
+
 def layer_ids(names: Sequence[str], pattern: str | None = None) -> tuple[dict[str, int], int]:
     """``({name: layer index}, number of blocks)``: embeddings 0, block ``i`` ``i + 1``, the
     rest ``L + 1``.
@@ -175,12 +200,18 @@ def layer_ids(names: Sequence[str], pattern: str | None = None) -> tuple[dict[st
     Raises:
         ValueError: no name shows a layer index (give ``layer_pattern``).
     """
-    regex = re.compile(pattern) if pattern else _LAYER
+    regex = layer_regex(pattern)
     found = {}
     for name in names:
         m = regex.search(name)
         if m:
-            found[name] = int(m.group(1))
+            index = m.group(1)
+            if index is None or not index.isdigit():
+                raise ValueError(
+                    f"layer_pattern {regex.pattern!r}: its first group matched {index!r} in "
+                    f"{name!r}, not a layer index (digits)"
+                )
+            found[name] = int(index)
     if not found:
         raise ValueError(
             "layer_decay needs the layer of each parameter, and no name shows one "

@@ -27,6 +27,7 @@ from typing import Any
 from optreg import _signature
 
 __all__ = [
+    "MAX_STEPS",
     "allowed_text",
     "count",
     "hyperparameters",
@@ -115,25 +116,45 @@ def count(what: str, value: object, minimum: int = 0) -> int:
     return int(value)
 
 
-def steps(what: str, value: object) -> int:
-    """Return a step count ``>= 0`` as an int; whole floats (``10.0``) are accepted.
+#: The largest step count: schedules compute in float64, exact for integers up to 2**53.
+MAX_STEPS = 2**53
+
+
+def steps(what: str, value: object, *, low: int = 0, high: int = MAX_STEPS) -> int:
+    """Return a step count as an int; whole floats (``10.0``) are accepted. The one check
+    of a step count, however it arrives (an argument, a config, a command-line flag).
+
+    Args:
+        what: the argument's name, for the message.
+        value: the count.
+        low: the least count allowed.
+        high: the largest count allowed (default :data:`MAX_STEPS`).
 
     Raises:
         TypeError: not a number.
-        ValueError: NaN, infinite, fractional or negative.
+        ValueError: NaN, infinite, fractional, below ``low`` or above ``high``.
     """
     if not is_real(value):
-        raise TypeError(f"`{what}` must be an int >= 0, got {type(value).__name__}: {value!r}")
+        raise TypeError(
+            f"`{what}` must be a whole number of steps >= {low}, got "
+            f"{type(value).__name__}: {value!r:.80}"
+        )
     if isinstance(value, numbers.Integral):
-        if value < 0:
-            raise ValueError(f"`{what}` must be >= 0, got {value!r}")
-        return int(value)
-    v = float(value)  # type: ignore[arg-type]
-    if not (math.isfinite(v) and v.is_integer()):
-        raise ValueError(f"`{what}` must be a whole number of steps >= 0, got {value!r}")
-    if v < 0:
-        raise ValueError(f"`{what}` must be >= 0, got {value!r}")
-    return int(value) if isinstance(value, numbers.Integral) else int(v)
+        count = int(value)
+    else:
+        v = float(value)  # type: ignore[arg-type]
+        if not (math.isfinite(v) and v.is_integer()):
+            raise ValueError(f"`{what}` must be a whole number of steps >= {low}, got {value!r}")
+        count = int(v)
+    if count < low:
+        raise ValueError(f"`{what}` must be >= {low}, got {value!r}")
+    if count > high:
+        why = " (schedules compute in float64)" if high == MAX_STEPS else ""
+        shown = repr(value)
+        if len(shown) > 40:  # 10**400
+            shown = f"{shown[:12]}... ({len(shown)} digits)"
+        raise ValueError(f"`{what}` must be at most {high:,}{why}, got {shown}")
+    return count
 
 
 def warmup_steps(value: object, num_training_steps: object = None) -> int:

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from optreg import _cli_groups, _cli_plot
+from optreg import _cli_groups, _cli_plot, _validate
 from optreg._errors import (
     AmbiguousNameError,
     MissingDependencyError,
@@ -77,39 +77,58 @@ def parse_kw(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+def _number(text: str) -> object:
+    """A flag's text as an int, else a float, else the text (for the check to name)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("expected an integer >= 1, got 0")
-    return value
+class StepCount:
+    """One check of a step count, however it arrives: a flag's text (an argparse type)
+    or a config's value (:meth:`check`); both go through :func:`optreg._validate.steps`."""
 
+    def __init__(self, what: str, *, low: int, high: int = _validate.MAX_STEPS) -> None:
+        self.what, self.low, self.high = what, low, high
 
-def _bounded(kind: Callable[[str], int], maximum: int, what: str) -> Callable[[str], int]:
-    """An argparse type: ``kind``'s value, at most ``maximum``."""
+    def check(self, value: object, what: str | None = None) -> int:
+        """The count ``value`` stands for.
 
-    def parse(text: str) -> int:
-        value = kind(text)
-        if value > maximum:
-            raise argparse.ArgumentTypeError(f"at most {maximum:,} {what}, got {value:,}")
-        return value
+        Raises:
+            argparse.ArgumentTypeError: what :func:`optreg._validate.steps` refuses.
+        """
+        if isinstance(value, str):
+            value = _number(value)
+        try:
+            return _validate.steps(what or self.what, value, low=self.low, high=self.high)
+        except (TypeError, ValueError) as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
-    return parse
+    def __call__(self, text: str) -> int:
+        return self.check(text)
 
 
 #: compare trains for real: a run this long takes hours on a CPU.
 MAX_COMPARE_STEPS = 100_000
 #: torch seeds are 64-bit; compare derives a few seeds from the one given.
 MAX_SEED = 2**63 - 16
+
+WARMUP_STEPS = StepCount("num_warmup_steps", low=0)
+TRAINING_STEPS = StepCount("num_training_steps", low=1)
+COMPARE_STEPS = StepCount("steps", low=1, high=MAX_COMPARE_STEPS)
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is 0 to {MAX_SEED:,}, got {value:,}")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -379,15 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="plot learning-rate curves of schedules")
     p.add_argument("names", nargs="*", metavar="NAME", help="scheduler names")
     p.add_argument("--config", metavar="CONFIG", help=config_help + "; its scheduler is plotted")
-    p.add_argument("--num-warmup-steps", type=_non_negative_int, metavar="W")
-    p.add_argument("--num-training-steps", type=_positive_int, metavar="T")
+    p.add_argument("--num-warmup-steps", type=WARMUP_STEPS, metavar="W")
+    p.add_argument("--num-training-steps", type=TRAINING_STEPS, metavar="T")
     p.add_argument(
         "--lr", type=_positive_float, default=1.0, help="base learning rate (default 1.0)"
     )
     p.add_argument("--kw", type=parse_kw, action="append", metavar="KEY=VALUE", help=kw_help)
     p.add_argument("--log-y", action="store_true", help="logarithmic learning-rate axis")
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="image to write")
-    p.set_defaults(func=_cli_plot.cmd_plot)
+    p.set_defaults(func=_cli_plot.cmd_plot, step_count=TRAINING_STEPS)
 
     p = sub.add_parser("compare", help="train a small built-in task with each optimizer")
     p.add_argument("optimizers", nargs="*", metavar="OPT", help="optimizer names")
@@ -399,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="NAME", help="scheduler for every run (default: none)")
     p.add_argument(
         "--steps",
-        type=_bounded(_positive_int, MAX_COMPARE_STEPS, "steps"),
+        type=COMPARE_STEPS,
         default=None,
         help=f"optimizer steps (default: the config's num_training_steps, else 300; at most "
         f"{MAX_COMPARE_STEPS:,})",
@@ -409,11 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--seed",
-        type=_bounded(_non_negative_int, MAX_SEED, "as a seed"),
+        type=_seed,
         default=0,
         help="data/init seed (default 0)",
     )
-    p.add_argument("--num-warmup-steps", type=_non_negative_int, default=0, metavar="W")
+    p.add_argument("--num-warmup-steps", type=WARMUP_STEPS, default=0, metavar="W")
     p.add_argument("--kw", type=parse_kw, action="append", metavar="KEY=VALUE", help=kw_help)
     p.add_argument(
         "--progress",
@@ -422,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="tqdm progress bar on stderr (default: only on a terminal)",
     )
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="loss-curve image")
-    p.set_defaults(func=_cli_plot.cmd_compare)
+    p.set_defaults(func=_cli_plot.cmd_compare, step_count=COMPARE_STEPS)
 
     p = sub.add_parser("groups", help="dry run: each parameter's group, optimizer, lr, decay")
     p.add_argument("name", metavar="NAME", help="an optimizer name")

@@ -142,6 +142,7 @@ def _group(index: int, group: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises:
         ValueError: the group has no ``params``.
+        TypeError: its ``params`` is not a tensor or an iterable of tensors.
     """
     if "params" not in group:
         raise ValueError(
@@ -149,7 +150,21 @@ def _group(index: int, group: Mapping[str, Any]) -> dict[str, Any]:
         )
     out = dict(group)
     tensors = out["params"]
-    out["params"] = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
+    if isinstance(tensors, torch.Tensor):
+        out["params"] = [tensors]
+    elif isinstance(tensors, Iterable) and not isinstance(tensors, (str, bytes, Mapping)):
+        out["params"] = list(tensors)
+    else:
+        raise TypeError(
+            f"param group {index}: 'params' must be a tensor or an iterable of tensors, got "
+            f"{type(tensors).__name__}: {tensors!r:.80}"
+        )
+    bad = next((p for p in out["params"] if not isinstance(p, torch.Tensor)), None)
+    if bad is not None:
+        raise TypeError(
+            f"param group {index}: 'params' must hold tensors, found "
+            f"{type(bad).__name__}: {bad!r:.80}"
+        )
     _check_initialised([(f"param group {index}", p) for p in out["params"]])
     return out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from helpers import Net, sgd
@@ -109,7 +111,7 @@ def test_get_scheduler_values_and_enum() -> None:
         (
             {"num_warmup_steps": 1, "num_training_steps": "5"},
             TypeError,
-            "cosine: `num_training_steps` must be an int >= 0, got str: '5'",
+            "cosine: `num_training_steps` must be a whole number of steps >= 0, got str: '5'",
         ),
         (
             {"num_warmup_steps": float("nan"), "num_training_steps": 5},
@@ -117,6 +119,17 @@ def test_get_scheduler_values_and_enum() -> None:
             "must be a whole number of steps >= 0, got nan",
         ),
         ({"num_warmup_steps": 2.5, "num_training_steps": 5}, ValueError, "got 2.5"),
+        (
+            {"num_warmup_steps": 1, "num_training_steps": 10**400},
+            ValueError,
+            r"cosine: `num_training_steps` must be at most 9,007,199,254,740,992 \(schedules "
+            r"compute in float64\), got 100000000000\.\.\. \(401 digits\)",
+        ),
+        (
+            {"num_warmup_steps": 2**60, "num_training_steps": 10},
+            ValueError,
+            r"`num_warmup_steps` must be at most 9,007,199,254,740,992",
+        ),
         (
             {"num_warmup_steps": 1, "num_training_steps": 5, "num_cycle": 2},
             TypeError,
@@ -230,3 +243,73 @@ def test_a_factory_must_return_an_optimizer() -> None:
         optreg.get_optimizer("returns_none", Net())
     assert "returned builtins.NoneType (None), not a torch.optim.Optimizer" in str(info.value)
     assert "(__runtime__) is broken" in str(info.value)
+
+
+def test_a_scheduler_factory_must_return_a_scheduler() -> None:
+    optreg.register_scheduler("sched_returns_none", lambda optimizer: None)
+    with pytest.raises(TypeError) as info:
+        optreg.get_scheduler("sched_returns_none", _opt())
+    assert str(info.value).startswith("scheduler 'sched_returns_none' (")
+    assert (
+        "returned builtins.NoneType (None), not a scheduler (an object with step(), such as "
+        "a torch LRScheduler)"
+    ) in str(info.value)
+    assert "(__runtime__) is broken" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"layer_decay": 0.5, "layer_pattern": r"\d+"},
+            ValueError,
+            r"layer_pattern '\\\\d\+' has no group: its first group must capture the layer index",
+        ),
+        (
+            {"layer_decay": 0.5, "layer_pattern": "("},
+            ValueError,
+            r"layer_pattern '\(' is not a regular expression: missing \)",
+        ),
+        (
+            {"layer_decay": 0.5, "layer_pattern": r"(\w+)\.bias"},
+            ValueError,
+            r"layer_pattern '\(\\\\w\+\)\\\\.bias': its first group matched 'fc' in 'fc.bias', "
+            r"not a layer index",
+        ),
+        (
+            {"layer_decay": 0.5, "layer_pattern": 3},
+            TypeError,
+            r"layer_pattern must be a regex str, got int: 3",
+        ),
+        (
+            {"layer_pattern": r"layers\.(\d+)"},
+            ValueError,
+            r"layer_pattern='layers\\\\.\(\\\\d\+\)' is read only with layer_decay",
+        ),
+    ],
+)
+def test_a_bad_layer_pattern_is_refused_at_build(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        optreg.get_optimizer("adamw", Net(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("groups", "match"),
+    [
+        (
+            [{"params": None}],
+            r"param group 0: 'params' must be a tensor or an iterable of "
+            r"tensors, got NoneType: None",
+        ),
+        (
+            [{"params": [torch.zeros(1)]}, {"params": [1.5]}],
+            r"param group 1: 'params' must "
+            r"hold tensors, found float: 1\.5",
+        ),
+    ],
+)
+def test_a_param_group_without_tensors_is_named(groups: list[Any], match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        optreg.get_optimizer("adamw", groups)

@@ -164,7 +164,7 @@ ERRORS: list[tuple[list[str], str]] = [
     ),
     (
         ["plot", "cosine", "--num-warmup-steps", "-3", "--num-training-steps", "10", "-o", "{out}"],
-        r"argument --num-warmup-steps: expected an integer >= 0, got -3",
+        r"argument --num-warmup-steps: `num_warmup_steps` must be >= 0, got -3",
     ),
     (
         ["plot", "cosine", *STEPS, "--lr", "nan", "-o", "{out}"],
@@ -180,7 +180,7 @@ ERRORS: list[tuple[list[str], str]] = [
     ),
     (
         ["compare", "sgd", "--steps", "0", "-o", "{out}"],
-        r"argument --steps: expected an integer >= 1, got 0",
+        r"argument --steps: `steps` must be >= 1, got 0",
     ),
     (
         ["compare", "sgd", "--lr", "-1", "-o", "{out}"],
@@ -210,8 +210,42 @@ ERRORS: list[tuple[list[str], str]] = [
         ["info", "cosine", "--kind", "optimizer"],
         r"unknown optimizer 'cosine'; 'cosine' is a scheduler: `optreg info cosine --kind scheduler`",
     ),
-    (["compare", "sgd", "--seed", str(2**70), "-o", "{out}"], r"--seed: at most 9,223"),
-    (["compare", "sgd", "--steps", "100000000", "-o", "{out}"], r"--steps: at most 100,000 steps"),
+    (["compare", "sgd", "--seed", str(2**70), "-o", "{out}"], r"--seed: a seed is 0 to 9,223"),
+    (
+        ["compare", "sgd", "--steps", "100000000", "-o", "{out}"],
+        r"--steps: `steps` must be at most 100,000, got 100000000",
+    ),
+    (["compare", "sgd", "--steps", "2.5", "-o", "{out}"], r"--steps: `steps` must be a whole"),
+    *(
+        (
+            [
+                "compare",
+                "sgd",
+                "-o",
+                "{out}",
+                "--config",
+                '{{"num_training_steps": ' + value + "}}",
+            ],
+            "--config: `num_training_steps` " + message,
+        )
+        for value, message in (
+            ("1e10", r"must be at most 100,000, got 10000000000\.0"),
+            ("-5", r"must be >= 1, got -5"),
+            ('"abc"', r"must be a whole number of steps >= 1, got str: 'abc'"),
+            ("2.5", r"must be a whole number of steps >= 1, got 2\.5"),
+        )
+    ),
+    (
+        [
+            "plot",
+            "cosine",
+            "-o",
+            "{out}",
+            "--config",
+            '{{"scheduler": "cosine", "num_training_steps": 0}}',
+        ],
+        r"--config: `num_training_steps` must be >= 1, got 0",
+    ),
     (
         ["compare", "sgd", "-o", "{out}.txt"],
         r"matplotlib cannot write \.txt files; use one of .*\.png",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -181,3 +182,74 @@ def test_32_threads_mixing_8bit_and_other_names_on_first_use() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_unregistered_or_replaced_runtime_factories_are_not_kept(fresh_registry: None) -> None:
+    import gc
+    import weakref
+
+    import torch
+
+    refs = []
+    for i in range(50):
+        ballast = bytearray(1 << 20)  # a closure holding memory, as a real factory may
+
+        def factory(params: object, lr: float = 0.1, _b: bytearray = ballast) -> object:
+            return torch.optim.SGD(params, lr=lr)  # type: ignore[arg-type]
+
+        refs.append(weakref.ref(factory))
+        optreg.register_optimizer(f"runtime_{i % 5}", factory, override=True)
+        optreg.get_optimizer(f"runtime_{i % 5}", [torch.nn.Parameter(torch.zeros(1))])
+        if i % 2:
+            optreg.optimizers.unregister(f"runtime_{i % 5}")
+        del factory, ballast
+    gc.collect()
+    alive = [r for r in refs if r() is not None]
+    assert len(alive) <= 5  # only what the registry still holds
+    assert len(_loading._called) <= 5 and len(_loading._loaded) <= 5
+
+
+SIGNATURE_FROM_A_BROKEN_LIBRARY = """
+import functools
+import torch
+
+
+class Factory:
+    @functools.cached_property
+    def __signature__(self):
+        raise RuntimeError("operator torchvision::nms does not exist")
+
+    def __call__(self, params, **kwargs):
+        return torch.optim.SGD(params, lr=0.1)
+
+
+sig_opt = Factory()
+"""
+
+
+def test_a_factory_whose_signature_raises_is_a_plugin_load_error_everywhere(
+    make_dist: MakeDist, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from optreg.cli import main
+
+    make_dist(
+        "acme-sig",
+        entry_points={"optreg.optimizers": {"sig_opt": "acme_sig:sig_opt"}},
+        modules={"acme_sig": SIGNATURE_FROM_A_BROKEN_LIBRARY},
+    )
+    expected = (
+        r"optimizer 'sig_opt' from distribution 'acme_sig' \(entry point .*\): the signature "
+        r"of acme_sig:sig_opt cannot be read: RuntimeError: operator torchvision::nms"
+    )
+    with pytest.raises(PluginLoadError, match=expected) as info:
+        optreg.get_optimizer("sig_opt", [torch.nn.Parameter(torch.zeros(1))])
+    assert isinstance(info.value.__cause__, RuntimeError)
+    info_ = optreg.optimizer_info("sig_opt")
+    assert info_.available is False and re.search(expected, str(info_.reason))
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN       optimizer acme_sig:sig_opt: PluginLoadError:" in out
+    assert "the signature of acme_sig:sig_opt cannot be read" in out
+    assert optreg.optimizers.status(optreg.optimizers.resolve("sig_opt"))[0] is False

@@ -511,8 +511,16 @@ ERROR_CASES: list[tuple[Callable[[], Any], type[Exception], str]] = [
         ValueError,
         "`num_training_steps` must be a whole number of steps >= 0, got inf",
     ),
-    (lambda: _lin("3", 10), TypeError, "`num_warmup_steps` must be an int >= 0, got str: '3'"),
-    (lambda: _lin(True, 10), TypeError, "`num_warmup_steps` must be an int >= 0, got bool: True"),
+    (
+        lambda: _lin("3", 10),
+        TypeError,
+        "`num_warmup_steps` must be a whole number of steps >= 0, got str: '3'",
+    ),
+    (
+        lambda: _lin(True, 10),
+        TypeError,
+        "`num_warmup_steps` must be a whole number of steps >= 0, got bool: True",
+    ),
     (
         lambda: S.get_cosine_schedule_with_warmup(sgd(), 0, 10, num_cycles=NAN),
         ValueError,
@@ -629,8 +637,16 @@ ERROR_CASES: list[tuple[Callable[[], Any], type[Exception], str]] = [
         "`min_lr` must be a number >= 0 (or one per group), got nan",
     ),
     (lambda: _greedy(min_lr=0.5, max_lr=0.1), ValueError, "min_lr=0.5 > max_lr=0.1 in group 0"),
-    (lambda: _greedy(patience=-1), ValueError, "`patience` must be an int >= 0, got -1"),
-    (lambda: _greedy(cooldown=1.5), ValueError, "`cooldown` must be an int >= 0, got 1.5"),
+    (
+        lambda: _greedy(patience=-1),
+        ValueError,
+        "`patience` must be an int >= 0, got -1",
+    ),
+    (
+        lambda: _greedy(cooldown=1.5),
+        ValueError,
+        "`cooldown` must be an int >= 0, got 1.5",
+    ),
     (lambda: _greedy(window_size=0), ValueError, "`window_size` must be an int >= 1, got 0"),
     (lambda: _greedy(eps=NAN), ValueError, "`eps` must be a finite number >= 0, got nan"),
     (lambda: _poly(1, 10, lr_end=-0.01), ValueError, "`lr_end` must be >= 0, got -0.01"),

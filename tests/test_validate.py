@@ -41,7 +41,7 @@ class ListLike(Sequence[Any]):
         (lambda: _validate.count("n", 0, minimum=1), ValueError, "`n` must be an int >= 1, got 0"),
         (lambda: _validate.steps("s", 2.5), ValueError, "`s` must be a whole number of steps >= 0, got 2.5"),
         (lambda: _validate.steps("s", -1), ValueError, "`s` must be >= 0, got -1"),
-        (lambda: _validate.steps("s", None), TypeError, "`s` must be an int >= 0, got NoneType: None"),
+        (lambda: _validate.steps("s", None), TypeError, "`s` must be a whole number of steps >= 0, got NoneType: None"),
         (lambda: _validate.reals("b", "ab"), TypeError, "`b` must be a sequence of numbers, got str: 'ab'"),
         (lambda: _validate.reals("b", (0.9,), minimum=2), ValueError, "`b` must have 2 or more numbers, got 1: (0.9,)"),
         (lambda: _validate.reals("b", (0.9, "x")), TypeError, "`b` must be a sequence of numbers, got (0.9, 'x')"),
