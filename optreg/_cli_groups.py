@@ -57,12 +57,19 @@ def cmd_groups(args: argparse.Namespace) -> int:
             except json.JSONDecodeError as e:
                 raise UsageError(f"--rules: not JSON: {e}") from e
         else:  # a config file (or inline object) holding {"rules": [...]}
-            config = load_config(args.rules)
+            try:
+                config = load_config(args.rules)
+            except (OSError, TypeError, ValueError) as e:
+                raise UsageError(f"--rules: {e}") from e
             if "rules" not in config:
                 raise UsageError(f"--rules {args.rules!r}: no 'rules' key in it")
             kwargs["rules"] = config["rules"]
     if args.layer_decay is not None:
         kwargs["layer_decay"] = args.layer_decay
-    report = explain_groups(args.name, load_model(args.model), **kwargs)
+    model = load_model(args.model)
+    try:
+        report = explain_groups(args.name, model, **kwargs)
+    except (TypeError, ValueError) as e:  # what the command line asked for: a usage error
+        raise UsageError(str(e)) from e
     print(json.dumps(report.to_json(), indent=2) if args.json else report.table())
     return 0

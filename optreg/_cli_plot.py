@@ -261,6 +261,21 @@ def _train_all(
     return results
 
 
+def _resolve_up_front(names: Sequence[str], scheduler: str | None) -> None:
+    """Every name given, before any row trains: a misspelt one is a usage error (exit 2,
+    with the did-you-mean), not a failed row after minutes of training.
+
+    Raises:
+        UnknownNameError, AmbiguousNameError: a name that does not resolve.
+    """
+    from optreg._registry import optimizers, schedulers
+
+    for name in names:
+        optimizers.resolve(name)
+    if scheduler is not None:
+        schedulers.resolve(scheduler)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """``optreg compare``: train the built-in task with each optimizer; table and plot."""
     import torch
@@ -283,6 +298,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if sched_config is not None and args.scheduler is None:
         args.scheduler = sched_config.pop("name")
         args.num_warmup_steps = sched_config.pop("num_warmup_steps", args.num_warmup_steps)
+    _resolve_up_front(names, args.scheduler)
     opt_kw, sched_kw = _compare_kw(_kw_dict(args.kw), names, args.scheduler)
     if opt_config is not None:  # the config's row trains with the config's arguments
         opt_kw[opt_config.pop("name")].update(opt_config)

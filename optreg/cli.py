@@ -365,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="store_true",
-        help="show what libraries log while optreg works (bitsandbytes' import notes, ...)",
+        help="show what libraries log while optreg works (bitsandbytes' import notes, ...) "
+        "and, on an error, its traceback",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -487,6 +488,14 @@ def _quiet_libraries(*, verbose: bool) -> None:
         root.addHandler(logging.NullHandler())  # no "last resort" printing to stderr
 
 
+def _traceback(verbose: bool) -> None:
+    """With ``-v``, the traceback of the error being handled, before its one-line summary."""
+    if verbose:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+
+
 def _fail(command: str | None, message: str, code: int) -> int:
     prog = f"{PROG} {command}" if command else PROG
     print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
@@ -497,18 +506,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``optreg`` command line and return its exit status."""
     parser = build_parser()
     command: str | None = None
+    verbose = False
     try:
         args = parser.parse_args(argv)
-        command = args.command
-        _quiet_libraries(verbose=args.verbose)
+        command, verbose = args.command, args.verbose
+        _quiet_libraries(verbose=verbose)
         code: int = args.func(args)
         sys.stdout.flush()
         return code
     except SystemExit as e:  # argparse: --help (0) or a usage error (2), already printed
         return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
     except (UsageError, UnknownNameError, AmbiguousNameError, MissingDependencyError) as e:
+        _traceback(verbose)
         return _fail(command, str(e), 2)
     except PluginLoadError as e:
+        _traceback(verbose)
         return _fail(command, str(e), 1)
     except KeyboardInterrupt:
         return _fail(command, "interrupted", 130)
@@ -518,4 +530,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
     except Exception as e:
+        _traceback(verbose)
         return _fail(command, f"{type(e).__name__}: {e}", 1)

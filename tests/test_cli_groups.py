@@ -44,7 +44,7 @@ def test_rules_inline_and_from_a_file_and_json(
 
 
 def test_a_model_of_your_own(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["groups", "sgd", "--model", "torch.nn:Identity"]) == 1  # no parameters
+    assert main(["groups", "sgd", "--model", "torch.nn:Identity"]) == 2  # no parameters
     assert "has no trainable parameters" in capsys.readouterr().err
 
 
@@ -65,11 +65,32 @@ def test_a_model_of_your_own(capsys: pytest.CaptureFixture[str]) -> None:
         ),
         (["--rules", "[not json"], 2, "--rules: not JSON"),
         (["--rules", '{"x": 1}'], 2, "no 'rules' key in it"),
-        (["--rules", '[{"match": "zzz", "lr": 1}]'], 1, "rules[0] matches no parameter"),
+        (["--rules", '[{"match": "zzz", "lr": 1}]'], 2, "rules[0] matches no parameter"),
+        (["--rules", "no-such-rules.yaml"], 2, "--rules: config 'no-such-rules.yaml': no such"),
+        (
+            ["--rules", '[{"shape": 8, "lr": 1}]'],
+            2,
+            "rules[0]: selector 'shape' must be a list of ints, got int: 8",
+        ),
+        (["--kw", "lrr=1"], 2, "got an unexpected keyword argument 'lrr'; did you mean 'lr'?"),
+        (["--layer-decay", "2"], 2, "layer_decay must be a number in (0, 1], got 2.0"),
     ],
 )
 def test_errors(
     argv: list[str], code: int, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["groups", "sgd", "--kw", "lr=0.1", *argv]) == code
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    # a usage error says what to fix, not which exception said it
+    assert not err.partition("error: ")[2].startswith(("ValueError", "TypeError", "FileNotFound"))
+
+
+def test_verbose_shows_the_traceback_of_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["groups", "sgd", "--model", "torch.nn:Identity"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["-v", "groups", "sgd", "--model", "torch.nn:Identity"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert 'optreg/params.py", line' in err  # where it was raised
+    assert err.rstrip().endswith("optreg groups: error: Identity has no trainable parameters")

@@ -237,17 +237,18 @@ def test_compare_failed_run_is_reported_exit_1(
     assert png_size(Path(out_png)) == EXPECTED_PNG  # an empty figure, no legend warning
 
 
-def test_compare_marks_failing_rows_and_runs_the_others(
+def test_compare_refuses_an_unknown_name_before_training_any_row(
     out_png: str, capsys: pytest.CaptureFixture[str], fresh_registry: None
 ) -> None:
-    argv = ["compare", "adamw", "nonexistent_opt", "sgd", "--steps", "5", "--no-progress"]
-    assert main([*argv, "-o", out_png]) == 1
-    out = capsys.readouterr().out
-    rows = table_rows(out)
-    assert rows["nonexistent_opt"] == ["failed", "-", "-", "-"]
-    assert rows["adamw"][0] != "failed" and rows["sgd"][0] != "failed"
-    assert "nonexistent_opt: UnknownNameError: unknown optimizer 'nonexistent_opt'" in out
-    assert png_size(Path(out_png)) == EXPECTED_PNG  # the figure of the others is written
+    argv = ["compare", "adamw", "adamwx", "sgd", "--steps", "5", "--no-progress"]
+    assert main([*argv, "-o", out_png]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing trained, no table
+    assert one_error_line(captured.err) == (
+        "optreg compare: error: unknown optimizer 'adamwx'; did you mean 'adamw' or 'adamax' "
+        "or 'adam'? (see `optreg list optimizers`)"
+    )
+    assert not Path(out_png).exists()
 
 
 def test_compare_exit_0_when_no_row_fails(out_png: str, fresh_registry: None) -> None:
