@@ -18,7 +18,8 @@ and under :data:`optreg._registry.LOCK`:
 Autoload controls, read at discovery time (like pytest's):
 
 * ``OPTREG_DISABLE_PLUGIN_AUTOLOAD=1``: builtins only;
-* ``OPTREG_PLUGINS=dist1,dist2``: builtins plus just these distributions;
+* ``OPTREG_PLUGINS=dist1,dist2:ep``: builtins plus just these distributions (or, in
+  ``dist:entry-point`` form, that entry point of one);
 * ``OPTREG_BLOCK_PLUGINS=dist1,dist2:entry``: skip these distributions, or single
   entry points / builtin plugins given as ``dist:name`` (``optreg:bnb``).
 """
@@ -179,7 +180,9 @@ class _Filter:
             return True
         if self.disabled:
             return False
-        return self.only is None or dist in self.only
+        return (
+            self.only is None or dist in self.only or _norm_ep(f"{dist}:{ep_name}") in self.only
+        )
 
     def warn_unmatched(self) -> None:
         """Say which ``OPTREG_PLUGINS`` / ``OPTREG_BLOCK_PLUGINS`` entries matched nothing."""

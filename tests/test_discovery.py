@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,6 +248,7 @@ def _two_plugins(make_dist: MakeDist) -> None:
         ({"OPTREG_DISABLE_PLUGIN_AUTOLOAD": "1"}, {"adamw"}),
         ({"OPTREG_DISABLE_PLUGIN_AUTOLOAD": "0"}, {"one", "two", "adamw"}),
         ({"OPTREG_PLUGINS": "acme-two"}, {"two", "adamw"}),
+        ({"OPTREG_PLUGINS": "acme-one:one"}, {"one", "adamw"}),  # dist:entry-point form
         ({"OPTREG_PLUGINS": "ACME_one, acme.two"}, {"one", "two", "adamw"}),
         ({"OPTREG_BLOCK_PLUGINS": "acme-one"}, {"two", "adamw"}),
         (
@@ -803,6 +805,19 @@ def test_plugin_filters_that_match_nothing_warn(
         match="OPTREG_PLUGINS: 'acme_evn' matches no installed plugin .*did you mean 'acme_env'",
     ):
         assert "env_sgd" not in optreg.list_optimizers()
+    monkeypatch.setenv("OPTREG_PLUGINS", "acme-env:env_sdg")  # a misspelt entry point
+    _discovery.reset()
+    with pytest.warns(
+        OptregPluginWarning,
+        match="OPTREG_PLUGINS: 'acme_env:env_sdg' matches no installed plugin .*did you mean "
+        "'acme_env:env_sgd'",
+    ):
+        assert "env_sgd" not in optreg.list_optimizers()
+    monkeypatch.setenv("OPTREG_PLUGINS", "acme-env:env_sgd")
+    _discovery.reset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "env_sgd" in optreg.list_optimizers()
 
 
 def test_a_prepare_hook_that_raises_halfway_has_its_edits_undone(make_dist: MakeDist) -> None:
