@@ -282,6 +282,34 @@ def effective_arguments(kind: str, name: str, arguments: Mapping[str, Any]) -> d
     return _signature.with_defaults(factory, given)
 
 
+def is_metric_driven(name: str, kwargs: Mapping[str, Any] | None = None) -> bool:
+    """Whether schedule ``name`` steps with a metric (``step(metric)``, as
+    ``ReduceLROnPlateau``): the one decision every integration uses.
+
+    Read from the schedule itself: one is built with ``kwargs`` on a throwaway optimizer
+    (with the step counts it declares) and its ``step()`` signature read, as every
+    caller of a built one reads it (:func:`optreg._signature.step_needs_metric`). A
+    schedule that cannot be built that way counts as metric-driven when its entry
+    declares ``metadata={"metric_driven": True}``.
+
+    Raises:
+        UnknownNameError: no scheduler has that name.
+    """
+    import torch
+
+    entry = schedulers.resolve(name)
+    factory = schedulers.load(entry)
+    probe = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    try:
+        call = _validate.schedule_arguments(
+            entry.name, _label(entry), factory, 0, 2, dict(kwargs or {})
+        )
+        built = _loading.first_call(entry, factory, probe, **call)
+    except Exception:  # needs what only the real run has: the declaration decides
+        return bool(entry.metadata.get("metric_driven"))
+    return _signature.step_needs_metric(built)
+
+
 def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
     """A schedule scales each group's lr: refuse, by name, an optimizer without one.
 

@@ -180,9 +180,7 @@ class _Filter:
             return True
         if self.disabled:
             return False
-        return (
-            self.only is None or dist in self.only or _norm_ep(f"{dist}:{ep_name}") in self.only
-        )
+        return self.only is None or dist in self.only or _norm_ep(f"{dist}:{ep_name}") in self.only
 
     def warn_unmatched(self) -> None:
         """Say which ``OPTREG_PLUGINS`` / ``OPTREG_BLOCK_PLUGINS`` entries matched nothing."""

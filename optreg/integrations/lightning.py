@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from optreg import _signature
-from optreg._api import get_optimizer, get_scheduler
+from optreg._api import get_optimizer, get_scheduler, is_metric_driven
 from optreg._registry import schedulers
 
 __all__ = ["configure_optimizers"]
@@ -86,7 +86,7 @@ def configure_optimizers(
     if scheduler is None:
         return {"optimizer": built}
     entry = schedulers.resolve(scheduler)
-    metric_driven = bool(entry.metadata.get("metric_driven"))
+    metric_driven = is_metric_driven(scheduler, scheduler_kwargs)
     interval = interval or ("epoch" if metric_driven else "step")
     if interval not in _INTERVALS:
         raise ValueError(f"`interval` must be 'step' or 'epoch', got {interval!r}")
@@ -108,7 +108,7 @@ def configure_optimizers(
         "interval": interval,
         "frequency": frequency,
     }
-    if metric_driven or _signature.step_needs_metric(built_scheduler):
+    if metric_driven:
         config["monitor"] = monitor
         config["reduce_on_plateau"] = True  # a plugin's may not be a ReduceLROnPlateau
     return {"optimizer": built, "lr_scheduler": config}

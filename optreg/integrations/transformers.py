@@ -25,7 +25,9 @@ Importing this module imports transformers (``import optreg`` does not).
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,7 +38,7 @@ from transformers.trainer_utils import SchedulerType
 from transformers.training_args import OptimizerNames
 
 from optreg import _signature, _validate
-from optreg._api import get_scheduler
+from optreg._api import get_scheduler, is_metric_driven
 from optreg._registry import optimizers, schedulers
 from optreg.optim import get_optimizer_cls
 
@@ -71,8 +73,9 @@ def _optimizer_name(value: object) -> str:
     return name
 
 
-def _scheduler_name(value: object) -> tuple[str, bool]:
-    """``(value, metric-driven?)`` for a scheduler optreg knows.
+def _scheduler_name(value: object, kwargs: object = None) -> tuple[str, bool]:
+    """``(value, metric-driven?)`` for a scheduler optreg knows (with its
+    ``lr_scheduler_kwargs``, as it will be built).
 
     Raises:
         TypeError: not a str.
@@ -81,8 +84,11 @@ def _scheduler_name(value: object) -> tuple[str, bool]:
     name = _plain(value)
     if not isinstance(name, str):
         raise TypeError(f"`lr_scheduler_type` must be a scheduler name (a str), got {name!r}")
-    entry = schedulers.resolve(name)
-    return name, bool(entry.metadata.get("metric_driven"))
+    schedulers.resolve(name)
+    if isinstance(kwargs, str):  # TrainingArguments takes its JSON text too
+        with contextlib.suppress(ValueError):
+            kwargs = json.loads(kwargs)
+    return name, is_metric_driven(name, kwargs if isinstance(kwargs, Mapping) else None)
 
 
 @dataclasses.dataclass
@@ -118,7 +124,7 @@ class OptregTrainingArguments(transformers.TrainingArguments):
 
     def __post_init__(self) -> None:
         optim = _optimizer_name(self.optim)
-        schedule, metric_driven = _scheduler_name(self.lr_scheduler_type)
+        schedule, metric_driven = _scheduler_name(self.lr_scheduler_type, self.lr_scheduler_kwargs)
         if metric_driven and _plain(self.eval_strategy) == "no":
             raise ValueError(
                 f"lr_scheduler_type {schedule!r} is metric-driven: it steps with the "

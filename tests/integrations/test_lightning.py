@@ -310,3 +310,31 @@ def test_lightning_cli_class_path(tmp_path: Path) -> None:
         cli_module.LightningCLI(
             Tiny, run=False, args=["--optimizer=optreg.optim.adamw", "--optimizer.lrr=0.01"]
         )
+
+
+class _Halving(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    """A plugin's metric-driven schedule, with no metadata saying so: halves the lr at
+    every step it is given a metric."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        super().__init__(optimizer, factor=0.5, patience=0, threshold=float("inf"))
+        self.seen: list[float] = []
+
+    def step(self, metrics: float, epoch: int | None = None) -> None:  # type: ignore[override]
+        self.seen.append(float(metrics))
+        super().step(metrics)
+
+
+def test_a_plugins_metric_driven_schedule_is_told_from_its_step(
+    tmp_path: Path, fresh_registry: None
+) -> None:
+    optreg.register_scheduler("halving", _Halving)  # no metadata
+    model = _Model("sgd", "halving", optimizer_kwargs={"lr": 0.1}, monitor="val_loss")
+    trainer = _fit(tmp_path, model)
+    config = trainer.lr_scheduler_configs[0]
+    assert (config.interval, config.monitor, config.reduce_on_plateau) == (
+        "epoch",
+        "val_loss",
+        True,
+    )
+    assert len(config.scheduler.seen) == EPOCHS  # stepped with val_loss once per epoch

@@ -322,8 +322,14 @@ class _Plugins:
             self.seen = list(state_dict["seen"])
 
 
-def test_a_plugins_metric_driven_schedule(tmp_path: Path, fresh_registry: None) -> None:
-    optreg.register_scheduler("halving", _Plugins.Halving, metadata={"metric_driven": True})
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "from-its-step"])
+def test_a_plugins_metric_driven_schedule(
+    tmp_path: Path, fresh_registry: None, declared: bool
+) -> None:
+    metadata = {"metric_driven": True} if declared else {}
+    optreg.register_scheduler("halving", _Plugins.Halving, metadata=metadata)
+    with pytest.raises(ValueError, match=r"'halving' is metric-driven: .* got eval_strategy='no'"):
+        _args(tmp_path, lr_scheduler_type="halving")
     _, lrs, trainer = _run(
         tmp_path, {}, lr_scheduler_type="halving", eval_strategy="steps", eval_steps=5
     )
