@@ -25,6 +25,7 @@ raises ``ValueError``) or for a plain mapping (``KeyError``) working.
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "PluginLoadError",
     "UnknownNameError",
     "UsageError",
+    "user_stacklevel",
     "WarmupLongerThanTrainingWarning",
     "close_matches",
 ]
@@ -122,3 +124,17 @@ class WarmupLongerThanTrainingWarning(UserWarning):
     """``num_warmup_steps > num_training_steps`` (a smoke test's ``--max_steps 10`` under
     a config's ``warmup_steps=500``): the schedule computes what transformers computes
     there, the warmup never finishing, and says so once per schedule built."""
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` that points at the first frame outside
+    optreg (the user's call), from the function that calls ``warnings.warn``."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module != "optreg" and not module.startswith("optreg."):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level

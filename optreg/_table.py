@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Collection, Sequence
 
-__all__ = ["one_line", "text_table"]
+__all__ = ["one_line", "printable", "text_table"]
+
+
+# ANSI escape sequences: CSI (colours, cursor moves), OSC (titles, links), and the rest
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def printable(text: object) -> str:
+    """``text`` safe for a terminal: ANSI escape sequences removed, every other control
+    character (a plugin's description may hold any) shown as ``\\xNN``; line breaks and
+    tabs kept."""
+    cleaned = _ANSI.sub("", str(text))
+    return "".join(
+        c if c in "\n\r\t" or unicodedata.category(c) != "Cc" else f"\\x{ord(c):02x}"
+        for c in cleaned
+    )
 
 
 def one_line(text: object) -> str:
-    """``text`` with every run of whitespace (newlines included) made one space."""
-    return " ".join(str(text).split())
+    """``text`` on one line, safe for a terminal (:func:`printable`): every run of
+    whitespace (newlines included) made one space."""
+    return " ".join(printable(text).split())
 
 
 def text_table(
@@ -22,6 +40,7 @@ def text_table(
         rows: the cells, as strings, one sequence per row.
         right: indices of the columns to align right (numbers); the others align left.
     """
+    rows = [[one_line(cell) for cell in row] for row in rows]  # a cell is one printable line
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:

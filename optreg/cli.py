@@ -38,7 +38,7 @@ from optreg._errors import (
     UnknownNameError,
     UsageError,
 )
-from optreg._table import one_line, text_table
+from optreg._table import one_line, printable, text_table
 
 __all__ = ["UsageError", "main", "parse_kw"]
 
@@ -278,9 +278,9 @@ def _info_text(info: Any) -> str:
     fields.extend((f"metadata.{k}", repr(v)) for k, v in sorted(info.metadata.items()))
     width = max(len(k) for k, _ in fields) + 1
     lines = [f"{info.name}  ({info.kind})"]
-    lines += [f"  {(k + ':').ljust(width)} {v}" for k, v in fields]
+    lines += [f"  {(k + ':').ljust(width)} {one_line(v)}" for k, v in fields]
     if info.doc:
-        lines += ["", *(f"  {line}" for line in info.doc.splitlines())]
+        lines += ["", *(f"  {line}" for line in printable(info.doc).splitlines())]
     return "\n".join(lines)
 
 

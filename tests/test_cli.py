@@ -501,3 +501,26 @@ def test_dependency_log_noise_stays_out_of_the_output() -> None:
     assert quiet.returncode == 0
     assert quiet.stderr == ""
     assert run(["-v", "info", "adamw_8bit"]).returncode == 0
+
+
+def test_list_and_info_print_a_plugins_description_safely(
+    capsys: pytest.CaptureFixture[str], fresh_registry: None
+) -> None:
+    def loud(params: Any, lr: float = 0.1) -> Any:
+        """First \x1b[31mred\x1b[0m line\x08.\x1b[2J\x1b]0;pwned\x07"""
+        return torch.optim.SGD(params, lr=lr)
+
+    optreg.register_optimizer(
+        "loud", loud, description="evil \x1b[31mred\x1b[0m\nsecond line\r\x1b[1Aover"
+    )
+    assert main(["list", "optimizers"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out
+    [row] = [line for line in out.splitlines() if line.startswith("loud ")]
+    assert row.endswith("evil red second line over")
+    assert main(["info", "loud"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\x08" not in out
+    assert "  First red line\\x08." in out
+    assert main(["list", "optimizers", "--json"]) == 0  # JSON escapes it; kept as given
+    assert "evil \\u001b[31mred" in capsys.readouterr().out

@@ -236,3 +236,27 @@ def test_greedy_is_a_plateau_schedule_to_trainers() -> None:
     assert sched.optimizer.param_groups[0]["lr"] == 0.1
     sched.step(1.0)
     assert sched.optimizer.param_groups[0]["lr"] == 0.05
+
+
+def test_a_tensor_lr_is_kept_and_filled_in_place_as_torch_does() -> None:
+    param = torch.nn.Parameter(torch.zeros(2))
+    lr = torch.tensor(0.1)
+    opt = torch.optim.Adam([param], lr=lr)
+    reference = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=torch.tensor(0.1)),
+        factor=0.5,
+        patience=1,
+    )
+    sched = GreedyLR(opt, factor=0.5, patience=1, min_lr=1e-4)
+    seen = []
+    for metric in [1.0, 1.0, 1.0, 1.0, 0.5, 0.4, 0.3]:
+        sched.step(metric)
+        reference.step(metric)
+        assert opt.param_groups[0]["lr"] is lr  # the same tensor, as torch keeps it
+        seen.append(float(lr))
+    assert isinstance(reference.optimizer.param_groups[0]["lr"], torch.Tensor)
+    # halved after two bad steps, doubled back (within max_lr) after two good ones
+    assert seen == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.05, 0.1, 0.1])
+    assert sched.get_last_lr() == pytest.approx([0.1])
+    sched._restart()  # back to the lr it started with, in place
+    assert opt.param_groups[0]["lr"] is lr and float(lr) == pytest.approx(0.1)

@@ -751,10 +751,11 @@ def test_warmup_longer_than_training_warns_and_computes_the_formula(
     so does optreg (the same formulas, REFERENCE.md), with one warning."""
     with pytest.warns(
         optreg.WarmupLongerThanTrainingWarning, match="num_warmup_steps=500 > num_training_steps=10"
-    ):
+    ) as caught:
         sched = optreg.get_scheduler(
             name, sgd(1.0), num_warmup_steps=500, num_training_steps=10, **kwargs
         )
+    assert [w.filename for w in caught] == [__file__]  # the caller's line, not optreg's
     fn = sched.lr_lambdas[0]
     for step in range(0, 600, 7):
         if name == "cosine_warmup_with_min_lr":

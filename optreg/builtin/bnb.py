@@ -19,7 +19,6 @@ reads from its ``GlobalOptimManager`` rather than from param groups
 from __future__ import annotations
 
 import inspect
-import sys
 import warnings
 from collections import ChainMap
 from collections.abc import Iterable, Mapping
@@ -30,7 +29,7 @@ from typing import Any
 import torch
 
 from optreg import _signature, _validate
-from optreg._errors import MissingDependencyError, PagedFallbackWarning
+from optreg._errors import MissingDependencyError, PagedFallbackWarning, user_stacklevel
 from optreg._loading import import_heavy
 from optreg._locks import fork_safe_lock
 from optreg.builtin import BNB_OPTIMIZERS
@@ -289,7 +288,7 @@ class BnbOptimizerFactory:
             "CPU parameters get ordinary (non-paged) optimizer state, everything else is "
             "unchanged. Paging needs CUDA parameters. (optreg says this once per process.)",
             PagedFallbackWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -338,19 +337,6 @@ class _OptimizerOverrides:
         if name.startswith("_"):  # pickle and copy probe dunders before __dict__ is set
             raise AttributeError(name)
         return getattr(self._shared, name)
-
-
-def _user_stacklevel() -> int:
-    """``stacklevel`` of the first frame outside optreg (the user's call)."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if module != "optreg" and not module.startswith("optreg."):
-            break
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return level
 
 
 # --------------------------------------------------------------------------- names

@@ -19,10 +19,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
+import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from optreg import _validate
+from optreg.builtin.schedule_lr import set_lr
 
 __all__ = ["GreedyLR", "get_greedy_schedule"]
 
@@ -152,7 +154,8 @@ class GreedyLR(ReduceLROnPlateau):
         self.last_epoch = 0
         self.min_lrs = min_lrs
         self.max_lrs = max_lrs
-        self._init_lrs: list[Any] = [group["lr"] for group in optimizer.param_groups]
+        # values, not a tensor lr itself: it is filled in place as the lr changes
+        self._init_lrs: list[Any] = [_value(group["lr"]) for group in optimizer.param_groups]
         self._last_lr = list(self._init_lrs)
         self.best = self._worst()
         self.num_bad_epochs = 0
@@ -196,7 +199,7 @@ class GreedyLR(ReduceLROnPlateau):
                 self._lower_lrs()
                 self.cooldown_counter = self.cooldown
                 self.num_bad_epochs = 0
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = [_value(group["lr"]) for group in self.optimizer.param_groups]
 
     def is_better(self, current: float, best: float) -> bool:
         """Whether ``current`` beats ``best`` by more than the threshold."""
@@ -223,7 +226,7 @@ class GreedyLR(ReduceLROnPlateau):
             old_lr = float(group["lr"])
             new_lr = min(old_lr / self.factor, self.max_lrs[i])
             if new_lr - old_lr > self.eps:
-                group["lr"] = new_lr
+                set_lr(group, new_lr)
                 if self.verbose:
                     print(f"Epoch {self.last_epoch}: increasing lr of group {i} to {new_lr:.4e}.")
         self.reset_start = self.reset_start_original
@@ -234,7 +237,7 @@ class GreedyLR(ReduceLROnPlateau):
             old_lr = float(group["lr"])
             new_lr = max(old_lr * self.factor, self.min_lrs[i])
             if old_lr - new_lr > self.eps:
-                group["lr"] = new_lr
+                set_lr(group, new_lr)
                 if self.verbose:
                     print(f"Epoch {self.last_epoch}: reducing lr of group {i} to {new_lr:.4e}.")
             if group["lr"] > self.min_lrs[i]:
@@ -246,7 +249,7 @@ class GreedyLR(ReduceLROnPlateau):
 
     def _restart(self) -> None:
         for group, lr in zip(self.optimizer.param_groups, self._init_lrs, strict=False):
-            group["lr"] = lr
+            set_lr(group, lr)
         self.best = self._worst()
         self.num_bad_epochs = self.num_good_epochs = 0
         self.cooldown_counter = self.warmup_counter = 0
@@ -304,7 +307,12 @@ class GreedyLR(ReduceLROnPlateau):
             self._window_sum = window.get("sum", 0.0)
         if "_last_lr" in state_dict:
             for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=False):
-                group["lr"] = lr
+                set_lr(group, lr)
+
+
+def _value(lr: Any) -> Any:
+    """A one-element tensor lr as its number; any other lr as it is."""
+    return lr.item() if isinstance(lr, torch.Tensor) else lr
 
 
 def get_greedy_schedule(optimizer: Optimizer, **kwargs: Any) -> GreedyLR:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["ScheduleLR", "check_group_count", "restore_lrs"]
+__all__ = ["ScheduleLR", "check_group_count", "restore_lrs", "set_lr"]
 
 
 class ScheduleLR(LambdaLR):
@@ -39,10 +39,16 @@ def restore_lrs(optimizer: Any, lrs: Any) -> None:
     if not isinstance(lrs, list) or len(lrs) != len(optimizer.param_groups):
         return
     for group, lr in zip(optimizer.param_groups, lrs, strict=True):
-        if isinstance(group["lr"], torch.Tensor):
-            group["lr"].fill_(lr)
-        else:
-            group["lr"] = lr
+        set_lr(group, lr)
+
+
+def set_lr(group: dict[str, Any], lr: Any) -> None:
+    """Set a param group's lr as torch's schedulers do: a tensor lr is filled in place (a
+    compiled step reads it, and code holding it sees the change), a number replaced."""
+    if isinstance(group["lr"], torch.Tensor):
+        group["lr"].fill_(float(lr))
+    else:
+        group["lr"] = lr
 
 
 def check_group_count(scheduler: Any, state_dict: Any, key: str) -> None:

@@ -24,7 +24,7 @@ from functools import partial
 from torch.optim import Optimizer
 
 from optreg import _validate
-from optreg._errors import WarmupLongerThanTrainingWarning
+from optreg._errors import WarmupLongerThanTrainingWarning, user_stacklevel
 from optreg.builtin.schedule_lr import ScheduleLR
 
 __all__ = [
@@ -63,7 +63,7 @@ def _warn_long_warmup(w: int, n: int) -> None:
         "learning rates are what transformers computes for these counts (its smoke-test "
         "behaviour), not an error",
         WarmupLongerThanTrainingWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
 
 
@@ -471,7 +471,7 @@ def get_wsd_schedule(
             "Both num_training_steps and num_stable_steps are specified. "
             "num_stable_steps will be used.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     if warmup_type not in _WSD_TYPES:
         raise ValueError(
