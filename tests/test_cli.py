@@ -524,3 +524,45 @@ def test_list_and_info_print_a_plugins_description_safely(
     assert "  First red line\\x08." in out
     assert main(["list", "optimizers", "--json"]) == 0  # JSON escapes it; kept as given
     assert "evil \\u001b[31mred" in capsys.readouterr().out
+
+
+def test_list_imports_no_torch_and_no_target_but_runs_a_hook_plugins_module(
+    tmp_path: Path,
+) -> None:
+    """What the README says `optreg list` imports: no torch, no target a name points
+    at; a hook plugin's own module runs (its optreg_add_optimizers registers names)."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    (site / "acme_hooks_list-1.0.dist-info").mkdir(parents=True)
+    (site / "acme_hooks_list-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: acme-hooks-list\nVersion: 1.0\n"
+    )
+    (site / "acme_hooks_list-1.0.dist-info" / "entry_points.txt").write_text(
+        "[optreg]\nhooks = acme_hooks_list\n"
+    )
+    (site / "acme_hooks_list.py").write_text(
+        "from optreg import hookimpl\n"
+        "RAN = True\n"
+        "@hookimpl\n"
+        "def optreg_add_optimizers(registry):\n"
+        "    registry.register('acme_hooked', 'acme_hooked_target:Opt')\n"
+    )
+    code = (
+        "import sys\n"
+        "from optreg.cli import main\n"
+        "assert main(['list']) == 0\n"
+        "print('torch' in sys.modules, 'acme_hooks_list' in sys.modules,"
+        " 'acme_hooked_target' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=clean_env(PYTHONPATH=str(site)),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "acme_hooked " in proc.stdout  # listed
+    assert proc.stdout.splitlines()[-1] == "False True False"
