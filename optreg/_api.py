@@ -107,6 +107,11 @@ def get_optimizer(
     label = _label(entry)
     if no_decay is not None:  # one pattern, not its characters; a generator read once
         no_decay = [no_decay] if isinstance(no_decay, str) else list(no_decay)
+    if "optreg_prepare" in kwargs:
+        raise TypeError(
+            f"{label}: optreg_prepare is what optreg passes a factory that splits the "
+            "parameters itself (see optreg.hookspecs), not an option"
+        )
     own_check = getattr(factory, "optreg_check_keywords", None)
     if callable(own_check):  # a factory that says more than "unexpected keyword" (bnb)
         own_check(kwargs)
@@ -137,15 +142,17 @@ def get_optimizer(
     if routes:
         # it splits the parameters itself, by name and module type (muon_adamw): it gets
         # what the user gave, with the no-decay patterns, overrides and rules
-        extra = {"rules": rules, "layer_decay": layer_decay, "layer_pattern": layer_pattern}
+        extra: dict[str, Any] = {
+            "rules": rules,
+            "layer_decay": layer_decay,
+            "layer_pattern": layer_pattern,
+        }
+        extra = {k: v for k, v in extra.items() if v is not None} if ruled else {}
+        if _signature.takes(factory, "optreg_prepare") == "named":
+            # the hook runs on the groups it makes, before it builds (see hookspecs)
+            extra["optreg_prepare"] = _prepare_hook(entry.name)
         optimizer = _loading.first_call(
-            entry,
-            factory,
-            params,
-            no_decay=no_decay,
-            overrides=overrides,
-            **({k: v for k, v in extra.items() if v is not None} if ruled else {}),
-            **kwargs,
+            entry, factory, params, no_decay=no_decay, overrides=overrides, **extra, **kwargs
         )
     else:
         groups = group_parameters(
@@ -191,6 +198,22 @@ def get_optimizer(
     )
     call_hook("optreg_optimizer_created", name=entry.name, optimizer=optimizer)
     return optimizer
+
+
+def _prepare_hook(name: str) -> Any:
+    """The ``optreg_prepare`` callable a routing factory gets: the
+    ``optreg_prepare_optimizer`` hook on the groups it made, edits undone if it raises."""
+
+    def prepare(param_groups: list[dict[str, Any]], kwargs: dict[str, Any]) -> None:
+        call_hook(
+            "optreg_prepare_optimizer",
+            undo=True,
+            name=name,
+            param_groups=param_groups,
+            kwargs=kwargs,
+        )
+
+    return prepare
 
 
 def get_scheduler(

@@ -162,6 +162,14 @@ def optreg_prepare_optimizer(
 ) -> None:
     """Adjust ``param_groups`` and ``kwargs`` in place before the optimizer is built.
 
+    A hook that raises has its edits undone (and is reported once, as a
+    :class:`~optreg.OptregPluginWarning`); the build goes on. For a factory that splits
+    the parameters itself (``muon_adamw``: ``optreg_routes_params = True``), the hook
+    runs on the groups that factory makes, each tagged ``"optimizer": "muon"`` or
+    ``"adamw"``, with its hyperparameters (``adamw_lr``... included) as ``kwargs``:
+    optreg passes such a factory an ``optreg_prepare(param_groups, kwargs)`` callable
+    when its signature names one, and the factory calls it before it builds.
+
     Args:
         name: the canonical optimizer name.
         param_groups: the parameter groups about to be passed to the factory.

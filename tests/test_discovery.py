@@ -853,3 +853,64 @@ def test_a_prepare_hook_that_raises_halfway_has_its_edits_undone(make_dist: Make
             optreg.get_optimizer("sgd", params, lr=0.1)
     [problem] = _discovery.problems()
     assert problem.error == "RuntimeError: half-way (call 1)"
+
+
+def test_muon_adamw_runs_the_prepare_hook_on_the_groups_it_makes(make_dist: MakeDist) -> None:
+    if not hasattr(torch.optim, "Muon"):
+        pytest.skip("torch.optim.Muon needs torch >= 2.9")
+    make_dist(
+        "muon-prep",
+        entry_points={"optreg": {"prep": "muon_prep"}},
+        modules={
+            "muon_prep": """
+                from optreg import hookimpl
+
+                SEEN = []
+
+                @hookimpl
+                def optreg_prepare_optimizer(name, param_groups, kwargs):
+                    SEEN.append((name, [g["optimizer"] for g in param_groups], dict(kwargs)))
+                    for group in param_groups:
+                        if group["optimizer"] == "adamw":
+                            group["lr"] = 0.5
+                    kwargs["momentum"] = 0.8
+                    kwargs["adamw_betas"] = (0.8, 0.9)
+            """
+        },
+    )
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    opt = optreg.get_optimizer("muon_adamw", model, lr=0.02)
+    import muon_prep  # type: ignore[import-not-found]
+
+    [(name, sides, kwargs)] = muon_prep.SEEN
+    assert name == "muon_adamw" and sides == ["muon", "adamw"]
+    assert kwargs["lr"] == 0.02 and kwargs["adamw_lr"] is None
+    assert [g["lr"] for g in opt.param_groups] == [0.02, 0.5]  # the hook's edit counts
+    assert opt.muon.defaults["momentum"] == 0.8 and opt.adamw.defaults["betas"] == (0.8, 0.9)
+    assert opt.hyperparameters["momentum"] == 0.8
+
+
+def test_a_muon_adamw_prepare_hook_that_raises_is_undone(make_dist: MakeDist) -> None:
+    if not hasattr(torch.optim, "Muon"):
+        pytest.skip("torch.optim.Muon needs torch >= 2.9")
+    make_dist(
+        "muon-bad",
+        entry_points={"optreg": {"bad": "muon_bad"}},
+        modules={
+            "muon_bad": """
+                from optreg import hookimpl
+
+                @hookimpl
+                def optreg_prepare_optimizer(name, param_groups, kwargs):
+                    param_groups.pop()
+                    kwargs["lr"] = 9.0
+                    raise RuntimeError("muon half-way")
+            """
+        },
+    )
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    with pytest.warns(OptregPluginWarning, match="muon half-way; its changes were undone"):
+        opt = optreg.get_optimizer("muon_adamw", model, lr=0.02)
+    assert [g["optimizer"] for g in opt.param_groups] == ["muon", "adamw"]
+    assert opt.defaults["lr"] == 0.02
+    assert sum(len(g["params"]) for g in opt.param_groups) == 4

@@ -348,3 +348,8 @@ def test_add_param_group_refuses_a_parameter_the_other_side_holds() -> None:
     extra.grad = torch.ones(4)
     opt.step()
     assert not torch.equal(extra, torch.ones(4))
+
+
+def test_optreg_prepare_is_not_an_option() -> None:
+    with pytest.raises(TypeError, match=r"optreg_prepare is what optreg passes a factory"):
+        optreg.get_optimizer("muon_adamw", TinyLM(), optreg_prepare=print)

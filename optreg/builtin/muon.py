@@ -11,7 +11,7 @@ themselves, so its updates equal theirs built by hand on the same split, bit for
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -259,6 +259,11 @@ class MuonAdamW(torch.optim.Optimizer):
         no_decay: name patterns exempt from weight decay; default: biases, norm weights
             and every 1-D parameter.
         overrides: per-name-pattern group options, e.g. ``{"layers.0": {"lr": 1e-4}}``.
+        rules, layer_decay, layer_pattern: as :func:`optreg.get_optimizer` takes them.
+        optreg_prepare: what :func:`optreg.get_optimizer` passes a factory that splits the
+            parameters itself: called with the param groups (each tagged with its side)
+            and the hyperparameters before either side is built; it runs the
+            ``optreg_prepare_optimizer`` hook, whose edits count.
 
     Attributes:
         routes: ``{parameter name: "muon" | "adamw"}``, in the model's order.
@@ -299,9 +304,27 @@ class MuonAdamW(torch.optim.Optimizer):
         rules: Sequence[Mapping[str, Any]] | None = None,
         layer_decay: float | None = None,
         layer_pattern: str | None = None,
+        optreg_prepare: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None,
     ) -> None:
         if not isinstance(params, nn.Module):
             params = list(params)
+        if optreg_prepare is not None:
+            # optreg's optreg_prepare_optimizer hook, once the groups are made (below):
+            # it may edit them and these hyperparameters, as for any other name
+            given: dict[str, Any] = {
+                "lr": lr,
+                "weight_decay": weight_decay,
+                "momentum": momentum,
+                "nesterov": nesterov,
+                "ns_coefficients": ns_coefficients,
+                "eps": eps,
+                "ns_steps": ns_steps,
+                "adjust_lr_fn": adjust_lr_fn,
+                "adamw_lr": adamw_lr,
+                "adamw_betas": adamw_betas,
+                "adamw_eps": adamw_eps,
+                "adamw_weight_decay": adamw_weight_decay,
+            }
         muon_options: dict[str, Any] = {
             "lr": lr,
             "weight_decay": weight_decay,
@@ -329,6 +352,17 @@ class MuonAdamW(torch.optim.Optimizer):
             adamw_options,
             {"rules": rules, "layer_decay": layer_decay, "layer_pattern": layer_pattern},
         )
+        if optreg_prepare is not None:
+            optreg_prepare(groups, given)
+            lr, weight_decay = given["lr"], given["weight_decay"]
+            muon_options = {k: given[k] for k in muon_options}
+            muon_options["ns_coefficients"] = tuple(muon_options["ns_coefficients"])
+            adamw_options = {
+                "lr": lr if given["adamw_lr"] is None else given["adamw_lr"],
+                "betas": tuple(given["adamw_betas"]),
+                "eps": given["adamw_eps"],
+                "weight_decay": given["adamw_weight_decay"],
+            }
         muon_groups = [g for g in groups if g["optimizer"] == "muon"]
         adamw_groups = [g for g in groups if g["optimizer"] == "adamw"]
         cls: Any = torch.optim.Muon  # type: ignore[attr-defined]
