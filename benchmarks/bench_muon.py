@@ -1,12 +1,14 @@
 """muon_adamw's step vs torch.optim.Muon + torch.optim.AdamW assembled by hand.
 
-A BERT-base-like stack (hidden 768, FFN 3072, LAYERS layers, a 30522 x 768 embedding and
-the norms and biases) with fixed random gradients. In one process, alternately, REPS
-times: one muon_adamw step, and one step of the two torch optimizers built by hand on
-the same split. Prints the median time of each, the ratio (target <= 1.05x) and the
-state bytes per parameter of each side after the first step.
+A 6-layer transformer-shaped stack of width d (an embedding, per layer a fused QKV, an
+output projection, a 4d MLP, two LayerNorms and their biases, a final norm and an output
+head) with fixed random gradients, for d = 128, 256, 512. In one process, on one thread,
+interleaved REPS times: one muon_adamw step, one step of Muon + AdamW built by hand with
+torch's defaults (AdamW's for-loop kernel), and one of Muon + AdamW(fused=True) by hand.
+Prints the median of each and the ratios; the targets (issue 26): muon_adamw <= 1.0x of
+the best hand-built pair at every d, and <= 0.7x of the torch-default pair at d=128.
 
-    python benchmarks/bench_muon.py [--layers 2] [--reps 15]
+    python benchmarks/bench_muon.py [--widths 128 256 512] [--layers 6] [--reps 21]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -23,26 +26,25 @@ from optreg.builtin.muon import route
 from optreg.params import param_groups
 
 
-class Bert(nn.Module):
-    def __init__(self, layers: int) -> None:
+class Stack(nn.Module):
+    def __init__(self, d: int, layers: int, vocab: int = 1024) -> None:
         super().__init__()
-        self.embeddings = nn.Embedding(30522, 768)
-        self.layers = nn.ModuleList()
-        for _ in range(layers):
-            block = nn.ModuleDict(
+        self.embed = nn.Embedding(vocab, d)
+        self.layers = nn.ModuleList(
+            nn.ModuleDict(
                 {
-                    "query": nn.Linear(768, 768),
-                    "key": nn.Linear(768, 768),
-                    "value": nn.Linear(768, 768),
-                    "output": nn.Linear(768, 768),
-                    "norm1": nn.LayerNorm(768),
-                    "intermediate": nn.Linear(768, 3072),
-                    "ffn_out": nn.Linear(3072, 768),
-                    "norm2": nn.LayerNorm(768),
+                    "qkv": nn.Linear(d, 3 * d),
+                    "out": nn.Linear(d, d),
+                    "norm1": nn.LayerNorm(d),
+                    "fc1": nn.Linear(d, 4 * d),
+                    "fc2": nn.Linear(4 * d, d),
+                    "norm2": nn.LayerNorm(d),
                 }
             )
-            self.layers.append(block)
-        self.classifier = nn.Linear(768, 2)
+            for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
 
 
 def _grads(model: nn.Module) -> None:
@@ -51,60 +53,79 @@ def _grads(model: nn.Module) -> None:
         p.grad = torch.randn(p.shape, generator=gen) * 1e-3
 
 
-def _state_bytes(opt: torch.optim.Optimizer) -> int:
-    """Bytes of the state of the parameters in ``opt``'s groups (the sides share one dict)."""
-    return sum(
-        v.numel() * v.element_size()
-        for g in opt.param_groups
-        for p in g["params"]
-        for v in opt.state[p].values()
-        if isinstance(v, torch.Tensor) and v.ndim > 0
-    )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--reps", type=int, default=15)
-    args = parser.parse_args()
-    torch.manual_seed(0)
-    ours_model, hand_model = Bert(args.layers), Bert(args.layers)
-    hand_model.load_state_dict(ours_model.state_dict())
-    for m in (ours_model, hand_model):
-        _grads(m)
-    ours = optreg.get_optimizer("muon_adamw", ours_model, lr=0.02, adamw_lr=1e-3)
-    routes = route(hand_model)
-    named = list(hand_model.named_parameters())
-    hand = [
+def _by_hand(model: nn.Module, fused: bool | None) -> list[torch.optim.Optimizer]:
+    routes = route(model)
+    named = list(model.named_parameters())
+    return [
         torch.optim.Muon(  # type: ignore[attr-defined]
             param_groups([(n, p) for n, p in named if routes[n] == "muon"], weight_decay=0.1),
             lr=0.02,
+            weight_decay=0.1,
         ),
         torch.optim.AdamW(
             param_groups([(n, p) for n, p in named if routes[n] == "adamw"], weight_decay=0.01),
             lr=1e-3,
+            weight_decay=0.01,
+            fused=fused,
         ),
     ]
-    times: dict[str, list[float]] = {"muon_adamw": [], "by hand": []}
-    for _ in range(args.reps):
-        start = time.perf_counter()
-        ours.step()
-        times["muon_adamw"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        for o in hand:
-            o.step()
-        times["by hand"].append(time.perf_counter() - start)
-    a, b = (statistics.median(times[k]) for k in ("muon_adamw", "by hand"))
-    n_muon = sum(p.numel() for n, p in named if routes[n] == "muon")
-    n_adamw = sum(p.numel() for n, p in named if routes[n] == "adamw")
-    print(f"parameters: {n_muon:,} to Muon, {n_adamw:,} to AdamW ({args.layers} layers)")
-    print(f"muon_adamw step: {a * 1e3:.1f} ms   by hand: {b * 1e3:.1f} ms   ratio {a / b:.3f}x")
-    muon_bytes = _state_bytes(ours.muon)  # type: ignore[attr-defined]
-    adamw_bytes = _state_bytes(ours.adamw)  # type: ignore[attr-defined]
+
+
+def _time(step: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def run(d: int, layers: int, reps: int) -> dict[str, float]:
+    """Median step time of each variant at width ``d``."""
+    models = {k: Stack(d, layers) for k in ("muon_adamw", "by hand", "by hand, fused AdamW")}
+    first = models["muon_adamw"].state_dict()
+    for m in models.values():
+        m.load_state_dict(first)
+        _grads(m)
+    ours = optreg.get_optimizer("muon_adamw", models["muon_adamw"], lr=0.02, adamw_lr=1e-3)
+    default = _by_hand(models["by hand"], fused=None)
+    fused = _by_hand(models["by hand, fused AdamW"], fused=True)
+    steps: dict[str, Callable[[], None]] = {
+        "muon_adamw": ours.step,
+        "by hand": lambda: [o.step() for o in default] and None,
+        "by hand, fused AdamW": lambda: [o.step() for o in fused] and None,
+    }
+    for step in steps.values():  # warm up: state allocated, kernels loaded
+        step()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    names = list(steps)
+    for i in range(reps):
+        for k in names[i % 3 :] + names[: i % 3]:  # rotate the order: no variant always first
+            times[k].append(_time(steps[k]))
+    routes = route(models["muon_adamw"])
     print(
-        f"state bytes per parameter: Muon {muon_bytes / n_muon:.1f}, AdamW "
-        f"{adamw_bytes / n_adamw:.1f}, overall {(muon_bytes + adamw_bytes) / (n_muon + n_adamw):.2f}"
+        f"d={d}: {sum(r == 'muon' for r in routes.values())} Muon tensors, "
+        f"{sum(r == 'adamw' for r in routes.values())} AdamW-side tensors"
     )
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--reps", type=int, default=21)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, 1 thread, {args.layers} layers, median of {args.reps}")
+    print(
+        f"{'d':>5} {'muon_adamw':>11} {'by hand':>9} {'hand+fused':>11} {'vs default':>11} {'vs best':>8}"
+    )
+    for d in args.widths:
+        t = run(d, args.layers, args.reps)
+        ours, default, fused = t["muon_adamw"], t["by hand"], t["by hand, fused AdamW"]
+        print(
+            f"{d:>5} {ours * 1e3:>9.2f}ms {default * 1e3:>7.2f}ms {fused * 1e3:>9.2f}ms "
+            f"{ours / default:>10.3f}x {ours / min(default, fused):>7.3f}x"
+        )
 
 
 if __name__ == "__main__":

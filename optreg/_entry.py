@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,6 +22,8 @@ __all__ = [
     "EntryInfo",
     "Kind",
     "Source",
+    "dist_metadata",
+    "dist_requires",
     "is_ref",
     "make_entry",
     "normalize_dist",
@@ -157,10 +160,7 @@ class Entry:
         """Version of the providing distribution, if known (optreg's own for builtins)."""
         if self.dist is None:
             return optreg_version() if self.source == "builtin" else None
-        try:
-            return str(self.dist.version)
-        except Exception:  # pragma: no cover - a corrupt METADATA file
-            return None
+        return _metadata_field(self.dist, "Version")
 
 
 @dataclass(frozen=True)
@@ -183,11 +183,41 @@ class EntryInfo:
     qualified_name: str
 
 
+# A distribution's parsed METADATA, once per distribution: importlib-metadata parses the
+# file (through the email parser) at every ``dist.metadata`` / ``dist.version``, and a
+# listing asks each distribution several times per name (weakly keyed: nothing kept
+# beyond the distribution objects discovery holds).
+_PARSED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def dist_metadata(dist: Any) -> Any:
+    """``dist.metadata``, parsed once per distribution object.
+
+    Raises:
+        Exception: what importlib-metadata raises for a corrupt METADATA file.
+    """
+    try:
+        return _PARSED[dist]
+    except KeyError:
+        parsed = _PARSED[dist] = dist.metadata
+        return parsed
+    except TypeError:  # not weakly referable: parse it each time
+        return dist.metadata
+
+
+def dist_requires(dist: Any) -> list[str]:
+    """The ``Requires-Dist`` lines of ``dist`` (empty for none or unreadable metadata)."""
+    try:
+        return list(dist_metadata(dist).get_all("Requires-Dist") or dist.requires or ())
+    except Exception:  # unreadable metadata
+        return []
+
+
 def _metadata_field(dist: Any, field_name: str) -> str | None:
     if dist is None:
         return None
     try:
-        value = dist.metadata[field_name]
+        value = dist_metadata(dist)[field_name]
     except Exception:  # a corrupt or missing METADATA file
         return None
     return str(value).strip() or None if value else None

@@ -40,7 +40,6 @@ __all__ = [
     "PluginLoadError",
     "UnknownNameError",
     "UsageError",
-    "user_stacklevel",
     "WarmupLongerThanTrainingWarning",
     "close_matches",
 ]

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from optreg._entry import Entry
+from optreg._entry import Entry, dist_requires
 from optreg._errors import MissingDependencyError, PluginLoadError
 from optreg._locks import fork_safe_lock
 
@@ -98,7 +98,10 @@ def load(entry: Entry) -> Any:
                 f"{factory!r:.60}, not a callable factory"
             )
             raise PluginLoadError(msg)
-    _probe_signature(entry, what, factory)
+    # the builtins' signatures cannot raise (bnb's, read from bitsandbytes, is None where
+    # it cannot be imported), and reading them here would import bitsandbytes on load
+    if entry.source != "builtin":
+        _probe_signature(entry, what, factory)
     _loaded[entry] = factory
     return factory
 
@@ -207,10 +210,7 @@ def install_hint(entry: Entry, module: str) -> str:
     if entry.extra:
         return f'pip install "{entry.project}[{entry.extra}]"'
     wanted = _canonical(module.split(".")[0])
-    try:
-        declared = list(entry.dist.requires or ()) if entry.dist is not None else []
-    except Exception:  # unreadable metadata
-        declared = []
+    declared = dist_requires(entry.dist) if entry.dist is not None else []
     for requirement in declared:
         spec = requirement.split(";")[0].strip()
         name = re.split(r"[\s\[<>=!~(]", spec, maxsplit=1)[0]

@@ -671,3 +671,19 @@ def test_bnb_optimizers_pickle(name: str) -> None:
     # unpickled bitsandbytes optimizer lacks attributes its own __init__ sets, e.g.
     # non_castable_tensor_keys: use state_dict() for checkpoints, as everywhere)
     assert again.param_groups[0]["lr"] == 1e-3
+
+
+def test_a_bitsandbytes_that_fails_to_import_is_a_missing_dependency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(name: str) -> Any:
+        raise RuntimeError("CUDA Setup failed despite GPU being available")
+
+    monkeypatch.setattr(optreg_bnb, "import_heavy", broken)
+    with pytest.raises(
+        optreg.MissingDependencyError,
+        match=r"bitsandbytes, which is installed but cannot be imported \(RuntimeError: CUDA "
+        r"Setup failed",
+    ):
+        optreg_bnb.FACTORIES["adamw_8bit"]([torch.nn.Parameter(torch.zeros(2))])
+    assert optreg_bnb.FACTORIES["adamw_8bit"].__signature__ is None

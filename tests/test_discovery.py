@@ -914,3 +914,32 @@ def test_a_muon_adamw_prepare_hook_that_raises_is_undone(make_dist: MakeDist) ->
     assert [g["optimizer"] for g in opt.param_groups] == ["muon", "adamw"]
     assert opt.defaults["lr"] == 0.02
     assert sum(len(g["params"]) for g in opt.param_groups) == 4
+
+
+def test_a_listing_parses_each_distributions_metadata_once(
+    make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import collections
+
+    import importlib_metadata
+
+    from optreg.cli import main
+
+    make_dist(
+        "acme-meta",
+        entry_points={"optreg.optimizers": {f"meta_{i}": "torch.optim:SGD" for i in range(6)}},
+    )
+    parses: collections.Counter[int] = collections.Counter()
+    original = importlib_metadata.Distribution.metadata
+
+    def counting(self: Any) -> Any:
+        parses[id(self)] += 1
+        return original.fget(self)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(importlib_metadata.Distribution, "metadata", property(counting))
+    _discovery.reset()
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert main(["list", "--json"]) == 0
+    assert "acme-meta 1.0" in text and '"version": "1.0"' in capsys.readouterr().out
+    assert parses and max(parses.values()) == 1  # six names, two listings: one parse

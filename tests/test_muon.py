@@ -105,7 +105,7 @@ def test_one_optimizer_with_tagged_groups_and_the_routes_to_read() -> None:
     assert type(opt.muon) is torch.optim.Muon and type(opt.adamw) is torch.optim.AdamW  # type: ignore[attr-defined]
 
 
-def _by_hand(model: nn.Module, **kw: Any) -> list[torch.optim.Optimizer]:
+def _by_hand(model: nn.Module, fused: bool | None = None) -> list[torch.optim.Optimizer]:
     """What a user writes: the same split, torch.optim.Muon + torch.optim.AdamW."""
     routes = route(model)
     named = list(model.named_parameters())
@@ -113,14 +113,23 @@ def _by_hand(model: nn.Module, **kw: Any) -> list[torch.optim.Optimizer]:
     adamw_part = [(n, p) for n, p in named if routes[n] == "adamw"]
     return [
         torch.optim.Muon(param_groups(muon_part, weight_decay=0.1), lr=0.02, weight_decay=0.1),  # type: ignore[attr-defined]
-        torch.optim.AdamW(param_groups(adamw_part, weight_decay=0.01), lr=1e-3, weight_decay=0.01),
+        torch.optim.AdamW(
+            param_groups(adamw_part, weight_decay=0.01), lr=1e-3, weight_decay=0.01, fused=fused
+        ),
     ]
 
 
-def test_updates_equal_torch_muon_plus_adamw_by_hand_bit_for_bit() -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "fused"),
+    [({}, True), ({"adamw_fused": False}, None)],
+    ids=["fused-by-default", "torch-default-kernel"],
+)
+def test_updates_equal_torch_muon_plus_adamw_by_hand_bit_for_bit(
+    kwargs: dict[str, Any], fused: bool | None
+) -> None:
     ours_model, hand_model = TinyLM(), TinyLM()
-    ours = optreg.get_optimizer("muon_adamw", ours_model, lr=0.02, adamw_lr=1e-3)
-    hand = _by_hand(hand_model)
+    ours = optreg.get_optimizer("muon_adamw", ours_model, lr=0.02, adamw_lr=1e-3, **kwargs)
+    hand = _by_hand(hand_model, fused=fused)
     sched = optreg.get_scheduler("cosine", ours, num_warmup_steps=1, num_training_steps=6)
     hand_scheds = [
         optreg.get_scheduler("cosine", o, num_warmup_steps=1, num_training_steps=6) for o in hand
@@ -353,3 +362,41 @@ def test_add_param_group_refuses_a_parameter_the_other_side_holds() -> None:
 def test_optreg_prepare_is_not_an_option() -> None:
     with pytest.raises(TypeError, match=r"optreg_prepare is what optreg passes a factory"):
         optreg.get_optimizer("muon_adamw", TinyLM(), optreg_prepare=print)
+
+
+def test_the_adamw_side_takes_the_kernel_adamw_would() -> None:
+    model = TinyLM()
+    opt = optreg.get_optimizer("muon_adamw", model, lr=0.02)
+    alone = optreg.get_optimizer("adamw", [p for p in model.parameters() if p.ndim != 2])
+    assert {g["fused"] for g in opt.adamw.param_groups} == {alone.param_groups[0]["fused"]}
+    assert opt.adamw.param_groups[0]["fused"] is True  # CPU, contiguous: fused, as adamw
+    own = optreg.get_optimizer("muon_adamw", model, lr=0.02, adamw_foreach=True)
+    assert {(g["foreach"], g["fused"]) for g in own.adamw.param_groups} == {(True, None)}
+    assert own.hyperparameters["adamw_foreach"] is True
+    # a strided AdamW-side parameter: not fused (the kernel mis-updates it), as for adamw
+    strided = nn.Parameter(torch.randn(10, 5, 2)[..., 0])
+    side = optreg.get_optimizer(
+        "muon_adamw", [{"params": [strided], "optimizer": "adamw"}], lr=0.02
+    )
+    assert side.adamw.param_groups[0]["fused"] is None
+    with pytest.raises(ValueError, match=r"muon_adamw.*strided"):
+        optreg.get_optimizer(
+            "muon_adamw", [{"params": [strided], "optimizer": "adamw"}], adamw_fused=True
+        )
+
+
+def test_a_checkpoint_of_the_default_kernel_loads_and_the_fused_kernel_stays() -> None:
+    model = TinyLM()
+    before = optreg.get_optimizer("muon_adamw", model, lr=0.02, adamw_fused=False)
+    _loss(model, 0).backward()
+    before.step()
+    saved = before.state_dict()
+    for group in saved["param_groups"]:  # as saved before the AdamW side was fused: torch's
+        if group["optimizer"] == "adamw":  # default kernel
+            group["fused"] = None
+    after = optreg.get_optimizer("muon_adamw", model, lr=0.02)
+    after.load_state_dict(saved)
+    assert {g["fused"] for g in after.adamw.param_groups} == {True}
+    _loss(model, 1).backward()
+    after.step()  # steps fused from the for-loop kernel's state
+    assert int(after.state[model.blocks[0]["attn"].bias]["step"]) == 2

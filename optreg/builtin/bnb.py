@@ -73,6 +73,11 @@ def _bnb_optim() -> Any:
             f"the bitsandbytes optimizers need bitsandbytes, which is not installed "
             f"({type(e).__name__}: {e}); install it with: {_INSTALL_HINT}"
         ) from e
+    except Exception as e:  # installed but broken (a CUDA library it cannot load, ...)
+        raise MissingDependencyError(
+            f"the bitsandbytes optimizers need bitsandbytes, which is installed but cannot "
+            f"be imported ({type(e).__name__}: {e}); reinstall it with: {_INSTALL_HINT}"
+        ) from e
 
 
 @cache

@@ -19,6 +19,7 @@ from torch import nn
 
 from optreg._kinds import HEAD_NAMES, is_embedding, is_head, is_named_pairs, owners
 from optreg._rules import assign, named_of
+from optreg.builtin.torch_optim import adamw_for, keep_kernel_choice
 from optreg.params import check_overrides, matches, param_groups
 
 __all__ = ["HEAD_MODULES", "MuonAdamW", "muon", "route"]
@@ -254,6 +255,8 @@ class MuonAdamW(torch.optim.Optimizer):
             adjust_lr_fn: Muon's (``torch.optim.Muon``'s defaults).
         adamw_lr: AdamW's lr; default: ``lr``.
         adamw_betas, adamw_eps, adamw_weight_decay: AdamW's (torch's defaults).
+        adamw_foreach, adamw_fused: AdamW's kernel; by default the one ``adamw`` chooses
+            (fused where every AdamW-side parameter is contiguous on CPU / CUDA).
         route: ``"auto"`` (by name and module type) or ``"ndim"``; see :func:`route`.
         adamw_params, muon_params: name patterns (substring or glob) sent to that side.
         no_decay: name patterns exempt from weight decay; default: biases, norm weights
@@ -296,6 +299,8 @@ class MuonAdamW(torch.optim.Optimizer):
         adamw_betas: tuple[float, float] = (0.9, 0.999),
         adamw_eps: float = 1e-8,
         adamw_weight_decay: float = 0.01,
+        adamw_foreach: bool | None = None,
+        adamw_fused: bool | None = None,
         route: str = "auto",
         adamw_params: Sequence[str] = (),
         muon_params: Sequence[str] = (),
@@ -367,16 +372,29 @@ class MuonAdamW(torch.optim.Optimizer):
         adamw_groups = [g for g in groups if g["optimizer"] == "adamw"]
         cls: Any = torch.optim.Muon  # type: ignore[attr-defined]
         self.muon: Any = cls(muon_groups, **muon_options) if muon_groups else None
-        self.adamw: Any = torch.optim.AdamW(adamw_groups, **adamw_options) if adamw_groups else None
+        self.adamw: Any = (
+            adamw_for(
+                "muon_adamw",
+                adamw_groups,
+                foreach=adamw_foreach,
+                fused=adamw_fused,
+                **adamw_options,
+            )
+            if adamw_groups
+            else None
+        )
         super().__init__([*muon_groups, *adamw_groups], {})
         #: every argument it was built with (Muon's, then AdamW's as ``adamw_*``)
         self.hyperparameters = {
             **muon_options,
             **{f"adamw_{k}": v for k, v in adamw_options.items()},
+            "adamw_foreach": adamw_foreach,
+            "adamw_fused": adamw_fused,
         }
         # torch's contract: every group carries every key of defaults; the sides share these
         self.defaults = {"lr": lr, "weight_decay": weight_decay}
         self._share()
+        keep_kernel_choice(self)  # a checkpoint of another kernel loads; this one's stays
         self._built = True
 
     def _groups(

@@ -24,6 +24,7 @@ from torch import Tensor
 __all__ = [
     "adam",
     "adamw",
+    "adamw_for",
     "adamw_torch_fused",
     "fused_guard",
     "fused_supported",
@@ -121,12 +122,16 @@ def _tensors(params: list[Any]) -> Iterator[Any]:
 
 
 def _materialize(params: Any) -> Any:
-    """Turn one-shot iterables (generators, group params) into lists, once."""
+    """Turn one-shot iterables (generators, group params) into lists, once; a group dict
+    whose params is a list already is kept as it is (torch fills in its defaults there,
+    where a composite such as muon_adamw reads them)."""
     if isinstance(params, Tensor) or not isinstance(params, Iterable):
         return params  # let torch raise its own error
     out: list[Any] = []
     for item in params:
-        if isinstance(item, dict) and not isinstance(item.get("params"), (Tensor, type(None))):
+        if isinstance(item, dict) and not isinstance(
+            item.get("params"), (Tensor, list, type(None))
+        ):
             item = {**item, "params": list(item["params"])}
         elif isinstance(item, dict) and isinstance(item.get("params"), Tensor):
             item = {**item, "params": [item["params"]]}
@@ -256,21 +261,55 @@ def adamw(
     Raises:
         ValueError: an invalid hyperparameter (raised by torch).
     """
+    return adamw_for(
+        "adamw",
+        params,
+        lr=lr,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        maximize=maximize,
+        foreach=foreach,
+        capturable=capturable,
+        differentiable=differentiable,
+        fused=fused,
+    )
+
+
+def adamw_for(
+    name: str,
+    params: Any,
+    *,
+    foreach: bool | None = None,
+    fused: bool | None = None,
+    capturable: bool = False,
+    differentiable: bool = False,
+    **options: Any,
+) -> torch.optim.AdamW:
+    """``torch.optim.AdamW`` with the kernel ``adamw`` chooses: the one place that choice
+    is made (``adamw`` by name and ``muon_adamw``'s AdamW side).
+
+    Args:
+        name: the optreg name it is built for, for errors.
+        params: tensors or param-group dicts.
+        foreach, fused, capturable, differentiable: torch's; when none is given, fused
+            where :func:`fused_supported` (every parameter contiguous, floating, CPU/CUDA).
+        **options: AdamW's hyperparameters (``lr``, ``betas``, ...).
+
+    Raises:
+        ValueError: fused asked for a strided parameter, or what torch raises.
+    """
     params = _materialize(params)
     optimizer = torch.optim.AdamW(
         params,
-        lr,
-        betas,
-        eps,
-        weight_decay,
-        amsgrad,
-        maximize=maximize,
+        **options,
         foreach=foreach,
         capturable=capturable,
         differentiable=differentiable,
         fused=_want_fused(params, foreach, fused, capturable, differentiable),
     )
-    return keep_kernel_choice(fused_guard(optimizer, "adamw", chosen=fused is None))
+    return keep_kernel_choice(fused_guard(optimizer, name, chosen=fused is None))
 
 
 def adam(
