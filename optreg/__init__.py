@@ -43,6 +43,7 @@ from optreg._errors import (
 )
 from optreg._groups import GroupReport, explain_groups
 from optreg._names import SchedulerType
+from optreg._prefer import prefer
 from optreg._registry import Registry, optimizers, schedulers
 from optreg.optim import get_optimizer_cls
 
@@ -81,6 +82,7 @@ __all__ = [
     "load_state_dict",
     "optimizer_info",
     "optimizers",
+    "prefer",
     "register_optimizer",
     "register_scheduler",
     "scheduler_info",

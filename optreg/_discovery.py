@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optreg import _loading
+from optreg import _loading, _prefer
 from optreg._entry import BUILTIN_DIST, make_entry, normalize_dist
 from optreg._errors import OptregError, OptregPluginWarning, close_matches
 from optreg._registry import LOCK, Registry, optimizers, schedulers, set_discovery
@@ -111,6 +111,7 @@ def reset() -> None:
         optimizers._clear()
         schedulers._clear()
         _loading.clear()
+        _prefer.reset()
         _State.discovered = False
         _State.pm = None
         _State.problems = []

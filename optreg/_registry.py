@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, overload
 
-from optreg import _loading
+from optreg import _loading, _prefer
 from optreg._entry import Entry, EntryInfo, Kind, make_entry, normalize_dist, split_qualified
 from optreg._errors import AmbiguousNameError, DuplicateNameError, UnknownNameError
 from optreg._locks import fork_safe_lock
@@ -234,7 +234,9 @@ class Registry(Mapping[str, Entry]):
             raise AmbiguousNameError(
                 f"{self.kind} name {name!r} is provided by several plugins: "
                 + ", ".join(sorted(e.qualified_name for e in winners))
-                + "; use one of these qualified names"
+                + "; use one of these qualified names, or prefer a provider: "
+                f"optreg.prefer({winners[0].provider!r}), OPTREG_PREFER={winners[0].provider} "
+                f"or [tool.optreg] prefer = [{winners[0].provider!r}] in pyproject.toml"
             )
         return winners[0]
 
@@ -262,6 +264,14 @@ class Registry(Mapping[str, Entry]):
             else:
                 out.add(key)
         return sorted(out)
+
+    def preferred_by(self, name: str) -> str | None:
+        """Where the preference is said that makes plain ``name`` reach its provider
+        (``"OPTREG_PREFER"``...); None when no preference decides it."""
+        self._ensure()
+        with LOCK:
+            candidates = [e for e in self._by_key.get(name, ()) if e.name == name]
+        return preferred_by(name, candidates)
 
     def conflicts(self) -> tuple[list[tuple[Entry, Entry]], list[tuple[str, list[Entry]]]]:
         """Return ``(shadowed, ambiguous)``.
@@ -338,13 +348,31 @@ def _check_names_only(*_: Any) -> None:
     """Placeholder target used to validate a decorator's name and aliases up front."""
 
 
-def _winners(key: str, candidates: list[Entry]) -> list[Entry]:
-    """The entries a plain ``key`` reaches: the best source rank, own names before aliases."""
+def _tied(key: str, candidates: list[Entry]) -> list[Entry]:
+    """The entries of the best source rank for a plain ``key``, own names before aliases."""
     best = min(_SOURCE_RANK[e.source] for e in candidates)
     tier = [e for e in candidates if _SOURCE_RANK[e.source] == best]
     named = [e for e in tier if e.name == key] or tier
     unique = {e.qualified_name: e for e in named}
     return [unique[k] for k in sorted(unique)]
+
+
+def _winners(key: str, candidates: list[Entry]) -> list[Entry]:
+    """The entries a plain ``key`` reaches: :func:`_tied`, a tie broken by the user's
+    preference (:mod:`optreg._prefer`) where one names a provider."""
+    tied = _tied(key, candidates)
+    if len(tied) > 1:
+        picked = _prefer.choose(tied)
+        if picked is not None:
+            return [picked[0]]
+    return tied
+
+
+def preferred_by(key: str, candidates: list[Entry]) -> str | None:
+    """Where the preference that decides plain ``key`` is said; None when none decides it."""
+    tied = _tied(key, candidates) if candidates else []
+    picked = _prefer.choose(tied) if len(tied) > 1 else None
+    return None if picked is None else picked[1]
 
 
 #: The public registries (``optreg.optimizers`` / ``optreg.schedulers``).

@@ -155,7 +155,7 @@ def _listing(registry: Any) -> list[dict[str, Any]]:
     """Rows for ``list``: one per entry, shadowed/ambiguous ones under their qualified name."""
     rows: list[dict[str, Any]] = []
     for entry in registry.entries():
-        shadowed_by = None
+        shadowed_by = preferred_by = None
         try:
             reached = registry.resolve(entry.name)
         except AmbiguousNameError:
@@ -164,6 +164,7 @@ def _listing(registry: Any) -> list[dict[str, Any]]:
             state = "ok" if reached is entry else "shadowed"
             if reached is not entry:
                 shadowed_by = reached.qualified_name
+            preferred_by = registry.preferred_by(entry.name)
         available, reason = registry.status(entry)
         rows.append(
             {
@@ -181,6 +182,7 @@ def _listing(registry: Any) -> list[dict[str, Any]]:
                 "extra": entry.extra,
                 "status": state,
                 "shadowed_by": shadowed_by,
+                "preferred_by": preferred_by,
             }
         )
     return rows
@@ -208,11 +210,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     for label, rows in listings.items():
         notes = []
         for row in rows:
+            why = f" (preferred by {row['preferred_by']})" if row["preferred_by"] else ""
             if row["status"] == "shadowed":
-                notes.append(f"  {row['name']}: shadowed by {row['shadowed_by']}")
+                notes.append(f"  {row['name']}: shadowed by {row['shadowed_by']}{why}")
+            elif why:
+                notes.append(f"  {row['canonical_name']}: reaches {row['qualified_name']}{why}")
             elif row["status"] == "ambiguous":
                 notes.append(
-                    f"  {row['name']}: {row['canonical_name']!r} is ambiguous; use the qualified name"
+                    f"  {row['name']}: {row['canonical_name']!r} is ambiguous; use the qualified "
+                    "name, or prefer a provider (optreg.prefer, OPTREG_PREFER, [tool.optreg] "
+                    "prefer in pyproject.toml)"
                 )
         table = text_table(
             ("name", "provider", "available", "description"),

@@ -400,7 +400,9 @@ def test_info_ambiguous_exits_2(make_dist: MakeDist, capsys: pytest.CaptureFixtu
     line = one_error_line(capsys.readouterr().err)
     assert line == (
         "optreg info: error: optimizer name 'twin' is provided by several plugins: "
-        "one_dist:twin, two_dist:twin; use one of these qualified names"
+        "one_dist:twin, two_dist:twin; use one of these qualified names, or prefer a "
+        "provider: optreg.prefer('one_dist'), OPTREG_PREFER=one_dist or [tool.optreg] "
+        "prefer = ['one_dist'] in pyproject.toml"
     )
     assert main(["info", "two_dist:twin", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["optimizer"]["provider"] == "two-dist"
