@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+import optreg
 from optreg.testing import (
     OPTIMIZER_CHECKS,
     SCHEDULER_CHECKS,
@@ -522,3 +523,39 @@ def test_a_name_that_needs_a_device_is_not_checked_and_says_which() -> None:
     )
     with pytest.raises(TypeError, match=r"\['device'\] names the device .* got 'cpu'"):
         needs(optreg.optimizers.resolve("bad_device"))
+
+
+def test_isolated_registry_forgets_what_a_test_registered_and_preferred() -> None:
+    from optreg.testing import isolated_registry
+
+    with isolated_registry():
+        optreg.register_optimizer("isolated_sgd", torch.optim.SGD)
+        optreg.prefer("someone")
+        assert "isolated_sgd" in optreg.list_optimizers()
+    assert "isolated_sgd" not in optreg.list_optimizers()
+    from optreg import _prefer
+
+    assert all(where != "optreg.prefer()" for _, where in _prefer.preferences())
+
+
+def test_the_isolated_registry_fixture_of_optregs_pytest_plugin(isolated_registry: None) -> None:
+    optreg.register_optimizer("fixture_sgd", torch.optim.SGD)  # forgotten after the test
+    assert optreg.optimizers.resolve("fixture_sgd").source == "runtime"
+
+
+def test_plugin_suites_import_nothing_private_from_optreg() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "plugins"
+    private = re.compile(
+        r"(?:from|import)\s+optreg(?:\.\w+)*\._\w+|from\s+optreg(?:\.\w+)*\s+import\s+[^\n]*\b_\w+"
+    )
+    offenders = [
+        f"{path.relative_to(root)}:{i}: {line.strip()}"
+        for path in sorted(root.glob("*/tests/**/*.py"))
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
+    assert sorted(root.glob("*/tests/**/*.py")), "no plugin suites found"
+    assert offenders == []

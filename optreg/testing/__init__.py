@@ -54,6 +54,10 @@ True}}``. Recognised keys:
 * ``metric_driven`` (schedulers): ``step(metric)``; detected from the signature
   of ``step`` when not given.
 
+``isolated_registry()`` (a context manager, and a pytest fixture of the same name from
+optreg's pytest plugin) gives a test a registry of its own: every optreg state reset
+before and after it, without reaching into optreg's private modules.
+
 The verdict on every name of a distribution, as the table an adapter's README shows:
 ``python -m optreg.testing README.md --provider my-dist`` (``--check`` to compare).
 """
@@ -67,6 +71,7 @@ from optreg.testing._common import (
     Report,
     needs,
 )
+from optreg.testing._isolation import isolated_registry
 from optreg.testing._optimizers import check_optimizer
 from optreg.testing._schedulers import check_scheduler
 from optreg.testing._table import Row, assert_table_current, conformance_rows
@@ -82,6 +87,7 @@ __all__ = [
     "check_optimizer",
     "check_scheduler",
     "conformance_rows",
+    "isolated_registry",
     "needs",
     "render_table",
 ]

@@ -15,9 +15,11 @@ except ImportError:  # pragma: no cover - pytest is in optreg[test]
     pytest = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from optreg._entry import Entry
 
-__all__ = ["pytest_addoption", "pytest_collection_modifyitems"]
+__all__ = ["isolated_registry", "pytest_addoption", "pytest_collection_modifyitems"]
 
 
 # --------------------------------------------------------------------------
@@ -158,3 +160,15 @@ if pytest is not None:
                     entry=entry,
                 )
             )
+
+
+if pytest is not None:
+
+    @pytest.fixture
+    def isolated_registry() -> Iterator[None]:
+        """A registry of the test's own (see :func:`optreg.testing.isolated_registry`):
+        ``pytestmark = pytest.mark.usefixtures("isolated_registry")``."""
+        from optreg.testing._isolation import isolated_registry as isolated
+
+        with isolated():
+            yield

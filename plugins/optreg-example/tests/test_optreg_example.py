@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from optreg_example.schedules import step_decay_with_warmup
 from optreg_example.signum import Signum
 
 import optreg
-from optreg import _discovery
 from optreg.testing import (
     OPTIMIZER_CHECKS,
     SCHEDULER_CHECKS,
@@ -23,10 +21,8 @@ from optreg.testing import (
 
 
 @pytest.fixture(autouse=True)
-def fresh() -> Iterator[None]:
-    _discovery.reset()
-    yield
-    _discovery.reset()
+def fresh(isolated_registry: None) -> None:
+    """Every test with a registry of its own (optreg.testing's public fixture)."""
 
 
 def test_names_come_from_this_distribution() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ import torch
 from optreg_heavyball.plugin import CLASSES, HEAVYBALL_VERSION, NOT_REGISTERED
 
 import optreg
-from optreg import _discovery
 from optreg.testing import assert_table_current
 
 DIST = "optreg-heavyball"
@@ -21,10 +19,8 @@ README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture(autouse=True)
-def fresh() -> Iterator[None]:
-    _discovery.reset()
-    yield
-    _discovery.reset()
+def fresh(isolated_registry: None) -> None:
+    """Every test with a registry of its own (optreg.testing's public fixture)."""
 
 
 def test_frozen_classes_match_the_installed_heavyball() -> None:

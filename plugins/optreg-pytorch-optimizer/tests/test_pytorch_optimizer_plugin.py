@@ -13,7 +13,6 @@ from optreg_pytorch_optimizer._names import OPTIMIZERS, PYTORCH_OPTIMIZER_VERSIO
 from optreg_pytorch_optimizer._needs import MUON_FAMILY, NOT_REGISTERED, TAKES_MODEL
 
 import optreg
-from optreg import _discovery
 from optreg.testing import (
     OPTIMIZER_CHECKS,
     assert_table_current,
@@ -26,10 +25,8 @@ README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture(autouse=True)
-def fresh() -> object:
-    _discovery.reset()
-    yield
-    _discovery.reset()
+def fresh(isolated_registry: None) -> None:
+    """Every test with a registry of its own (optreg.testing's public fixture)."""
 
 
 def test_frozen_names_match_the_installed_pytorch_optimizer() -> None:

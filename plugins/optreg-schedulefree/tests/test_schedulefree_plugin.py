@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 import optreg
-from optreg import _discovery
 from optreg.testing import OPTIMIZER_CHECKS, assert_table_current, check_optimizer
 
 NAMES = ["schedule_free_adamw", "schedule_free_radam", "schedule_free_sgd"]
 
 
 @pytest.fixture(autouse=True)
-def fresh() -> Iterator[None]:
-    _discovery.reset()
-    yield
-    _discovery.reset()
+def fresh(isolated_registry: None) -> None:
+    """Every test with a registry of its own (optreg.testing's public fixture)."""
 
 
 def test_names_and_aliases_are_listed_without_importing_schedulefree() -> None:

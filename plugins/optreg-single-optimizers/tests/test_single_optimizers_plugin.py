@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from optreg_single_optimizers.plugin import NAMES
 from torch import nn
 
 import optreg
-from optreg import _discovery
 from optreg.testing import assert_table_current
 
 # galore_torch warns on every GaLoreAdamW: its AdamW is a copy of transformers' old one
@@ -27,10 +25,8 @@ README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture(autouse=True)
-def fresh() -> Iterator[None]:
-    _discovery.reset()
-    yield
-    _discovery.reset()
+def fresh(isolated_registry: None) -> None:
+    """Every test with a registry of its own (optreg.testing's public fixture)."""
 
 
 class Tiny(nn.Module):
@@ -102,10 +98,12 @@ def test_hardware_names_resolve_and_say_what_they_need(name: str, install: str) 
 
 
 def test_a_missing_package_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from optreg import _loading
+    import importlib.util
 
-    real = _loading._installed
-    monkeypatch.setattr(_loading, "_installed", lambda m: m != "optimi" and real(m))
+    real = importlib.util.find_spec  # optreg asks it whether a module is installed
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "optimi" else real(name, *a)
+    )
     available, reason = optreg.optimizers.status(optreg.optimizers.resolve(q("stable_adamw")))
     assert available is False
     assert reason == (

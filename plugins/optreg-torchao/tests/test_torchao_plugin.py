@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ import torch
 from optreg_torchao.plugin import OPTIMIZERS
 
 import optreg
-from optreg import _discovery
 from optreg.testing import assert_table_current
 
 # torch warns while compiling torchao's step; here, in pyproject.toml too, because the
@@ -30,10 +28,8 @@ README = Path(__file__).parents[1] / "README.md"
 
 
 @pytest.fixture(autouse=True)
-def fresh() -> Iterator[None]:
-    _discovery.reset()
-    yield
-    _discovery.reset()
+def fresh(isolated_registry: None) -> None:
+    """Every test with a registry of its own (optreg.testing's public fixture)."""
 
 
 def test_listing_imports_no_torchao() -> None:
