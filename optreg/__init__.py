@@ -25,6 +25,7 @@ from optreg._api import (
 )
 from optreg._checkpoint import from_state_dict, load_state_dict, state_dict
 from optreg._config import build, load_config
+from optreg._contract import FactoryContract
 from optreg._convert import convert_state_dict
 from optreg._entry import Entry, EntryInfo
 from optreg._errors import (
@@ -54,6 +55,7 @@ __all__ = [
     "DuplicateNameError",
     "Entry",
     "EntryInfo",
+    "FactoryContract",
     "GroupReport",
     "MissingDependencyError",
     "OptregError",

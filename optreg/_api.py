@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from optreg import _loading, _records, _signature, _validate
+from optreg._contract import FactoryContract
 from optreg._discovery import call_hook
 from optreg._entry import Entry, EntryInfo
 from optreg._registry import optimizers, schedulers
@@ -112,17 +113,17 @@ def get_optimizer(
             f"{label}: optreg_prepare is what optreg passes a factory that splits the "
             "parameters itself (see optreg.hookspecs), not an option"
         )
-    own_check = getattr(factory, "optreg_check_keywords", None)
-    if callable(own_check):  # a factory that says more than "unexpected keyword" (bnb)
-        own_check(kwargs)
+    contract = _loading.contract(entry)
+    if contract.check_keywords is not None:  # a factory that says more (bnb)
+        contract.check_keywords(kwargs)
     else:
         _signature.check_keywords(label, factory, kwargs)
     kwargs = _validate.hyperparameters(label, factory, kwargs)
     if overrides:
-        overrides = _check_overrides(label, factory, overrides)
-    routes = bool(getattr(factory, "optreg_routes_params", False))
+        overrides = _check_overrides(label, factory, overrides, contract.group_options)
+    routes = contract.routes_params
     if rules is not None:
-        _check_rule_options(label, factory, rules, composite=routes)
+        _check_rule_options(label, factory, rules, contract)
     if layer_pattern is not None:
         if layer_decay is None:
             raise ValueError(
@@ -353,7 +354,7 @@ def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
 
 
 def _check_rule_options(
-    label: str, factory: Any, rules: Sequence[Mapping[str, Any]], *, composite: bool
+    label: str, factory: Any, rules: Sequence[Mapping[str, Any]], contract: FactoryContract
 ) -> None:
     """Every option a rule sets is one the optimizer takes (or lr_scale / optimizer).
 
@@ -365,14 +366,14 @@ def _check_rule_options(
 
     if not isinstance(rules, (list, tuple)):
         return  # assign() says what is wrong with it
-    group_options = tuple(getattr(factory, "optreg_group_options", ()))
+    group_options = contract.group_options
     for i, rule in enumerate(rules):
         if not isinstance(rule, Mapping):
             continue
         where = f"{label} rules[{i}]"
         options = [k for k in rule if k not in SELECTORS and k not in ("lr_scale", *group_options)]
         if "optimizer" in options:
-            if not composite:
+            if not contract.routes_params:
                 raise TypeError(
                     f"{where} sets 'optimizer', which only a composite optimizer "
                     "(such as 'muon_adamw') takes"
@@ -383,7 +384,7 @@ def _check_rule_options(
 
 
 def _check_overrides(
-    label: str, factory: Any, overrides: Mapping[str, Any]
+    label: str, factory: Any, overrides: Mapping[str, Any], group_options: tuple[str, ...]
 ) -> dict[str, dict[str, Any]]:
     """Check ``overrides`` like keyword arguments: every option one the optimizer takes.
 
@@ -397,7 +398,6 @@ def _check_overrides(
             f"{label}: overrides must map name patterns to option dicts, e.g. "
             f"{{'embed': {{'lr': 1e-4}}}}; got {type(overrides).__name__}: {overrides!r:.80}"
         )
-    group_options = tuple(getattr(factory, "optreg_group_options", ()))
     out: dict[str, dict[str, Any]] = {}
     for pattern, options in overrides.items():
         where = f"{label} overrides[{pattern!r}]"

@@ -17,12 +17,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from optreg._contract import FactoryContract, contract_of
 from optreg._entry import Entry, dist_requires
 from optreg._errors import MissingDependencyError, PluginLoadError
 from optreg._locks import fork_safe_lock
 
 __all__ = [
     "clear",
+    "contract",
     "first_call",
     "forget",
     "import_heavy",
@@ -34,6 +36,7 @@ __all__ = [
 _loaded: dict[Entry, Any] = {}
 _broken: dict[Entry, str] = {}
 _called: set[Entry] = set()
+_contracts: dict[Entry, FactoryContract] = {}
 
 #: Held while a target is imported and while an entry's factory runs for the first time.
 #: Those first calls import lazily (bitsandbytes imports torch._inductor, torch's first
@@ -48,6 +51,7 @@ def clear() -> None:
     _loaded.clear()
     _broken.clear()
     _called.clear()
+    _contracts.clear()
 
 
 def forget(entry: Entry) -> None:
@@ -56,6 +60,7 @@ def forget(entry: Entry) -> None:
     _loaded.pop(entry, None)
     _broken.pop(entry, None)
     _called.discard(entry)
+    _contracts.pop(entry, None)
 
 
 def import_target(ref: str) -> Any:
@@ -104,6 +109,30 @@ def load(entry: Entry) -> Any:
         _probe_signature(entry, what, factory)
     _loaded[entry] = factory
     return factory
+
+
+def contract(entry: Entry) -> FactoryContract:
+    """The factory contract of ``entry`` (:class:`optreg.FactoryContract`), read once when
+    it is first asked for (loading the factory) and kept with it.
+
+    Raises:
+        MissingDependencyError, PluginLoadError: see :func:`load`; a PluginLoadError too
+            when ``optreg_contract`` is not a FactoryContract.
+    """
+    try:
+        return _contracts[entry]
+    except KeyError:
+        pass
+    factory = load(entry)
+    try:
+        declared = contract_of(factory)
+    except TypeError as e:
+        _broken[entry] = msg = (
+            f"{entry.kind} {entry.name!r} from distribution {entry.provider!r}: {e}"
+        )
+        raise PluginLoadError(msg) from e
+    _contracts[entry] = declared
+    return declared
 
 
 def _probe_signature(entry: Entry, what: str, factory: Any) -> None:

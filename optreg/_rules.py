@@ -309,7 +309,7 @@ def group_parameters(
 ) -> list[dict[str, Any]]:
     """The param groups :func:`optreg.get_optimizer` gives an optimizer, without building one.
 
-    For a plugin whose factory splits the parameters itself (``optreg_routes_params``)
+    For a plugin whose factory splits the parameters itself (``FactoryContract.routes_params``)
     and for anyone who wants optreg's grouping for an optimizer built by hand::
 
         groups = optreg.group_parameters(

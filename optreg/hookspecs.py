@@ -24,6 +24,12 @@ it); a notification hook that raises is reported with an
 :class:`~optreg.OptregPluginWarning` and skipped. A hook implementation whose name
 matches no specification here (``optreg_add_optimiser``) fails pluggy's
 ``check_pending()``: that plugin is not loaded and ``optreg check`` exits with 1.
+
+The factory contract. A registered factory is called as ``factory(params, **kwargs)``
+and its signature says which keywords it takes. A factory that does more declares it
+with an ``optreg_contract`` attribute, a :class:`optreg.FactoryContract`
+(``FactoryContract(routes_params=..., group_options=..., check_keywords=...)``, defined
+in :mod:`optreg._contract`), read once when the name is loaded.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from optreg._contract import FactoryContract
 from optreg._entry import Entry, make_entry
 
 if TYPE_CHECKING:
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
     from optreg._registry import Registry
 
 __all__ = [
+    "FactoryContract",
     "PluginRegistry",
     "hookspec",
     "optreg_add_optimizers",
@@ -164,7 +172,7 @@ def optreg_prepare_optimizer(
 
     A hook that raises has its edits undone (and is reported once, as a
     :class:`~optreg.OptregPluginWarning`); the build goes on. For a factory that splits
-    the parameters itself (``muon_adamw``: ``optreg_routes_params = True``), the hook
+    the parameters itself (``muon_adamw``: its contract says ``routes_params=True``), the hook
     runs on the groups that factory makes, each tagged ``"optimizer": "muon"`` or
     ``"adamw"``, with its hyperparameters (``adamw_lr``... included) as ``kwargs``:
     optreg passes such a factory an ``optreg_prepare(param_groups, kwargs)`` callable

@@ -313,3 +313,35 @@ def test_a_bad_layer_pattern_is_refused_at_build(
 def test_a_param_group_without_tensors_is_named(groups: list[Any], match: str) -> None:
     with pytest.raises(TypeError, match=match):
         optreg.get_optimizer("adamw", groups)
+
+
+def test_a_factory_contract_that_is_not_one_is_the_plugins_failure() -> None:
+    class Odd:
+        optreg_contract = ("routes_params", True)  # not a FactoryContract
+
+        def __call__(self, params: Any, lr: float = 0.1) -> Any:
+            return torch.optim.SGD(params, lr=lr)
+
+    optreg.register_optimizer("odd_contract", Odd())
+    with pytest.raises(
+        optreg.PluginLoadError,
+        match=r"optimizer 'odd_contract' from distribution '__runtime__': .*optreg_contract must "
+        r"be an optreg.FactoryContract, got tuple",
+    ):
+        optreg.get_optimizer("odd_contract", Net())
+
+
+def test_group_options_of_a_contract_reach_overrides_and_rules() -> None:
+    def factory(params: Any, lr: float = 0.1) -> Any:
+        return torch.optim.SGD(params, lr=lr)
+
+    factory.optreg_contract = optreg.FactoryContract(group_options=("momentum",))  # type: ignore[attr-defined]
+    optreg.register_optimizer("sgd_with_momentum_groups", factory)
+    opt = optreg.get_optimizer(
+        "sgd_with_momentum_groups", Net(), overrides={"fc": {"momentum": 0.9}}
+    )
+    assert sorted(g["momentum"] for g in opt.param_groups) == [0, 0.9]
+    with pytest.raises(TypeError, match=r"got an unexpected keyword argument 'dampening'"):
+        optreg.get_optimizer(
+            "sgd_with_momentum_groups", Net(), overrides={"fc": {"dampening": 0.1}}
+        )

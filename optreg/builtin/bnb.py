@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from optreg import _signature, _validate
+from optreg._contract import FactoryContract
 from optreg._errors import MissingDependencyError, PagedFallbackWarning, user_stacklevel
 from optreg._loading import import_heavy
 from optreg._locks import fork_safe_lock
@@ -141,10 +142,6 @@ class BnbOptimizerFactory:
         fixed: keyword arguments always passed to the class (e.g. ``optim_bits=32``).
     """
 
-    #: Group options ``get_optimizer(..., overrides=...)`` may set besides the keywords:
-    #: bitsandbytes' per-parameter settings.
-    optreg_group_options = BNB_PARAM_OPTIONS
-
     def __init__(
         self,
         name: str,
@@ -163,6 +160,11 @@ class BnbOptimizerFactory:
         self.description = description
         self.aliases = aliases
         self.fixed: Mapping[str, Any] = MappingProxyType(dict(fixed or {}))
+        #: a param group, rule or override may set bitsandbytes' per-parameter options;
+        #: a keyword the name fixes is refused by name, not as "unexpected"
+        self.optreg_contract = FactoryContract(
+            group_options=BNB_PARAM_OPTIONS, check_keywords=self.check_keywords
+        )
         self.__doc__ = (
             f"{description}.\n\nBuilds ``bitsandbytes.optim.{class_name}`` "
             f"({bits}-bit state{', paged' if paged else ''})."
@@ -212,7 +214,7 @@ class BnbOptimizerFactory:
                 e.g. SGD without momentum; optreg reports it as a ValueError).
         """
         cls = self.optimizer_class()
-        self.optreg_check_keywords(kwargs)
+        self.check_keywords(kwargs)
         params, per_param = self._split_options(params)
         try:
             optimizer = cls(params, **self.fixed, **kwargs)
@@ -237,7 +239,7 @@ class BnbOptimizerFactory:
         kind = TypeError if isinstance(error, TypeError) else ValueError
         return kind(f"{where}: {error} (got {given})")
 
-    def optreg_check_keywords(self, kwargs: Mapping[str, Any]) -> None:
+    def check_keywords(self, kwargs: Mapping[str, Any]) -> None:
         """Reject keywords this name does not take; say so when the name fixes them.
 
         Raises:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from optreg._contract import FactoryContract
 from optreg._kinds import HEAD_NAMES, is_embedding, is_head, is_named_pairs, owners
 from optreg._rules import assign, named_of
 from optreg.builtin.torch_optim import adamw_for, keep_kernel_choice
@@ -280,8 +281,9 @@ class MuonAdamW(torch.optim.Optimizer):
             and what Muon / AdamW raise for their hyperparameters.
     """
 
-    optreg_routes_params = True  # optreg.get_optimizer passes the module, not its groups
-    optreg_group_options = ("betas",)  # a rule or override may give AdamW's by its own name
+    #: optreg.get_optimizer passes the module, not its groups; a rule or override may give
+    #: AdamW's ``betas`` by their own name
+    optreg_contract = FactoryContract(routes_params=True, group_options=("betas",))
 
     def __init__(
         self,

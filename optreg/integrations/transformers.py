@@ -37,7 +37,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from transformers.trainer_utils import SchedulerType
 from transformers.training_args import OptimizerNames
 
-from optreg import _signature, _validate
+from optreg import _loading, _signature, _validate
 from optreg._api import get_scheduler, is_metric_driven
 from optreg._registry import optimizers, schedulers
 from optreg.optim import get_optimizer_cls
@@ -205,7 +205,7 @@ def optimizer_cls_and_kwargs(
     factory = optimizers.load(entry)
     label = f"optimizer {entry.name!r}"
     kwargs: dict[str, Any] = {}
-    routes = bool(getattr(factory, "optreg_routes_params", False))
+    routes = _loading.contract(entry).routes_params
     adam = "adamw_" if routes else ""  # its Adam side's arguments (Muon has an eps too)
     if routes:
         if model is None:

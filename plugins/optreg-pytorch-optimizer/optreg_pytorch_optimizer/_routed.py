@@ -1,6 +1,6 @@
 """The base of the factories that get what ``optreg.get_optimizer`` was given.
 
-A factory with ``optreg_routes_params = True`` receives the model (or the tensors) itself,
+A factory whose ``optreg_contract`` routes parameters receives the model (or the tensors) itself,
 with optreg's grouping options, instead of ready param groups: the Muon family splits
 parameters by module type, and LOMO, AdaLOMO and Adam-mini take the ``nn.Module``. Its
 signature, read when the name is used, is the class's own keywords with the grouping
@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from optreg import FactoryContract
+
 __all__ = ["GROUPING", "Routed"]
 
 #: the grouping options optreg.get_optimizer passes a routing factory
@@ -30,7 +32,7 @@ class Routed(abc.ABC):
         doc: the factory's one-line docstring.
     """
 
-    optreg_routes_params = True
+    optreg_contract = FactoryContract(routes_params=True)
 
     def __init__(self, attr: str, doc: str) -> None:
         self.attr = attr

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 import optreg
+from optreg import FactoryContract
 from optreg_pytorch_optimizer._routed import Routed
 
 __all__ = [
@@ -82,14 +83,15 @@ def _split(
 class MuonFamily(Routed):
     """The factory of one Muon-family class: ``(params, **kwargs) -> Optimizer``.
 
-    ``optreg.get_optimizer`` hands it the model itself (``optreg_routes_params``) with
+    ``optreg.get_optimizer`` hands it the model itself (its ``optreg_contract``) with
     the grouping options, so it can route by module type and name.
 
     Args:
         attr: the class's name in ``pytorch_optimizer``.
     """
 
-    optreg_group_options = ("use_muon",)  # a rule may send a parameter to either side
+    #: a rule may send a parameter to either side
+    optreg_contract = FactoryContract(routes_params=True, group_options=("use_muon",))
 
     def __init__(self, attr: str) -> None:
         super().__init__(

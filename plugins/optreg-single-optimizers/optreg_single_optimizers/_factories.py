@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from optreg import FactoryContract
+
 __all__ = ["adalomo", "adamw_anyprecision", "lomo"]
 
 
@@ -72,7 +74,7 @@ def lomo(
     )
 
 
-lomo.optreg_routes_params = True  # type: ignore[attr-defined]
+lomo.optreg_contract = FactoryContract(routes_params=True)  # type: ignore[attr-defined]
 
 
 def adalomo(
@@ -122,7 +124,7 @@ def adalomo(
     )
 
 
-adalomo.optreg_routes_params = True  # type: ignore[attr-defined]
+adalomo.optreg_contract = FactoryContract(routes_params=True)  # type: ignore[attr-defined]
 
 
 def _dtype(name: str, value: str | torch.dtype) -> torch.dtype:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 import optreg
+from optreg import FactoryContract
 
 __all__ = [
     "LayerwiseOptimizer",
@@ -181,12 +182,10 @@ class LayerwiseOptimizer(torch.optim.Optimizer):
 class LowRankFactory:
     """A factory: ``name(model, target_modules=..., lr=..., **options)`` -> optimizer.
 
-    It splits the parameters itself (``optreg_routes_params``): ``get_optimizer`` hands
+    It splits the parameters itself (its ``optreg_contract``): ``get_optimizer`` hands
     it the model with the rules, and its signature is the upstream class's plus the
     projection options, read when first asked (that imports the upstream package).
     """
-
-    optreg_routes_params = True
 
     def __init__(
         self,
@@ -208,7 +207,8 @@ class LowRankFactory:
         )
         self._target = target
         self.options = dict(options)
-        self.optreg_group_options = tuple(options)
+        # the projection options may be set per parameter by a rule
+        self.optreg_contract = FactoryContract(routes_params=True, group_options=tuple(options))
         self._layerwise = layerwise
         self._fixed = dict(fixed or {})
         self._lr_required = lr_required
