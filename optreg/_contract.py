@@ -34,11 +34,17 @@ class FactoryContract:
             of optreg's "unexpected keyword" check, for a factory that can say more (a
             bitsandbytes name refusing ``optim_bits``, which the name fixes); it raises
             ``TypeError``.
+        multiplier: a schedule's pure form: called with the factory's arguments (without
+            the optimizer and ``last_epoch``; ``base_lr=``, the optimizer's default lr,
+            where its signature names it), it returns the step -> multiplier function the
+            factory wraps in a ``LambdaLR``. ``sequence`` joins these, and they need no
+            optimizer.
     """
 
     routes_params: bool = False
     group_options: tuple[str, ...] = ()
     check_keywords: Callable[[Mapping[str, Any]], None] | None = None
+    multiplier: Callable[..., Callable[[int], float]] | None = None
 
 
 #: What a factory without ``optreg_contract`` declares: nothing beyond its signature.

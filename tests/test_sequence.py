@@ -191,3 +191,92 @@ def test_a_tensor_lr_gives_the_same_lrs_as_a_float(phase: dict[str, Any], end: f
     assert seen["Tensor"] == pytest.approx(seen["float"], rel=1e-6)
     assert seen["Tensor"][-1] == pytest.approx(end, rel=1e-6)
     assert isinstance(opt.param_groups[0]["lr"], torch.Tensor)  # still the tensor, filled in place
+
+
+def test_a_sequence_checkpoint_saved_before_the_pure_phases_still_loads() -> None:
+    """tests/data/sequence_v0.2_step37.pt: PHASES on _opt()'s groups, saved at step 37 by
+    the sequence that built its phases on a shadow optimizer, with the lrs of the 68
+    steps that followed."""
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "sequence_v0.2_step37.pt"
+    saved = torch.load(path, weights_only=True)
+    opt = _opt()
+    seq = optreg.get_scheduler("sequence", opt, num_training_steps=N, phases=PHASES)
+    seq.load_state_dict(saved["sched"])
+    assert [g["lr"] for g in opt.param_groups] == saved["optimizer_lrs"]
+    following = []
+    for _ in range(68):
+        opt.step()
+        seq.step()
+        following.append([g["lr"] for g in opt.param_groups])
+    assert following == saved["next"]  # exact: the same pure functions, joined
+
+
+def test_a_sequence_of_builtins_builds_no_optimizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    opt = _opt()
+    built: list[str] = []
+    original = torch.optim.Optimizer.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Optimizer, "__init__", counting)
+    optreg.get_scheduler("sequence", opt, num_training_steps=N, phases=PHASES)
+    assert built == []
+
+
+def test_a_plugin_phase_leaves_the_optimizers_learning_rates_as_they_were() -> None:
+    optreg.register_scheduler(
+        "halving_again",
+        lambda optimizer, every=2: LambdaLR(optimizer, partial(_halving, every=every)),
+    )
+    lr = torch.tensor(0.4)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=lr)
+    seq = optreg.get_scheduler(
+        "sequence",
+        opt,
+        num_training_steps=6,
+        phases=[{"name": "constant", "steps": 2}, {"name": "halving_again", "steps": 4}],
+    )
+    assert opt.param_groups[0]["lr"] is lr and float(lr) == pytest.approx(0.4)
+    assert opt.param_groups[0]["initial_lr"] == pytest.approx(0.4)
+    assert [seq.lr_lambdas[0](s) for s in range(6)] == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5]
+
+
+def test_every_builtin_pure_form_equals_its_schedules_multipliers_at_10000_steps() -> None:
+    from optreg._loading import contract
+    from optreg._signature import takes
+
+    steps = 10_000
+    arguments = {
+        "constant": {},
+        "constant_with_warmup": {"num_warmup_steps": 500},
+        "linear": {"num_warmup_steps": 500, "num_training_steps": steps},
+        "cosine": {"num_warmup_steps": 500, "num_training_steps": steps, "num_cycles": 0.7},
+        "cosine_with_restarts": {"num_warmup_steps": 500, "num_training_steps": steps, "num_cycles": 3},
+        "polynomial": {"num_warmup_steps": 500, "num_training_steps": steps, "lr_end": 1e-3, "power": 2.0},
+        "inverse_sqrt": {"num_warmup_steps": 500},
+        "cosine_with_min_lr": {"num_warmup_steps": 500, "num_training_steps": steps, "min_lr": 0.01},
+        "cosine_warmup_with_min_lr": {"num_warmup_steps": 500, "num_training_steps": steps, "min_lr_rate": 0.1, "warmup_lr_rate": 0.05},
+        "warmup_stable_decay": {"num_warmup_steps": 500, "num_decay_steps": 2000, "num_training_steps": steps, "decay_type": "1-sqrt"},
+    }  # fmt: skip
+    lambda_schedules = {
+        name
+        for name in optreg.list_schedulers()
+        if contract(optreg.schedulers.resolve(name)).multiplier is not None
+    }
+    assert lambda_schedules == set(arguments)  # every builtin LambdaLR declares its pure form
+    for name, kwargs in arguments.items():
+        pure = contract(optreg.schedulers.resolve(name)).multiplier
+        assert pure is not None
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+        sched = optreg.get_scheduler(name, opt, **kwargs)
+        given = dict(kwargs)
+        if takes(pure, "base_lr") == "named":  # the optimizer's lr, which it reads
+            given["base_lr"] = 0.2
+        fn = pure(**given)
+        assert [fn(s) for s in range(steps + 1)] == [
+            sched.lr_lambdas[0](s) for s in range(steps + 1)
+        ], name

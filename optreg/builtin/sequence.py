@@ -14,7 +14,8 @@ phase's length and ``num_warmup_steps`` = 0 unless the phase gives one. From
 (local step = its length), so a cosine does not rise again. There is no handoff to get
 wrong (torch's ``SequentialLR`` has had open bugs at the boundary for years): the whole
 sequence is one pure function of the step, bound with :func:`functools.partial` over the
-phases' own pure functions, in a ``LambdaLR``; it pickles and resumes bit-identically.
+phases' own pure functions (each builtin's declared pure form: no optimizer is built), in a
+``LambdaLR``; it pickles and resumes bit-identically.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from optreg import _signature, _validate
-from optreg.builtin.schedule_lr import ScheduleLR
+from optreg.builtin.schedule_lr import ScheduleLR, set_lr
+from optreg.builtin.schedules import default_lr
 
 __all__ = ["get_sequence_schedule"]
 
@@ -80,40 +81,18 @@ def _lengths(phases: Sequence[Mapping[str, Any]], n: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _number(lr: Any) -> float | None:
-    """A learning rate as a float: a number, or a one-element tensor (a tensor lr, as
-    compiled steps use); None for anything else."""
-    if _validate.is_real(lr):
-        return float(lr)
-    if _validate.is_tensor(lr) and lr.numel() == 1:
-        return float(lr)
-    return None
-
-
-def _shadow(optimizer: Optimizer) -> Optimizer:
-    """An SGD with the optimizer's groups' learning rates and default lr (as floats, a
-    tensor lr read as its value), for a phase's schedule to be built on (it writes into
-    its optimizer's groups and reads lr_end / min_lr against those rates)."""
-    default = _number(optimizer.defaults.get("lr"))
-    lr = 1.0 if default is None else default
-    groups = [
-        {"params": [torch.zeros(1, requires_grad=True)], "lr": g.get("initial_lr", g["lr"])}
-        for g in optimizer.param_groups
-    ]
-    for g in groups:
-        value = _number(g["lr"])
-        g["lr"] = lr if value is None else value
-    return torch.optim.SGD(groups, lr=lr)
-
-
 def _phase_functions(
     index: int, phase: Mapping[str, Any], length: int, optimizer: Optimizer
 ) -> list[Callable[[int], float]]:
-    """One pure step function per param group: the phase's schedule, built for ``length``.
+    """The phase's step functions, its schedule built for ``length`` steps: the pure form a
+    schedule declares (``FactoryContract.multiplier``, every builtin), one function for
+    every group; else (a plugin's ``LambdaLR``) one per group, from the schedule built on
+    the optimizer itself, whose groups' learning rates are put back.
 
     Raises:
         ValueError: a metric-driven schedule, or one that is not a ``LambdaLR``.
     """
+    from optreg._loading import contract
     from optreg._registry import schedulers
 
     name = phase.get("name")
@@ -130,8 +109,13 @@ def _phase_functions(
         )
     label = f"sequence {where}"
     call = _validate.schedule_arguments(label, label, factory, warmup, length, specific)
-    shadow = _shadow(optimizer)
-    built = factory(shadow, **call)
+    call.pop("last_epoch", None)  # the sequence's own counts the steps
+    pure = contract(entry).multiplier
+    if pure is not None:
+        if _signature.takes(pure, "base_lr") == "named":
+            call["base_lr"] = default_lr(optimizer)
+        return [pure(**call)]
+    built = _built_in_place(optimizer, factory, call)
     if _signature.step_needs_metric(built):
         raise ValueError(
             f"{where} is metric-driven: it changes the lr from the metrics it is given, and "
@@ -144,6 +128,31 @@ def _phase_functions(
             "schedules that are one function of the step per param group"
         )
     return list(lambdas)
+
+
+def _built_in_place(optimizer: Optimizer, factory: Any, call: Mapping[str, Any]) -> Any:
+    """``factory(optimizer, **call)``, the learning rates it writes into the groups (and
+    an ``initial_lr`` it adds) put back as they were: only its step functions are used."""
+    saved = [
+        (_number(g["lr"]), "initial_lr" in g, g.get("initial_lr")) for g in optimizer.param_groups
+    ]
+    try:
+        return factory(optimizer, **call)
+    finally:
+        for group, (lr, had_initial, initial) in zip(optimizer.param_groups, saved, strict=False):
+            if lr is not None:
+                set_lr(group, lr)
+            if had_initial:
+                group["initial_lr"] = initial
+            else:
+                group.pop("initial_lr", None)
+
+
+def _number(lr: Any) -> float | None:
+    """A learning rate as a float (a one-element tensor read as its value), else None."""
+    if _validate.is_real(lr) or (_validate.is_tensor(lr) and lr.numel() == 1):
+        return float(lr)
+    return None
 
 
 def get_sequence_schedule(
