@@ -12,40 +12,60 @@ optimizers store it. The README quotes the measured error.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from optreg._registry import optimizers
 
-__all__ = ["CONVERSIONS", "convert_state_dict"]
+__all__ = ["conversions", "convert_state_dict"]
 
 _BNB_WRAPPER = "__bnb_optimizer_quant_state__"  # where bitsandbytes' state_dict puts it
 _BLOCKSIZE = 256  # bitsandbytes' 8-bit optimizers quantise their state in blocks of 256
 _MIN_8BIT_SIZE = 4096  # and keep the state of smaller parameters in fp32 (their default)
 
-#: algorithm -> {canonical name: layout}; a layout is 8 / 32 (bitsandbytes) or "torch".
-CONVERSIONS: Mapping[str, Mapping[str, int | str]] = {
-    "adam": {
-        "adam": "torch",
-        "adamw": "torch",
-        "adam_8bit": 8,
-        "adamw_8bit": 8,
-        "paged_adam_8bit": 8,
-        "paged_adamw_8bit": 8,
-        "paged_adamw_32bit": 32,
-    },
-    "lion": {"lion_8bit": 8, "paged_lion_8bit": 8, "lion_32bit": 32, "paged_lion_32bit": 32},
-}
+#: bitsandbytes class families whose state converts, by algorithm; the names and their
+#: bit widths come from the catalogue (:data:`optreg.builtin.BNB_OPTIMIZERS`).
+_FAMILIES = {"Adam": "adam", "AdamW": "adam", "Lion": "lion"}
+#: torch's names of each algorithm (fp32 state as ``exp_avg`` / ``exp_avg_sq``).
+_TORCH_NAMES = {"adam": ("adam", "adamw"), "lion": ()}
+
+
+@functools.cache
+def conversions() -> Mapping[str, Mapping[str, int | str]]:
+    """algorithm -> {canonical name: layout}; a layout is 8 / 32 (bitsandbytes) or
+    ``"torch"``. Derived from the catalogue: a bitsandbytes name converts when its class
+    is of an Adam or Lion family (``PagedAdamW8bit``: AdamW, 8 bit)."""
+    from optreg.builtin import BNB_OPTIMIZERS
+
+    out: dict[str, dict[str, int | str]] = {
+        algorithm: dict.fromkeys(names, "torch") for algorithm, names in _TORCH_NAMES.items()
+    }
+    for b in BNB_OPTIMIZERS:
+        family = re.sub(r"^Paged|(?:8|32)bit$", "", b.class_name)
+        if family in _FAMILIES:
+            out[_FAMILIES[family]][b.name] = b.bits
+    return MappingProxyType({k: MappingProxyType(v) for k, v in out.items()})
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CONVERSIONS":  # derived on first use: the catalogue imports pluggy
+        return conversions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _MOMENTS = {"adam": 2, "lion": 1}
 _TORCH_KEYS = ("exp_avg", "exp_avg_sq")
 
 
 def _layout(name: str, role: str) -> tuple[str, str, int | str]:
     canonical = optimizers.resolve(name).name
-    for algorithm, names in CONVERSIONS.items():
+    for algorithm, names in conversions().items():
         if canonical in names:
             return canonical, algorithm, names[canonical]
-    known = ", ".join(f"{a}: {' '.join(sorted(n))}" for a, n in CONVERSIONS.items())
+    known = ", ".join(f"{a}: {' '.join(sorted(n))}" for a, n in conversions().items())
     raise ValueError(
         f"cannot convert the state of {role} optimizer {canonical!r}: conversions exist "
         f"between the names of one algorithm ({known})"

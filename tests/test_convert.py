@@ -190,3 +190,25 @@ def test_converting_to_a_paged_name_leaves_the_users_cpu_warning(
     optreg.convert_state_dict(opt.state_dict(), "adamw", "paged_adamw_8bit")
     with pytest.warns(optreg.PagedFallbackWarning, match="paged optimizers are not supported"):
         optreg.get_optimizer("paged_adamw_8bit", [torch.nn.Parameter(torch.zeros(3))])
+
+
+def test_the_conversions_are_derived_from_the_catalogue() -> None:
+    from optreg._convert import CONVERSIONS
+    from optreg.builtin import BNB_OPTIMIZERS
+
+    assert {k: dict(v) for k, v in CONVERSIONS.items()} == {
+        "adam": {
+            "adam": "torch",
+            "adamw": "torch",
+            "adam_8bit": 8,
+            "adamw_8bit": 8,
+            "paged_adam_8bit": 8,
+            "paged_adamw_8bit": 8,
+            "paged_adamw_32bit": 32,
+        },
+        "lion": {"lion_8bit": 8, "paged_lion_8bit": 8, "lion_32bit": 32, "paged_lion_32bit": 32},
+    }
+    bits = {b.name: b.bits for b in BNB_OPTIMIZERS}
+    for names in CONVERSIONS.values():
+        for name, layout in names.items():
+            assert layout == "torch" or layout == bits[name]  # the catalogue's own width

@@ -30,6 +30,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from optreg import _validate
 from optreg.builtin.schedule_lr import restore_lrs
+from optreg.builtin.torch_optim import restore_saved_dtypes
 
 __all__ = ["Adafactor", "AdafactorSchedule", "get_adafactor_schedule"]
 
@@ -188,16 +189,7 @@ class Adafactor(Optimizer):
         are restored afterwards.
         """
         super().load_state_dict(state_dict)
-        saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
-        params = [p for g in self.param_groups for p in g["params"]]
-        for pid, p in zip(saved_ids, params, strict=True):
-            saved = state_dict["state"].get(pid)
-            if not saved:
-                continue
-            state = self.state[p]
-            for key, value in saved.items():
-                if isinstance(value, Tensor) and state[key].dtype != value.dtype:
-                    state[key] = value.to(device=p.device, copy=True)
+        restore_saved_dtypes(self, state_dict)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]

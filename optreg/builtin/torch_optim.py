@@ -31,6 +31,7 @@ __all__ = [
     "keep_kernel_choice",
     "keep_state_dtypes",
     "nadam",
+    "restore_saved_dtypes",
 ]
 
 #: Device types whose fused Adam/AdamW kernel accepts every floating dtype
@@ -62,22 +63,32 @@ def keep_kernel_choice(optimizer: _O) -> _O:
     return optimizer
 
 
+def restore_saved_dtypes(optimizer: Any, state_dict: dict[str, Any]) -> None:
+    """After ``optimizer.load_state_dict(state_dict)``: give each state tensor back the
+    dtype it was saved with. The one fix of torch casting floating state to the
+    parameter's dtype on load (``adafactor`` and the torch names it wraps use it).
+
+    The saved state is matched to the parameters through the saved param groups' ids, in
+    order, as torch's ``load_state_dict`` matches it.
+    """
+    saved_ids = [i for g in state_dict.get("param_groups", ()) for i in g["params"]]
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    saved_state = state_dict.get("state", {})
+    for pid, p in zip(saved_ids, params, strict=False):
+        loaded = optimizer.state.get(p, {})
+        for key, value in (saved_state.get(pid) or {}).items():
+            now = loaded.get(key)
+            if isinstance(value, Tensor) and isinstance(now, Tensor) and now.dtype != value.dtype:
+                loaded[key] = value.to(device=now.device, copy=True)
+
+
 def _stash_saved_state(optimizer: Any, state_dict: dict[str, Any]) -> None:
-    optimizer._optreg_saved_state = state_dict.get("state", {})
+    optimizer._optreg_saved_state = state_dict
 
 
 def _restore_state_dtypes(optimizer: Any) -> None:
     """load_state_dict post-hook: state tensors keep the dtype they were saved with."""
-    saved = optimizer.__dict__.pop("_optreg_saved_state", {})
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    for index, state in saved.items():
-        if not isinstance(index, int) or index >= len(params):
-            continue
-        loaded = optimizer.state.get(params[index], {})
-        for key, value in state.items():
-            now = loaded.get(key)
-            if isinstance(value, Tensor) and isinstance(now, Tensor) and now.dtype != value.dtype:
-                loaded[key] = value.to(device=now.device, copy=True)
+    restore_saved_dtypes(optimizer, optimizer.__dict__.pop("_optreg_saved_state", {}))
 
 
 def keep_state_dtypes(optimizer: _O) -> _O:
