@@ -9,6 +9,7 @@ from optreg import _loading, _records, _signature, _validate
 from optreg._contract import FactoryContract
 from optreg._discovery import call_hook
 from optreg._entry import Entry, EntryInfo
+from optreg._grouping import Grouping, check_grouping
 from optreg._registry import optimizers, schedulers
 
 if TYPE_CHECKING:
@@ -99,105 +100,120 @@ def get_optimizer(
         TypeError: a keyword the optimizer does not accept, or bad ``params``.
         ValueError: an invalid hyperparameter value or an empty parameter list.
     """
-    import torch
-
-    from optreg._rules import group_parameters, layer_regex
-
     entry = optimizers.resolve(name)
     factory = optimizers.load(entry)
+    contract = _loading.contract(entry)
+    kwargs = _checked_kwargs(entry, factory, contract, kwargs)
+    grouping = check_grouping(
+        _label(entry),
+        factory,
+        contract,
+        no_decay=no_decay,
+        overrides=overrides,
+        rules=rules,
+        layer_decay=layer_decay,
+        layer_pattern=layer_pattern,
+    )
+    params = _read_once(params)  # for the groups, and for the names a record keeps
+    build = _build_routed if contract.routes_params else _build_grouped
+    optimizer = build(entry, factory, params, grouping, kwargs)
+    _records.remember_optimizer(
+        optimizer,
+        entry,
+        kwargs,
+        no_decay=grouping.no_decay,
+        overrides=grouping.overrides,
+        names=_records.parameter_names(params),
+        grouping=grouping.ruling(),
+    )
+    call_hook("optreg_optimizer_created", name=entry.name, optimizer=optimizer)
+    return optimizer
+
+
+def _checked_kwargs(
+    entry: Entry, factory: Any, contract: FactoryContract, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The hyperparameters, checked against the factory (its own check where it has one).
+
+    Raises:
+        TypeError: a keyword it does not take (``optreg_prepare`` included).
+        ValueError: a value of the wrong kind.
+    """
     label = _label(entry)
-    if no_decay is not None:  # one pattern, not its characters; a generator read once
-        no_decay = [no_decay] if isinstance(no_decay, str) else list(no_decay)
     if "optreg_prepare" in kwargs:
         raise TypeError(
             f"{label}: optreg_prepare is what optreg passes a factory that splits the "
             "parameters itself (see optreg.hookspecs), not an option"
         )
-    contract = _loading.contract(entry)
     if contract.check_keywords is not None:  # a factory that says more (bnb)
         contract.check_keywords(kwargs)
     else:
         _signature.check_keywords(label, factory, kwargs)
-    kwargs = _validate.hyperparameters(label, factory, kwargs)
-    if overrides:
-        overrides = _check_overrides(label, factory, overrides, contract.group_options)
-    routes = contract.routes_params
-    if rules is not None:
-        _check_rule_options(label, factory, rules, contract)
-    if layer_pattern is not None:
-        if layer_decay is None:
-            raise ValueError(
-                f"{label}: layer_pattern={layer_pattern!r} is read only with layer_decay "
-                "(it finds each parameter's layer); give layer_decay too, or drop it"
-            )
-        layer_regex(layer_pattern)
-    if overrides and (rules or layer_decay is not None):
-        raise ValueError(
-            f"{label}: give rules= or overrides=, not both (a rule does what an override does)"
-        )
-    if not isinstance(params, (torch.Tensor, torch.nn.Module, Mapping, str, bytes)) and isinstance(
-        params, Iterable
-    ):
-        params = list(params)  # read once: for the groups, and for the names a record keeps
-    ruled = rules is not None or layer_decay is not None
-    if routes:
-        # it splits the parameters itself, by name and module type (muon_adamw): it gets
-        # what the user gave, with the no-decay patterns, overrides and rules
-        extra: dict[str, Any] = {
-            "rules": rules,
-            "layer_decay": layer_decay,
-            "layer_pattern": layer_pattern,
-        }
-        extra = {k: v for k, v in extra.items() if v is not None} if ruled else {}
-        if _signature.takes(factory, "optreg_prepare") == "named":
-            # the hook runs on the groups it makes, before it builds (see hookspecs)
-            extra["optreg_prepare"] = _prepare_hook(entry.name)
-        optimizer = _loading.first_call(
-            entry, factory, params, no_decay=no_decay, overrides=overrides, **extra, **kwargs
-        )
-    else:
-        groups = group_parameters(
-            params,
-            rules=rules,
-            layer_decay=layer_decay,
-            layer_pattern=layer_pattern,
-            weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
-            no_decay=no_decay,
-            overrides=overrides,
-            lr=kwargs.get("lr", _signature.default(factory, "lr")),
-        )
-        call_hook(
-            "optreg_prepare_optimizer",
-            undo=True,
-            name=entry.name,
-            param_groups=groups,
-            kwargs=kwargs,
-        )
-        optimizer = _loading.first_call(entry, factory, groups, **kwargs)
+    return _validate.hyperparameters(label, factory, kwargs)
+
+
+def _read_once(params: Any) -> Any:
+    """An iterable of tensors, pairs or groups as a list (a generator is read once)."""
+    import torch
+
+    one = (torch.Tensor, torch.nn.Module, Mapping, str, bytes)
+    return list(params) if isinstance(params, Iterable) and not isinstance(params, one) else params
+
+
+def _build_grouped(
+    entry: Entry, factory: Any, params: Any, grouping: Grouping, kwargs: dict[str, Any]
+) -> torch.optim.Optimizer:
+    """Group the parameters, run the prepare hook on the groups, build."""
+    from optreg._rules import group_parameters
+
+    groups = group_parameters(
+        params,
+        **grouping.ruling(),
+        weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
+        no_decay=grouping.no_decay,
+        overrides=grouping.overrides,
+        lr=kwargs.get("lr", _signature.default(factory, "lr")),
+    )
+    call_hook(
+        "optreg_prepare_optimizer", undo=True, name=entry.name, param_groups=groups, kwargs=kwargs
+    )
+    return _checked_optimizer(entry, _loading.first_call(entry, factory, groups, **kwargs))
+
+
+def _build_routed(
+    entry: Entry, factory: Any, params: Any, grouping: Grouping, kwargs: dict[str, Any]
+) -> torch.optim.Optimizer:
+    """A factory that splits the parameters itself (muon_adamw): what the user gave, with
+    the grouping, and the prepare hook to run on the groups it makes."""
+    extra: dict[str, Any] = grouping.ruling() if grouping.ruled else {}
+    if _signature.takes(factory, "optreg_prepare") == "named":
+        extra["optreg_prepare"] = _prepare_hook(entry.name)
+    built = _loading.first_call(
+        entry,
+        factory,
+        params,
+        no_decay=grouping.no_decay,
+        overrides=grouping.overrides,
+        **extra,
+        **kwargs,
+    )
+    return _checked_optimizer(entry, built)
+
+
+def _checked_optimizer(entry: Entry, optimizer: Any) -> torch.optim.Optimizer:
+    """What the factory returned, if it is an optimizer.
+
+    Raises:
+        TypeError: it is not a ``torch.optim.Optimizer`` (the plugin is broken).
+    """
+    import torch
+
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
-            f"{label} returned {type(optimizer).__module__}.{type(optimizer).__qualname__}"
-            f" ({optimizer!r:.60}), not a torch.optim.Optimizer; the plugin providing it "
-            f"({entry.provider}) is broken"
+            f"{_label(entry)} returned {type(optimizer).__module__}."
+            f"{type(optimizer).__qualname__} ({optimizer!r:.60}), not a torch.optim.Optimizer; "
+            f"the plugin providing it ({entry.provider}) is broken"
         )
-    _records.remember_optimizer(
-        optimizer,
-        entry,
-        kwargs,
-        no_decay=no_decay,
-        overrides=overrides,
-        names=_records.parameter_names(params),
-        grouping={
-            k: v
-            for k, v in (
-                ("rules", rules),
-                ("layer_decay", layer_decay),
-                ("layer_pattern", layer_pattern),
-            )
-            if v is not None
-        },
-    )
-    call_hook("optreg_optimizer_created", name=entry.name, optimizer=optimizer)
     return optimizer
 
 
@@ -253,6 +269,7 @@ def get_scheduler(
     name = getattr(name, "value", name)  # SchedulerType members
     entry = schedulers.resolve(name)
     factory = schedulers.load(entry)
+    _loading.contract(entry)  # its signature readable (a plugin's failure contained)
     if not isinstance(getattr(optimizer, "param_groups", None), list):
         raise TypeError(
             f"{entry.name}: `optimizer` must be a torch.optim.Optimizer, got "
@@ -351,66 +368,6 @@ def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
                 "(adafactor: lr=1e-3, relative_step=False), or use the 'adafactor' schedule, "
                 "which reports the lr Adafactor computes"
             )
-
-
-def _check_rule_options(
-    label: str, factory: Any, rules: Sequence[Mapping[str, Any]], contract: FactoryContract
-) -> None:
-    """Every option a rule sets is one the optimizer takes (or lr_scale / optimizer).
-
-    Raises:
-        TypeError: an option the optimizer does not take, or ``optimizer`` for one that
-            is not composite.
-    """
-    from optreg._rules import SELECTORS
-
-    if not isinstance(rules, (list, tuple)):
-        return  # assign() says what is wrong with it
-    group_options = contract.group_options
-    for i, rule in enumerate(rules):
-        if not isinstance(rule, Mapping):
-            continue
-        where = f"{label} rules[{i}]"
-        options = [k for k in rule if k not in SELECTORS and k not in ("lr_scale", *group_options)]
-        if "optimizer" in options:
-            if not contract.routes_params:
-                raise TypeError(
-                    f"{where} sets 'optimizer', which only a composite optimizer "
-                    "(such as 'muon_adamw') takes"
-                )
-            options.remove("optimizer")
-        _signature.check_keywords(where, factory, options)
-        _validate.hyperparameters(where, factory, {k: rule[k] for k in options}, group=True)
-
-
-def _check_overrides(
-    label: str, factory: Any, overrides: Mapping[str, Any], group_options: tuple[str, ...]
-) -> dict[str, dict[str, Any]]:
-    """Check ``overrides`` like keyword arguments: every option one the optimizer takes.
-
-    Raises:
-        TypeError: a pattern that is not a str, options that are not a mapping, or an
-            option the optimizer does not take (``params`` included).
-        ValueError: an option value of the wrong kind (see :mod:`optreg._validate`).
-    """
-    if not isinstance(overrides, Mapping):
-        raise TypeError(
-            f"{label}: overrides must map name patterns to option dicts, e.g. "
-            f"{{'embed': {{'lr': 1e-4}}}}; got {type(overrides).__name__}: {overrides!r:.80}"
-        )
-    out: dict[str, dict[str, Any]] = {}
-    for pattern, options in overrides.items():
-        where = f"{label} overrides[{pattern!r}]"
-        if not isinstance(pattern, str) or not isinstance(options, Mapping):
-            raise TypeError(
-                f"{label}: overrides must map name patterns to option dicts, e.g. "
-                f"{{'embed': {{'lr': 1e-4}}}}; got {pattern!r}: {options!r:.80}"
-            )
-        if "params" in options:
-            raise TypeError(f"{where}: 'params' is not an option; the pattern selects them")
-        _signature.check_keywords(where, factory, [k for k in options if k not in group_options])
-        out[pattern] = _validate.hyperparameters(where, factory, options, group=True)
-    return out
 
 
 def _label(entry: Entry) -> str:

@@ -16,6 +16,7 @@ def describe(entry: Entry) -> EntryInfo:
     description = entry.description or entry.summary
     doc = description
     try:
+        _loading.contract(entry)  # loads it and reads its signature, containing failures
         factory = _loading.load(entry)
     except (PluginLoadError, MissingDependencyError):
         pass

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
-import inspect
 import re
 import sys
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from optreg._contract import FactoryContract, contract_of
 from optreg._entry import Entry, dist_requires
 from optreg._errors import MissingDependencyError, PluginLoadError
 from optreg._locks import fork_safe_lock
+from optreg._signature import signature
 
 __all__ = [
     "clear",
@@ -103,17 +103,14 @@ def load(entry: Entry) -> Any:
                 f"{factory!r:.60}, not a callable factory"
             )
             raise PluginLoadError(msg)
-    # the builtins' signatures cannot raise (bnb's, read from bitsandbytes, is None where
-    # it cannot be imported), and reading them here would import bitsandbytes on load
-    if entry.source != "builtin":
-        _probe_signature(entry, what, factory)
     _loaded[entry] = factory
     return factory
 
 
 def contract(entry: Entry) -> FactoryContract:
     """The factory contract of ``entry`` (:class:`optreg.FactoryContract`), read once when
-    it is first asked for (loading the factory) and kept with it.
+    it is first asked for (loading the factory and reading its signature) and kept with
+    it: what every use of a name (a build, ``optreg info``, ``optreg check``) asks first.
 
     Raises:
         MissingDependencyError, PluginLoadError: see :func:`load`; a PluginLoadError too
@@ -124,6 +121,8 @@ def contract(entry: Entry) -> FactoryContract:
     except KeyError:
         pass
     factory = load(entry)
+    if entry.source != "builtin":  # the builtins' cannot raise (bnb's is None without bnb)
+        _probe_signature(entry, factory)
     try:
         declared = contract_of(factory)
     except TypeError as e:
@@ -135,20 +134,21 @@ def contract(entry: Entry) -> FactoryContract:
     return declared
 
 
-def _probe_signature(entry: Entry, what: str, factory: Any) -> None:
-    """Read the factory's signature once, as it is loaded: a factory that computes it from
-    its library (optreg-timm's) fails there when the library does not load, and that is
-    the plugin's failure, not the caller's. No readable signature is fine.
+def _probe_signature(entry: Entry, factory: Any) -> None:
+    """Read the factory's signature before it is used (a name is built, described or
+    checked): a factory that computes it from its library (optreg-timm's, which stays
+    unimported until then) fails there when the library does not load, and that is the
+    plugin's failure, not the caller's. No readable signature is fine.
 
     Raises:
         PluginLoadError: reading the signature raised something else.
     """
     try:
         with _IMPORT_LOCK:
-            inspect.signature(factory)
-    except (TypeError, ValueError):
-        return
+            signature(factory)  # the one read every later question of it uses
     except (Exception, SystemExit) as e:
+        where = f" (entry point {entry.entry_point})" if entry.entry_point else ""
+        what = f"{entry.kind} {entry.name!r} from distribution {entry.provider!r}{where}"
         _broken[entry] = msg = (
             f"{what}: the signature of {entry.target_ref} cannot be read: {type(e).__name__}: {e}"
         )

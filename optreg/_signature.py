@@ -8,7 +8,9 @@ need a metric or a closure).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,6 +24,7 @@ __all__ = [
     "needs_closure",
     "parameters",
     "requires",
+    "signature",
     "step_needs_metric",
     "step_scheduler",
     "takes",
@@ -31,12 +34,32 @@ __all__ = [
 _EMPTY = inspect.Parameter.empty
 
 
-def parameters(fn: Any) -> Mapping[str, inspect.Parameter] | None:
-    """The parameters of ``fn``, or None when it has no readable signature."""
+# Signatures read, by callable (weakly: a factory dropped from the registry is dropped
+# here): a build asks several questions of one factory's signature.
+_READ: weakref.WeakKeyDictionary[Any, inspect.Signature] = weakref.WeakKeyDictionary()
+
+
+def signature(fn: Any) -> inspect.Signature | None:
+    """``inspect.signature(fn)``, read once per callable; None when it has no readable
+    signature (asked again next time). Anything else reading it raises propagates.
+    """
     try:
-        return inspect.signature(fn).parameters
+        return _READ[fn]
+    except (KeyError, TypeError):  # not read yet, or not weakly referable / hashable
+        pass
+    try:
+        read = inspect.signature(fn)
     except (TypeError, ValueError):
         return None
+    with contextlib.suppress(TypeError):
+        _READ[fn] = read
+    return read
+
+
+def parameters(fn: Any) -> Mapping[str, inspect.Parameter] | None:
+    """The parameters of ``fn``, or None when it has no readable signature."""
+    sig = signature(fn)
+    return None if sig is None else sig.parameters
 
 
 def _after_first(params: Mapping[str, inspect.Parameter]) -> list[inspect.Parameter]:
@@ -105,7 +128,7 @@ def describe(fn: Any) -> tuple[str | None, tuple[str, ...]]:
         for p in _after_first(params)
         if p.default is _EMPTY and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     )
-    return str(inspect.signature(fn)), required
+    return str(signature(fn)), required
 
 
 def check_keywords(

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from optreg import _cli_groups, _cli_plot, _validate
+from optreg import _cli_groups, _cli_plot, _loading, _validate
 from optreg._errors import (
     AmbiguousNameError,
     MissingDependencyError,
@@ -324,7 +324,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         for entry in entries:
             where = f"{registry.kind} {entry.qualified_name}"
             try:
-                registry.load(entry)  # a target that is not callable is a PluginLoadError
+                # loads it and reads its signature and contract: a target that is not
+                # callable, or whose signature raises, is a PluginLoadError
+                _loading.contract(entry)
             except MissingDependencyError as e:
                 unavailable.append(f"{where}: {one_line(str(e))}")
             except Exception as e:

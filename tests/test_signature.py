@@ -67,3 +67,32 @@ def test_metric_driven_and_closure_detection_and_stepping() -> None:
     assert lambda_lr.get_last_lr() == [0.125]
     lbfgs = torch.optim.LBFGS([torch.nn.Parameter(torch.zeros(1))])
     assert _signature.needs_closure(lbfgs) and not _signature.needs_closure(opt)
+
+
+def test_a_build_reads_a_factorys_signature_once(
+    monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+) -> None:
+    import inspect
+
+    import torch
+
+    import optreg
+
+    def factory(params: Any, lr: float = 0.1, momentum: float = 0.0) -> Any:
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+
+    optreg.register_optimizer("counted_sgd", factory)
+    reads: list[Any] = []
+    original = inspect.signature
+
+    def counting(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(fn)
+        return original(fn, *args, **kwargs)
+
+    monkeypatch.setattr(inspect, "signature", counting)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.LayerNorm(3))
+    for _ in range(3):
+        optreg.get_optimizer(
+            "counted_sgd", model, lr=0.2, momentum=0.9, overrides={"0.": {"lr": 0.1}}
+        )
+    assert sum(fn is factory for fn in reads) == 1  # three builds, one read, cached
