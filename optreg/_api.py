@@ -100,6 +100,8 @@ def get_optimizer(
         TypeError: a keyword the optimizer does not accept, or bad ``params``.
         ValueError: an invalid hyperparameter value or an empty parameter list.
     """
+    from optreg._kinds import one_walk  # imports torch
+
     entry = optimizers.resolve(name)
     factory = optimizers.load(entry)
     contract = _loading.contract(entry)
@@ -116,14 +118,16 @@ def get_optimizer(
     )
     params = _read_once(params)  # for the groups, and for the names a record keeps
     build = _build_routed if contract.routes_params else _build_grouped
-    optimizer = build(entry, factory, params, grouping, kwargs)
+    with one_walk():  # a module's parameters are walked once for all of it
+        optimizer = build(entry, factory, params, grouping, kwargs)
+        names = _records.parameter_names(params)
     _records.remember_optimizer(
         optimizer,
         entry,
         kwargs,
         no_decay=grouping.no_decay,
         overrides=grouping.overrides,
-        names=_records.parameter_names(params),
+        names=names,
         grouping=grouping.ruling(),
     )
     call_hook("optreg_optimizer_created", name=entry.name, optimizer=optimizer)

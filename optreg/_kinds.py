@@ -21,6 +21,9 @@ module type matters (an ``nn.Embedding`` named ``shared``, say, is caught by nam
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 from torch import Tensor, nn
@@ -34,8 +37,15 @@ __all__ = [
     "is_head",
     "is_named_pairs",
     "is_norm",
+    "named_parameters",
+    "one_walk",
     "owners",
 ]
+
+# The walks of a module's parameters during one build (see one_walk): id(model) -> pairs.
+_WALKS: contextvars.ContextVar[dict[int, list[tuple[str, Tensor]]] | None] = contextvars.ContextVar(
+    "optreg_walks", default=None
+)
 
 #: Name parts (exact) that mark an embedding, besides any part containing ``embed``.
 EMBEDDING_NAMES = frozenset({"wte", "wpe", "shared", "cls_token", "relative_attention_bias"})
@@ -114,3 +124,25 @@ def owners(model: nn.Module) -> dict[int, tuple[str, nn.Module]]:
         for p in module.parameters(recurse=False):
             out.setdefault(id(p), (module_name, module))
     return out
+
+
+def named_parameters(model: nn.Module) -> list[tuple[str, Tensor]]:
+    """``model.named_parameters()`` as a list: walked once per build inside
+    :func:`one_walk` (the grouping, the rules, the routing and the record all ask)."""
+    memo = _WALKS.get()
+    if memo is None:
+        return list(model.named_parameters())
+    if id(model) not in memo:
+        memo[id(model)] = list(model.named_parameters())
+    return memo[id(model)]
+
+
+@contextlib.contextmanager
+def one_walk() -> Iterator[None]:
+    """Within the block, :func:`named_parameters` walks each module once (per thread and
+    task: a context variable)."""
+    token = _WALKS.set({})
+    try:
+        yield
+    finally:
+        _WALKS.reset(token)

@@ -32,9 +32,10 @@ def parameter_names(params: Any) -> dict[int, str]:
     from torch import nn
 
     from optreg._kinds import is_named_pairs
+    from optreg._kinds import named_parameters as walk
 
     if isinstance(params, nn.Module):
-        return {id(p): n for n, p in params.named_parameters()}
+        return {id(p): n for n, p in walk(params)}
     if is_named_pairs(params):
         return {id(p): n for n, p in params}
     return {}

@@ -33,6 +33,7 @@ from typing import Any
 from torch import nn
 
 from optreg._kinds import EMBEDDING_MODULES, NORM_LAYERS, is_embedding, is_named_pairs, is_norm
+from optreg._kinds import named_parameters as walk
 from optreg.params import matches, param_groups
 
 __all__ = ["SELECTORS", "assign", "group_parameters", "layer_ids", "layer_regex", "named_of"]
@@ -54,7 +55,7 @@ def named_of(params: Any) -> tuple[list[tuple[str, Any]], nn.Module | None]:
         ValueError: ``params`` says no names (bare tensors or param-group dicts).
     """
     if isinstance(params, nn.Module):
-        return [(n, p) for n, p in params.named_parameters() if p.requires_grad], params
+        return [(n, p) for n, p in walk(params) if p.requires_grad], params
     if is_named_pairs(params):
         return [(n, p) for n, p in params if p.requires_grad], None
     raise ValueError(

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from optreg._kinds import NORM_LAYERS, is_named_pairs, is_norm
+from optreg._kinds import named_parameters as walk
 
 __all__ = ["NORM_LAYERS", "check_overrides", "matches", "named_no_decay", "param_groups"]
 
@@ -93,7 +94,7 @@ def param_groups(
     named: list[tuple[str, torch.Tensor]] | None = None
     default_rule: set[str] | None = None
     if isinstance(params, nn.Module):
-        named = [(n, p) for n, p in params.named_parameters() if p.requires_grad]
+        named = [(n, p) for n, p in walk(params) if p.requires_grad]
         default_rule = named_no_decay(params) if no_decay is None else None
         if not named:
             raise ValueError(f"{type(params).__name__} has no trainable parameters")

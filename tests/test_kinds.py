@@ -3,6 +3,8 @@ run decide alike, on a zoo of the module shapes real models have."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -179,3 +181,33 @@ def test_module_types_count_too() -> None:
     assert is_norm(MyRMSNorm())
     assert is_named_pairs([("a", torch.zeros(1))])
     assert not is_named_pairs([]) and not is_named_pairs([("a", 1)]) and not is_named_pairs("ab")
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("adamw", {}),
+        ("adamw", {"rules": [{"match": "pos_embed", "lr_scale": 0.1}], "layer_decay": 0.8}),
+        ("muon_adamw", {"rules": [{"match": "head", "optimizer": "adamw"}]}),
+    ],
+    ids=["grouped", "rules-and-layer-decay", "routed"],
+)
+def test_a_build_walks_the_models_parameters_once(
+    name: str, kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if name == "muon_adamw" and not hasattr(torch.optim, "Muon"):
+        pytest.skip("torch.optim.Muon needs torch >= 2.9")
+    model = ViT()
+    walks = []
+    original = type(model).named_parameters
+
+    def counting(self: nn.Module, prefix: str = "", recurse: bool = True, **kw: Any) -> Any:
+        if self is model and recurse:
+            walks.append(1)
+        return original(self, prefix, recurse, **kw)
+
+    monkeypatch.setattr(type(model), "named_parameters", counting)
+    opt = optreg.get_optimizer(name, model, **kwargs)
+    assert len(walks) == 1
+    record = optreg.state_dict(opt)  # the names the record keeps came from that walk
+    assert record["optimizer"]["groups"][0]["params"][0] is not None

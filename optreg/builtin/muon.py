@@ -19,6 +19,7 @@ from torch import nn
 
 from optreg._contract import FactoryContract
 from optreg._kinds import HEAD_NAMES, is_embedding, is_head, is_named_pairs, owners
+from optreg._kinds import named_parameters as walk
 from optreg._rules import assign, named_of
 from optreg.builtin.torch_optim import adamw_for, keep_kernel_choice
 from optreg.params import check_overrides, matches, param_groups
@@ -143,9 +144,7 @@ def _named(params: Any) -> tuple[list[tuple[str, torch.Tensor]], set[int], set[i
     for a module, by name for ``(name, tensor)`` pairs."""
     if isinstance(params, nn.Module):
         held = owners(params)
-        named: list[tuple[str, torch.Tensor]] = [
-            (n, p) for n, p in params.named_parameters() if p.requires_grad
-        ]
+        named: list[tuple[str, torch.Tensor]] = [(n, p) for n, p in walk(params) if p.requires_grad]
         embeddings = {id(p) for n, p in named if is_embedding(n, held.get(id(p), ("", None))[1])}
     elif is_named_pairs(params):
         named = [(str(n), p) for n, p in params if p.requires_grad]
