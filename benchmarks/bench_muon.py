@@ -3,10 +3,14 @@
 A 6-layer transformer-shaped stack of width d (an embedding, per layer a fused QKV, an
 output projection, a 4d MLP, two LayerNorms and their biases, a final norm and an output
 head) with fixed random gradients, for d = 128, 256, 512. In one process, on one thread,
-interleaved REPS times: one muon_adamw step, one step of Muon + AdamW built by hand with
-torch's defaults (AdamW's for-loop kernel), and one of Muon + AdamW(fused=True) by hand.
-Prints the median of each and the ratios; the targets (issue 26): muon_adamw <= 1.0x of
-the best hand-built pair at every d, and <= 0.7x of the torch-default pair at d=128.
+interleaved REPS times: one muon_adamw step (its default: Newton-Schulz looped on the CPU),
+one with ``ns_batch=True`` (same-shape matrices orthogonalised in one batched call), one
+step of Muon + AdamW built by hand with torch's defaults (AdamW's for-loop kernel), and
+one of Muon + AdamW(fused=True) by hand. Prints the median of each and the ratios; the
+targets (issue 26): <= 1.0x of the best hand-built pair at every d, and <= 0.7x of the
+torch-default pair at d=128. It also says whether the batched run's parameters equal the
+looped run's exactly after the timed steps (they do where the BLAS computes a batched and
+a single bf16 matmul alike).
 
     python benchmarks/bench_muon.py [--widths 128 256 512] [--layers 6] [--reps 21]
 """
@@ -79,30 +83,43 @@ def _time(step: Callable[[], None]) -> float:
 
 def run(d: int, layers: int, reps: int) -> dict[str, float]:
     """Median step time of each variant at width ``d``."""
-    models = {k: Stack(d, layers) for k in ("muon_adamw", "by hand", "by hand, fused AdamW")}
+    names = ("muon_adamw", "batched", "by hand", "by hand, fused AdamW")
+    models = {k: Stack(d, layers) for k in names}
     first = models["muon_adamw"].state_dict()
     for m in models.values():
         m.load_state_dict(first)
         _grads(m)
     ours = optreg.get_optimizer("muon_adamw", models["muon_adamw"], lr=0.02, adamw_lr=1e-3)
+    batched = optreg.get_optimizer(
+        "muon_adamw", models["batched"], lr=0.02, adamw_lr=1e-3, ns_batch=True
+    )
     default = _by_hand(models["by hand"], fused=None)
     fused = _by_hand(models["by hand, fused AdamW"], fused=True)
     steps: dict[str, Callable[[], None]] = {
         "muon_adamw": ours.step,
+        "batched": batched.step,
         "by hand": lambda: [o.step() for o in default] and None,
         "by hand, fused AdamW": lambda: [o.step() for o in fused] and None,
     }
     for step in steps.values():  # warm up: state allocated, kernels loaded
         step()
     times: dict[str, list[float]] = {k: [] for k in steps}
-    names = list(steps)
+    order = list(steps)
     for i in range(reps):
-        for k in names[i % 3 :] + names[: i % 3]:  # rotate the order: no variant always first
+        k0 = i % len(order)
+        for k in order[k0:] + order[:k0]:  # rotate the order: no variant always first
             times[k].append(_time(steps[k]))
+    same = all(
+        torch.equal(a, b)
+        for a, b in zip(
+            models["muon_adamw"].parameters(), models["batched"].parameters(), strict=True
+        )
+    )
     routes = route(models["muon_adamw"])
     print(
         f"d={d}: {sum(r == 'muon' for r in routes.values())} Muon tensors, "
-        f"{sum(r == 'adamw' for r in routes.values())} AdamW-side tensors"
+        f"{sum(r == 'adamw' for r in routes.values())} AdamW-side tensors; batched equals "
+        f"looped exactly: {same}"
     )
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -116,15 +133,18 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, 1 thread, {args.layers} layers, median of {args.reps}")
+    rows = [(d, run(d, args.layers, args.reps)) for d in args.widths]
     print(
-        f"{'d':>5} {'muon_adamw':>11} {'by hand':>9} {'hand+fused':>11} {'vs default':>11} {'vs best':>8}"
+        f"{'d':>5} {'muon_adamw':>11} {'batched':>10} {'by hand':>10} {'hand+fused':>11} "
+        f"{'vs default':>11} {'vs best':>8} {'batched vs default':>19} {'vs best':>8}"
     )
-    for d in args.widths:
-        t = run(d, args.layers, args.reps)
-        ours, default, fused = t["muon_adamw"], t["by hand"], t["by hand, fused AdamW"]
+    for d, t in rows:
+        ours, batch = t["muon_adamw"], t["batched"]
+        default, best = t["by hand"], min(t["by hand"], t["by hand, fused AdamW"])
         print(
-            f"{d:>5} {ours * 1e3:>9.2f}ms {default * 1e3:>7.2f}ms {fused * 1e3:>9.2f}ms "
-            f"{ours / default:>10.3f}x {ours / min(default, fused):>7.3f}x"
+            f"{d:>5} {ours * 1e3:>9.2f}ms {batch * 1e3:>8.2f}ms {default * 1e3:>8.2f}ms "
+            f"{t['by hand, fused AdamW'] * 1e3:>9.2f}ms {ours / default:>10.3f}x "
+            f"{ours / best:>7.3f}x {batch / default:>18.3f}x {batch / best:>7.3f}x"
         )
 
 

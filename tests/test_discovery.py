@@ -930,10 +930,12 @@ def test_a_listing_parses_each_distributions_metadata_once(
         entry_points={"optreg.optimizers": {f"meta_{i}": "torch.optim:SGD" for i in range(6)}},
     )
     parses: collections.Counter[int] = collections.Counter()
+    alive: list[Any] = []  # held, so that no id is reused by another distribution object
     original = importlib_metadata.Distribution.metadata
 
     def counting(self: Any) -> Any:
         parses[id(self)] += 1
+        alive.append(self)
         return original.fget(self)  # type: ignore[attr-defined]
 
     monkeypatch.setattr(importlib_metadata.Distribution, "metadata", property(counting))

@@ -102,7 +102,7 @@ def test_one_optimizer_with_tagged_groups_and_the_routes_to_read() -> None:
         (g["optimizer"], g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups
     ]
     assert sides == [("muon", 0.02, 0.1, 4), ("adamw", 3e-4, 0.01, 3), ("adamw", 3e-4, 0.0, 8)]
-    assert type(opt.muon) is torch.optim.Muon and type(opt.adamw) is torch.optim.AdamW  # type: ignore[attr-defined]
+    assert isinstance(opt.muon, torch.optim.Muon) and type(opt.adamw) is torch.optim.AdamW  # type: ignore[attr-defined]
 
 
 def _by_hand(model: nn.Module, fused: bool | None = None) -> list[torch.optim.Optimizer]:
@@ -400,3 +400,53 @@ def test_a_checkpoint_of_the_default_kernel_loads_and_the_fused_kernel_stays() -
     _loss(model, 1).backward()
     after.step()  # steps fused from the for-loop kernel's state
     assert int(after.state[model.blocks[0]["attn"].bias]["step"]) == 2
+
+
+def test_batched_newton_schulz_equals_torchs_per_matrix_iteration() -> None:
+    """Same-shape matrices in one batched call: each as torch's own iteration computes it
+    (within bf16 rounding; exactly equal where the BLAS computes a batched and a single
+    bf16 matmul alike, as on the development machines)."""
+    from torch.optim._muon import _zeropower_via_newtonschulz
+
+    from optreg.builtin.muon_batched import newton_schulz_batched
+
+    gen = torch.Generator().manual_seed(0)
+    coefficients = (3.4445, -4.775, 2.0315)
+    for shape in [(16, 16), (48, 16), (16, 64)]:  # square, tall (transposed), wide
+        stack = torch.randn(5, *shape, generator=gen)
+        batched = newton_schulz_batched(stack, coefficients, 5, 1e-7)
+        looped = torch.stack([_zeropower_via_newtonschulz(m, coefficients, 5, 1e-7) for m in stack])
+        assert batched.shape == looped.shape and batched.dtype == torch.bfloat16
+        torch.testing.assert_close(batched.float(), looped.float(), rtol=0, atol=2e-2)
+
+
+def test_muon_adamw_batched_steps_as_looped() -> None:
+    models = {batch: TinyLM() for batch in (True, False)}
+    opts = {
+        batch: optreg.get_optimizer("muon_adamw", m, lr=0.02, ns_batch=batch)
+        for batch, m in models.items()
+    }
+    assert opts[True].muon.batch is True and opts[False].hyperparameters["ns_batch"] is False
+    for step in range(4):
+        for batch, model in models.items():
+            opts[batch].zero_grad()
+            _loss(model, step).backward()
+            opts[batch].step()
+    for (name, a), b in zip(
+        models[True].named_parameters(), models[False].parameters(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-3, msg=name)
+    import copy
+
+    assert copy.deepcopy(opts[True]).muon.batch is True  # a copy keeps the choice
+
+
+def test_auto_batches_on_cuda_only_and_a_bad_choice_is_refused() -> None:
+    from optreg.builtin.muon_batched import BatchedMuon
+
+    opt = optreg.get_optimizer("muon_adamw", TinyLM(), lr=0.02)
+    assert opt.muon.batch == "auto"
+    assert opt.muon._batches(torch.device("cpu")) is False
+    assert opt.muon._batches(torch.device("cuda")) is True
+    with pytest.raises(ValueError, match=r"`batch` must be True, False or 'auto', got 'yes'"):
+        BatchedMuon([nn.Parameter(torch.zeros(2, 2))], batch="yes")  # type: ignore[arg-type]

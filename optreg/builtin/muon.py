@@ -12,7 +12,7 @@ themselves, so its updates equal theirs built by hand on the same split, bit for
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -257,6 +257,9 @@ class MuonAdamW(torch.optim.Optimizer):
         adamw_betas, adamw_eps, adamw_weight_decay: AdamW's (torch's defaults).
         adamw_foreach, adamw_fused: AdamW's kernel; by default the one ``adamw`` chooses
             (fused where every AdamW-side parameter is contiguous on CPU / CUDA).
+        ns_batch: orthogonalise a group's same-shape matrices in one batched call
+            (:class:`~optreg.builtin.muon_batched.BatchedMuon`): ``"auto"`` on CUDA only,
+            True everywhere, False never.
         route: ``"auto"`` (by name and module type) or ``"ndim"``; see :func:`route`.
         adamw_params, muon_params: name patterns (substring or glob) sent to that side.
         no_decay: name patterns exempt from weight decay; default: biases, norm weights
@@ -302,6 +305,7 @@ class MuonAdamW(torch.optim.Optimizer):
         adamw_weight_decay: float = 0.01,
         adamw_foreach: bool | None = None,
         adamw_fused: bool | None = None,
+        ns_batch: bool | Literal["auto"] = "auto",
         route: str = "auto",
         adamw_params: Sequence[str] = (),
         muon_params: Sequence[str] = (),
@@ -371,8 +375,11 @@ class MuonAdamW(torch.optim.Optimizer):
             }
         muon_groups = [g for g in groups if g["optimizer"] == "muon"]
         adamw_groups = [g for g in groups if g["optimizer"] == "adamw"]
-        cls: Any = torch.optim.Muon  # type: ignore[attr-defined]
-        self.muon: Any = cls(muon_groups, **muon_options) if muon_groups else None
+        from optreg.builtin.muon_batched import BatchedMuon  # needs torch.optim.Muon
+
+        self.muon: Any = (
+            BatchedMuon(muon_groups, batch=ns_batch, **muon_options) if muon_groups else None
+        )
         self.adamw: Any = (
             adamw_for(
                 "muon_adamw",
@@ -391,6 +398,7 @@ class MuonAdamW(torch.optim.Optimizer):
             **{f"adamw_{k}": v for k, v in adamw_options.items()},
             "adamw_foreach": adamw_foreach,
             "adamw_fused": adamw_fused,
+            "ns_batch": ns_batch,
         }
         # torch's contract: every group carries every key of defaults; the sides share these
         self.defaults = {"lr": lr, "weight_decay": weight_decay}
