@@ -124,13 +124,16 @@ class BatchedMuon(torch.optim.Muon):  # type: ignore[name-defined,misc]
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], bufs: list[Tensor]
     ) -> None:
         lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
-        momentum, coefficients = group["momentum"], group["ns_coefficients"]
-        updates: list[Tensor] = []
-        for grad, buf in zip(grads, bufs, strict=True):
-            if grad.ndim != 2:
-                raise ValueError("Param gradient must be a 2D matrix")
-            buf.lerp_(grad, 1 - momentum)
-            updates.append(grad.lerp(buf, momentum) if group["nesterov"] else buf)
+        coefficients = group["ns_coefficients"]
+        if not any(self._batches(p.device) for p in params):
+            # torch's loop, matrix by matrix (its memory locality: no update waits)
+            for param, grad, buf in zip(params, grads, bufs, strict=True):
+                update = self._momentum(group, grad, buf)
+                self._apply(
+                    group, lr, param, _one(update, coefficients, group["ns_steps"], group["eps"])
+                )
+            return
+        updates = [self._momentum(group, g, b) for g, b in zip(grads, bufs, strict=True)]
         buckets: dict[tuple[Any, ...], list[int]] = {}
         for i, update in enumerate(updates):
             buckets.setdefault((update.shape, update.device, update.dtype), []).append(i)
@@ -145,5 +148,18 @@ class BatchedMuon(torch.optim.Muon):  # type: ignore[name-defined,misc]
                 for i in members:
                     ortho[i] = _one(updates[i], coefficients, group["ns_steps"], group["eps"])
         for param, update in zip(params, ortho, strict=True):
-            param.mul_(1 - lr * group["weight_decay"])
-            param.add_(update, alpha=-_adjusted_lr(lr, group["adjust_lr_fn"], param.shape))
+            self._apply(group, lr, param, update)
+
+    @staticmethod
+    def _momentum(group: dict[str, Any], grad: Tensor, buf: Tensor) -> Tensor:
+        """torch's momentum: the buffer updated in place, the (Nesterov) update returned."""
+        if grad.ndim != 2:
+            raise ValueError("Param gradient must be a 2D matrix")
+        buf.lerp_(grad, 1 - group["momentum"])
+        return grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
+
+    @staticmethod
+    def _apply(group: dict[str, Any], lr: float, param: Tensor, ortho: Tensor) -> None:
+        """torch's decoupled weight decay, then the orthogonalised update."""
+        param.mul_(1 - lr * group["weight_decay"])
+        param.add_(ortho, alpha=-_adjusted_lr(lr, group["adjust_lr_fn"], param.shape))
