@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from optreg._errors import MissingDependencyError
-from optreg._signature import step_needs_metric, step_scheduler
+from optreg._signature import step_needs_metric, step_scheduler, takes
 
 __all__ = [
     "DPI",
@@ -121,6 +121,10 @@ def lr_curve(
         ValueError: a missing or invalid step count or schedule argument.
         TypeError: a keyword the schedule does not accept.
     """
+    pure = _pure_curve(name, lr, num_warmup_steps, num_training_steps, kwargs)
+    if pure is not None:  # a schedule's declared pure form: no optimizer needed
+        return pure
+
     import torch
 
     from optreg._api import get_scheduler
@@ -168,6 +172,47 @@ def lr_curve(
     return LrCurve(
         name=name, lrs=tuple(values), metric_driven=metric, kwargs=given, boundaries=boundaries
     )
+
+
+def _pure_curve(
+    name: str,
+    lr: float,
+    num_warmup_steps: int | None,
+    num_training_steps: int,
+    kwargs: Mapping[str, Any] | None,
+) -> LrCurve | None:
+    """The curve from the schedule's pure form (``FactoryContract.multiplier``, every
+    builtin LambdaLR schedule): ``lr * f(step)``, what its ``LambdaLR`` writes, with no
+    optimizer built; None for a schedule without one.
+
+    Raises:
+        ValueError, TypeError: the schedule's arguments, as get_scheduler checks them.
+    """
+    from optreg import _validate
+    from optreg._loading import contract
+    from optreg._registry import schedulers
+
+    entry = schedulers.resolve(name)
+    factory = schedulers.load(entry)
+    pure = contract(entry).multiplier
+    if pure is None:
+        return None
+    label = f"scheduler {entry.name!r}"
+    call = _validate.schedule_arguments(
+        entry.name, label, factory, num_warmup_steps, num_training_steps, dict(kwargs or {})
+    )
+    call.pop("last_epoch", None)
+    if takes(pure, "base_lr") == "named":
+        call["base_lr"] = lr
+    f = pure(**call)
+    given = tuple(sorted((k, _short(v)) for k, v in (kwargs or {}).items()))
+    steps: tuple[int, ...] = ()
+    if num_training_steps > MAX_POINTS:
+        w = num_warmup_steps or 0
+        steps = sample_steps(num_training_steps, MAX_POINTS, keep=(w - 1, w, w + 1))
+    xs = steps or range(num_training_steps)
+    lrs = tuple(float(lr * f(s)) for s in xs)
+    return LrCurve(name=name, lrs=lrs, metric_driven=False, kwargs=given, steps=steps)
 
 
 def _short(value: Any) -> Any:

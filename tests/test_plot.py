@@ -107,3 +107,43 @@ def test_coinciding_curves_stay_visible_and_the_log_axis_is_labelled(
     assert len({line.get_markevery()[0] for line in drawn}) == 3  # markers at other steps
     labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
     assert any(float(x) > 1 for x in labels) and any(float(x) < 1 for x in labels), labels
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("cosine", {"num_warmup_steps": 7, "num_cycles": 0.7}),
+        ("polynomial", {"num_warmup_steps": 7, "lr_end": 1e-3, "power": 2.0}),
+        ("cosine_with_min_lr", {"num_warmup_steps": 0.1, "min_lr": 0.05}),
+        ("warmup_stable_decay", {"num_warmup_steps": 7, "num_decay_steps": 30}),
+    ],
+)
+def test_a_builtin_curve_builds_no_optimizer_and_equals_the_stepped_schedule(
+    name: str, kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+) -> None:
+    import torch
+
+    import optreg
+
+    n, lr = 100, 0.5
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = optreg.get_scheduler(name, opt, num_training_steps=n, **kwargs)
+    stepped = []
+    for _ in range(n):
+        stepped.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    built: list[str] = []
+    original = torch.optim.Optimizer.__init__
+
+    def counting(self: Any, *args: Any, **kw: Any) -> None:
+        built.append(type(self).__name__)
+        original(self, *args, **kw)
+
+    monkeypatch.setattr(torch.optim.Optimizer, "__init__", counting)
+    warmup = kwargs.pop("num_warmup_steps")
+    curve = _plot.lr_curve(
+        name, lr=lr, num_warmup_steps=warmup, num_training_steps=n, kwargs=kwargs
+    )
+    assert built == []
+    assert list(curve.lrs) == stepped  # exact: lr * f(step), what the LambdaLR writes
