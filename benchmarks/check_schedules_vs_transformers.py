@@ -107,7 +107,7 @@ def check_lambda_schedules() -> None:
     crashed: list[tuple[str, int, int, dict[str, Any]]] = []
     for name, ref, ours, variants in WN_SCHEDULES:
         for w, n in itertools.product([0, 1, 2, 5, 10], [0, 1, 2, 7, 10, 33]):
-            if w > n:  # optreg raises ValueError here (checked in tests/test_schedules.py)
+            if w > n:  # optreg raises ValueError here (checked in tests/builtin/test_schedules.py)
                 continue
             for kw in variants:
                 try:

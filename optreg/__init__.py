@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from optreg._api import (
+from optreg._build.api import (
     get_optimizer,
     get_scheduler,
     list_optimizers,
@@ -23,12 +23,14 @@ from optreg._api import (
     register_scheduler,
     scheduler_info,
 )
-from optreg._checkpoint import from_state_dict, load_state_dict, state_dict
-from optreg._config import build, load_config
-from optreg._contract import FactoryContract
-from optreg._convert import convert_state_dict
-from optreg._entry import Entry, EntryInfo
-from optreg._errors import (
+from optreg._build.config import load_config
+from optreg._build.explain import GroupReport, explain_groups
+from optreg._build.spec import build
+from optreg._checkpoint.convert import convert_state_dict
+from optreg._checkpoint.state import from_state_dict, load_state_dict, state_dict
+from optreg._core.contract import FactoryContract
+from optreg._core.entry import Entry, EntryInfo
+from optreg._core.errors import (
     AmbiguousNameError,
     CheckpointMismatchError,
     CheckpointMismatchWarning,
@@ -42,10 +44,9 @@ from optreg._errors import (
     UsageError,
     WarmupLongerThanTrainingWarning,
 )
-from optreg._groups import GroupReport, explain_groups
-from optreg._names import SchedulerType
-from optreg._prefer import prefer
-from optreg._registry import Registry, optimizers, schedulers
+from optreg._core.names import SchedulerType
+from optreg._core.prefer import prefer
+from optreg._core.registry import Registry, optimizers, schedulers
 from optreg.optim import get_optimizer_cls
 
 __all__ = [
@@ -96,8 +97,8 @@ __all__ = [
 if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
     import pluggy
 
-    from optreg._rules import group_parameters
     from optreg.hookspecs import PluginRegistry
+    from optreg.params._rules import group_parameters
 
     hookimpl: pluggy.HookimplMarker
 
@@ -111,11 +112,11 @@ def __getattr__(name: str) -> Any:
 
         value: Any = pluggy.HookimplMarker("optreg")
     elif name == "group_parameters":  # imports torch
-        from optreg._rules import group_parameters as value
+        from optreg.params._rules import group_parameters as value
     elif name == "PluginRegistry":
         from optreg.hookspecs import PluginRegistry as value
     elif name == "__version__":
-        from optreg._entry import optreg_version
+        from optreg._core.entry import optreg_version
 
         value = optreg_version()
     else:

@@ -29,7 +29,7 @@ The factory contract. A registered factory is called as ``factory(params, **kwar
 and its signature says which keywords it takes. A factory that does more declares it
 with an ``optreg_contract`` attribute, a :class:`optreg.FactoryContract`
 (``FactoryContract(routes_params=..., group_options=..., check_keywords=...)``, defined
-in :mod:`optreg._contract`), read once when the name is loaded.
+in :mod:`optreg._core.contract`), read once when the name is loaded.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from optreg._contract import FactoryContract
-from optreg._entry import Entry, make_entry
+from optreg._core.contract import FactoryContract
+from optreg._core.entry import Entry, make_entry
 
 if TYPE_CHECKING:
     import torch
 
-    from optreg._registry import Registry
+    from optreg._core.registry import Registry
 
 __all__ = [
     "FactoryContract",

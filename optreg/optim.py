@@ -23,12 +23,12 @@ import functools
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from optreg._locks import fork_safe_lock
+from optreg._core.locks import fork_safe_lock
 
 if TYPE_CHECKING:
     import torch
 
-    from optreg._entry import Entry
+    from optreg._core.entry import Entry
 
 __all__ = ["get_optimizer_cls"]
 
@@ -49,9 +49,9 @@ def class_for(entry: Entry, attribute: str) -> type[torch.optim.Optimizer]:
 def _new(cls: type[Any], params: Any, *args: Any, **kwargs: Any) -> Any:
     """``cls(params, ...)``: ``get_optimizer`` with the class's name; hyperparameters given
     positionally, as torch's classes allow, are mapped onto the factory's keywords."""
-    from optreg._api import get_optimizer
-    from optreg._registry import optimizers
-    from optreg._signature import parameters
+    from optreg._build.api import get_optimizer
+    from optreg._core.registry import optimizers
+    from optreg._core.signature import parameters
 
     if args:
         # only what the factory takes positionally: torch's own classes refuse a surplus
@@ -96,7 +96,7 @@ class _Signed:
 
     @functools.cached_property
     def __signature__(self) -> inspect.Signature | None:
-        from optreg._registry import optimizers
+        from optreg._core.registry import optimizers
 
         try:
             signature = inspect.signature(optimizers.load(self._name))
@@ -145,8 +145,8 @@ def get_optimizer_cls(name: str) -> type[torch.optim.Optimizer]:
         MissingDependencyError: the name needs an extra that is not installed.
         PluginLoadError: the plugin providing it cannot be imported.
     """
-    from optreg._errors import AmbiguousNameError
-    from optreg._registry import optimizers
+    from optreg._core.errors import AmbiguousNameError
+    from optreg._core.registry import optimizers
 
     entry = optimizers.resolve(name)
     optimizers.load(entry)  # a missing extra or a broken plugin is an error now, not later
@@ -159,7 +159,7 @@ def get_optimizer_cls(name: str) -> type[torch.optim.Optimizer]:
 
 def attribute_for(entry: Entry, *, plain: bool) -> str:
     """The attribute of this module that stands for ``entry``."""
-    from optreg._entry import normalize_dist
+    from optreg._core.entry import normalize_dist
 
     return entry.name if plain else f"{normalize_dist(entry.provider)}__{entry.name}"
 
@@ -170,8 +170,8 @@ def __getattr__(name: str) -> type[Any]:
     Raises:
         AttributeError: no optimizer has that name (the error suggests close names).
     """
-    from optreg._errors import OptregError
-    from optreg._registry import optimizers
+    from optreg._core.errors import OptregError
+    from optreg._core.registry import optimizers
 
     if name.startswith("__"):
         raise AttributeError(name)
@@ -189,6 +189,6 @@ def __getattr__(name: str) -> type[Any]:
 
 
 def __dir__() -> list[str]:
-    from optreg._registry import optimizers
+    from optreg._core.registry import optimizers
 
     return sorted(n for n in optimizers.names() if ":" not in n)

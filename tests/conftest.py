@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 
-from optreg import _discovery
+from optreg._plugins import discovery as _discovery
 
 # The suite steps tiny tensors: on a small, shared CI machine torch's intra-op
 # threads cost far more than they gain (seen here: ~50x slower steps).

@@ -141,6 +141,10 @@ def run_ranks(script: str, argv: Callable[[int], list[str]], world: int, what: s
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTREG_", "MASTER_"))}
     env.update(GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    # a script in a subfolder of tests/ imports these helpers as pytest's run does
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).parent), env.get("PYTHONPATH")])
+    )
     procs = [
         subprocess.Popen(
             [sys.executable, script, *argv(rank)],

@@ -24,7 +24,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 import optreg
 from optreg import MissingDependencyError, OptregError, UnknownNameError
-from optreg._signature import step_scheduler
+from optreg._core.signature import step_scheduler
 from optreg.testing import needs
 
 FUZZ = settings(
@@ -300,7 +300,7 @@ def test_fuzz_scheduler_arguments(
 
 @FUZZ
 @given(
-    # the adafactor schedule drives only a relative-step Adafactor (tests/test_resume.py)
+    # the adafactor schedule drives only a relative-step Adafactor (tests/_checkpoint/test_resume.py)
     name=st.sampled_from([n for n in SCHEDULERS if n != "adafactor"]),
     warmup=st.integers(0, 20),
     extra=st.integers(0, 20),

@@ -126,4 +126,65 @@ def test_no_import_cycle_in_the_package() -> None:
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
-    assert "optreg._discovery" in graph["optreg._api"]  # the graph is really read
+    assert "optreg._plugins.discovery" in graph["optreg._build.api"]  # the graph is really read
+
+
+#: The package's rooms from the bottom up: a module may import its own room and those
+#: below it, never one above (the README's Architecture section draws the same order).
+ROOMS = (
+    "_core",
+    "params",
+    "hookspecs",
+    "builtin",
+    "_plugins",
+    "_build",
+    "optim",
+    "_checkpoint",
+    "integrations",
+    "cli",
+    "__main__",
+    "testing",
+)
+
+
+def _package_modules() -> dict[str, Path]:
+    root = Path(optreg.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def test_every_import_points_down_the_rooms() -> None:
+    modules = _package_modules()
+    rooms = {name: name.split(".")[1] for name in modules if name != "optreg"}
+    assert set(rooms.values()) == set(ROOMS)  # a new room is placed here on purpose
+    up = []
+    for name, room in sorted(rooms.items()):
+        for dep in sorted(_module_imports(modules[name], name)):
+            if dep in rooms and ROOMS.index(rooms[dep]) > ROOMS.index(room):
+                up.append(f"{name} -> {dep}")
+    assert up == [], "imports that point up the rooms:\n" + "\n".join(up)
+
+
+def test_the_top_of_the_package_is_public_modules_and_rooms() -> None:
+    root = Path(optreg.__file__).parent
+    private_files = sorted(
+        p.name
+        for p in root.glob("*.py")
+        if p.name.startswith("_") and p.stem not in ("__init__", "__main__")
+    )
+    assert private_files == [], "a private module at the top of optreg/ belongs in a room"
+    assert {p.name for p in root.iterdir() if p.is_dir() and p.name != "__pycache__"} == {
+        r for r in ROOMS if (root / r).is_dir()
+    }
+
+
+def test_no_library_module_is_over_400_lines() -> None:
+    long = {
+        str(path.relative_to(path.parents[len(name.split(".")) - 1])): n
+        for name, path in _package_modules().items()
+        if (n := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}, "split these modules by job"

@@ -36,7 +36,7 @@ def test_every_name_is_an_optimizer_class_that_builds_what_get_optimizer_builds(
     assert issubclass(cls, torch.optim.Optimizer)
     assert cls is getattr(optreg.optim, name)
     kwargs = dict(needs(entry).get("kwargs") or {})
-    if "lr" not in kwargs and optreg._signature.requires(optreg.optimizers.load(entry), "lr"):
+    if "lr" not in kwargs and optreg._core.signature.requires(optreg.optimizers.load(entry), "lr"):
         kwargs["lr"] = 1e-3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optreg.PagedFallbackWarning)

@@ -35,7 +35,7 @@ def test_block_runs(
     exec(compile(code, f"README.md:{line}", "exec"), namespace)
     hook = namespace.get("optreg_add_optimizers")
     if callable(hook):  # a plugin module: its hook registers what it says, lazily
-        from optreg._registry import Registry
+        from optreg._core.registry import Registry
         from optreg.hookspecs import PluginRegistry
 
         registry = Registry("optimizer")

@@ -243,7 +243,7 @@ ADAFACTOR = BuiltinPlugin(
     schedulers=(
         Name(
             "adafactor",
-            "optreg.builtin.adafactor:get_adafactor_schedule",
+            "optreg.builtin.adafactor_schedule:get_adafactor_schedule",
             "AdafactorSchedule: reports Adafactor's own relative-step lr",
             # it reports the lr Adafactor computes, instead of scaling a numeric one
             metadata=MappingProxyType({**_needs(optimizer="adafactor"), "own_lr": True}),

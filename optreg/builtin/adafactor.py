@@ -1,4 +1,5 @@
-"""``adafactor``: transformers' Adafactor, fast; and the ``adafactor`` schedule proxy.
+"""``adafactor``: transformers' Adafactor, fast (its schedule proxy:
+:mod:`optreg.builtin.adafactor_schedule`).
 
 The maths is transformers' (``transformers.optimization.Adafactor``): relative step
 size, parameter scale, factored second moment for parameters with two or more
@@ -20,43 +21,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from functools import partial
 from typing import Any, cast
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
 
-from optreg import _validate
-from optreg.builtin.schedule_lr import restore_lrs
+from optreg._core import validate
+from optreg.builtin.adafactor_math import (
+    adafactor_lr,
+    relative_step_size,
+    update_factored,
+    update_plain,
+)
 from optreg.builtin.torch_optim import restore_saved_dtypes
 
-__all__ = ["Adafactor", "AdafactorSchedule", "get_adafactor_schedule"]
+__all__ = ["GROUP_KEYS", "Adafactor", "adafactor_lr"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 _Tensors = list[Tensor] | tuple[Tensor, ...]
 _PLAIN = (Tensor, torch.nn.Parameter)
-_GROUP_KEYS = ("eps", "relative_step", "scale_parameter", "warmup_init")
-
-
-def _relative_step_size(group: dict[str, Any], step: int) -> float:
-    if not group["relative_step"]:
-        return float(group["lr"])
-    min_step = 1e-6 * step if group["warmup_init"] else 1e-2
-    return min(min_step, 1.0 / math.sqrt(step))
-
-
-def adafactor_lr(group: dict[str, Any], state: dict[str, Any]) -> float:
-    """The learning rate ``lr_t`` Adafactor used for the parameter with ``state``.
-
-    ``rho_t * max(eps[1], RMS)`` with parameter scaling, ``rho_t`` otherwise, where
-    ``rho_t`` is the relative step size (or the group's ``lr``).
-    """
-    rho = _relative_step_size(group, int(state["step"]))
-    if group["scale_parameter"]:
-        return rho * max(float(group["eps"][1]), float(state["RMS"]))
-    return rho
+GROUP_KEYS = ("eps", "relative_step", "scale_parameter", "warmup_init")
 
 
 class Adafactor(Optimizer):
@@ -115,17 +100,17 @@ class Adafactor(Optimizer):
         if lr is None and not relative_step:
             raise ValueError("`relative_step=False` requires a learning rate `lr`, got None")
         if lr is not None:
-            lr = _validate.real("lr", lr, low=0)
+            lr = validate.real("lr", lr, low=0)
         if isinstance(eps, (str, bytes)) or not isinstance(eps, Sequence) or len(eps) != 2:
             raise ValueError(f"`eps` must be a pair (eps1, eps2), got {eps!r}")
-        eps_pair = (_validate.real("eps[0]", eps[0]), _validate.real("eps[1]", eps[1]))
+        eps_pair = (validate.real("eps[0]", eps[0]), validate.real("eps[1]", eps[1]))
         if min(eps_pair) < 0.0:
             raise ValueError(f"`eps` values must be >= 0, got {eps!r}")
-        _validate.real("clip_threshold", clip_threshold, low=0, low_open=True)
-        _validate.real("decay_rate", decay_rate, high=0)
+        validate.real("clip_threshold", clip_threshold, low=0, low_open=True)
+        validate.real("decay_rate", decay_rate, high=0)
         if beta1 is not None:
-            _validate.real("beta1", beta1, low=0, high=1, high_open=True)
-        _validate.real("weight_decay", weight_decay, low=0)
+            validate.real("beta1", beta1, low=0, high=1, high_open=True)
+        validate.real("weight_decay", weight_decay, low=0)
         defaults = {
             "lr": lr,
             "eps": eps_pair,
@@ -151,7 +136,7 @@ class Adafactor(Optimizer):
         super().add_param_group(param_group)
         index, group = len(self.param_groups) - 1, self.param_groups[-1]
         try:
-            _validate.real_parameters(
+            validate.real_parameters(
                 "Adafactor",
                 index,
                 group["params"],
@@ -263,7 +248,7 @@ class Adafactor(Optimizer):
         step = int(state["step"])
         eps1, eps2 = group["eps"]
         state["RMS"] = torch.linalg.vector_norm(p32) / math.sqrt(p32.numel())
-        lr_t: Any = _relative_step_size(group, step)
+        lr_t: Any = relative_step_size(group, step)
         if group["scale_parameter"]:
             lr_t = state["RMS"].clamp(min=eps2) * lr_t
         beta2t = 1.0 - step ** group["decay_rate"]
@@ -323,7 +308,7 @@ class Adafactor(Optimizer):
         for state, value in zip(states, rms_list, strict=True):
             state["RMS"] = value
         rho = torch.tensor(
-            [_relative_step_size(group, t) for t in steps], dtype=dtype, device=device
+            [relative_step_size(group, t) for t in steps], dtype=dtype, device=device
         )
         lr_t = rms.clamp(min=eps2).mul_(rho) if group["scale_parameter"] else rho
 
@@ -334,7 +319,7 @@ class Adafactor(Optimizer):
         factored = [i for i, p in enumerate(params) if p.dim() >= 2]
         plain = [i for i, p in enumerate(params) if p.dim() < 2]
         if plain:
-            self._update_plain(
+            update_plain(
                 [p32[i] for i in plain],
                 [grads[i] for i in plain],
                 [states[i] for i in plain],
@@ -348,7 +333,7 @@ class Adafactor(Optimizer):
             lr_f = lr_t[factored].unbind(0)
             workspace = self._buffer(device, dtype, max(params[i].numel() for i in factored))
             for k, i in enumerate(factored):
-                self._update_factored(
+                update_factored(
                     p32[i],
                     grads[i],
                     states[i],
@@ -361,157 +346,3 @@ class Adafactor(Optimizer):
                 )
         if low:
             torch._foreach_copy_(low, [p32[i] for i, p in enumerate(params) if p.dtype != dtype])
-
-    @staticmethod
-    def _update_plain(
-        params: list[Tensor],
-        grads: list[Tensor],
-        states: list[dict[str, Any]],
-        beta2t: list[float],
-        lr_t: Tensor,
-        *,
-        eps1: float,
-        clip: float,
-        beta1: float | None,
-    ) -> None:
-        exp_avg_sqs = [s["exp_avg_sq"] for s in states]
-        update: _Tensors = torch._foreach_mul(grads, grads)
-        torch._foreach_add_(update, eps1)
-        _ema_(exp_avg_sqs, update, beta2t)
-        update = _foreach_rsqrt(exp_avg_sqs)
-        torch._foreach_mul_(update, grads)
-        numel = torch.tensor(
-            [math.sqrt(g.numel()) for g in grads], dtype=lr_t.dtype, device=lr_t.device
-        )
-        denom = torch.stack(torch._foreach_norm(update)).div_(numel).div_(clip).clamp_(min=1.0)
-        torch._foreach_mul_(update, list(lr_t.div(denom).unbind(0)))
-        if beta1 is not None:
-            exp_avgs = [s["exp_avg"] for s in states]
-            torch._foreach_mul_(exp_avgs, beta1)
-            torch._foreach_add_(exp_avgs, update, alpha=1.0 - beta1)
-            update = exp_avgs
-        torch._foreach_sub_(params, update)
-
-    @staticmethod
-    def _update_factored(
-        p: Tensor,
-        grad: Tensor,
-        state: dict[str, Any],
-        beta2t: float,
-        lr_t: Tensor,
-        workspace: Tensor,
-        *,
-        eps1: float,
-        clip: float,
-        beta1: float | None,
-    ) -> None:
-        row, col = state["exp_avg_sq_row"], state["exp_avg_sq_col"]
-        work = workspace[: grad.numel()].view(grad.shape)
-        torch.mul(grad, grad, out=work)  # g**2 (eps1 is added to the means)
-        # torch's reductions (not BLAS sums, which lose precision over many rows); for
-        # g**2 >> eps1, mean(g**2) + eps1 == mean(g**2 + eps1) exactly in float32.
-        row_mean = work.mean(-1).add_(eps1)
-        col_mean = work.mean(-2).add_(eps1)
-        row.mul_(beta2t).add_(row_mean, alpha=1.0 - beta2t)
-        col.mul_(beta2t).add_(col_mean, alpha=1.0 - beta2t)
-        r_factor = torch.div(row, row.mean(-1, keepdim=True)).rsqrt_()
-        c_factor = col.rsqrt()
-        # The update (r_i * c_j) * g_ij, and its RMS with the same float32 reduction as
-        # transformers (the clipping divides by it, so its rounding shows in the result).
-        torch.mul(r_factor.unsqueeze(-1), c_factor.unsqueeze(-2), out=work).mul_(grad)
-        denom = torch.linalg.vector_norm(work).div_(math.sqrt(grad.numel())).div_(clip)
-        scale = lr_t / denom.clamp_(min=1.0)
-        if beta1 is None:
-            p.addcmul_(work, scale, value=-1.0)
-        else:
-            exp_avg = state["exp_avg"]
-            exp_avg.mul_(beta1).addcmul_(work, scale, value=1.0 - beta1)
-            p.sub_(exp_avg)
-
-
-def _ema_(averages: _Tensors, values: _Tensors, betas: list[float]) -> None:
-    """``a = beta * a + (1 - beta) * v`` for each pair (one foreach call when betas agree)."""
-    if len(set(betas)) == 1:
-        torch._foreach_mul_(averages, betas[0])
-        torch._foreach_add_(averages, values, alpha=1.0 - betas[0])
-        return
-    for avg, value, beta in zip(averages, values, betas, strict=True):
-        avg.mul_(beta).add_(value, alpha=1.0 - beta)
-
-
-def _constant(step: int, *, value: float) -> float:
-    return value
-
-
-class AdafactorSchedule(LambdaLR):
-    """Reports the learning rate Adafactor computes itself (transformers' proxy).
-
-    Use it with ``relative_step=True`` (Adafactor's default), where the group's
-    ``lr`` is not used: ``get_last_lr()`` then gives, per group, ``lr_t`` of the
-    group's first parameter, or ``initial_lr`` before that parameter was stepped.
-
-    Args:
-        optimizer: an Adafactor optimizer with ``relative_step=True`` in every group.
-        initial_lr: the value reported before the first step.
-
-    Raises:
-        TypeError: ``optimizer`` is not an Adafactor (its groups lack Adafactor's options).
-        ValueError: a group has ``relative_step=False`` (there this proxy would overwrite
-            the external learning rate; use a regular schedule instead).
-    """
-
-    def __init__(self, optimizer: Optimizer, initial_lr: float = 0.0) -> None:
-        for i, group in enumerate(optimizer.param_groups):
-            missing = [k for k in _GROUP_KEYS if k not in group]
-            if missing:
-                raise TypeError(
-                    f"AdafactorSchedule needs an Adafactor optimizer; param group {i} of "
-                    f"{type(optimizer).__name__} lacks {', '.join(missing)}"
-                )
-            if not group["relative_step"]:
-                raise ValueError(
-                    f"AdafactorSchedule needs relative_step=True, param group {i} has "
-                    "relative_step=False; use a regular schedule with an external lr"
-                )
-        initial_lr = _validate.real("initial_lr", initial_lr)
-        for group in optimizer.param_groups:
-            group["initial_lr"] = initial_lr
-        super().__init__(optimizer, partial(_constant, value=initial_lr))
-        for group in optimizer.param_groups:
-            del group["initial_lr"]
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state saved by :meth:`state_dict`, the reported lrs of the groups too
-        (whichever of the optimizer and this schedule was built or loaded first)."""
-        super().load_state_dict(state_dict)
-        restore_lrs(self.optimizer, state_dict.get("_last_lr"))
-
-    def get_lr(self) -> list[float | Tensor]:
-        """Per group: ``lr_t`` of its first parameter once stepped, else the base lr."""
-        lrs: list[float | Tensor] = []
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            first = group["params"][0] if group["params"] else None
-            state = self.optimizer.state.get(first) if first is not None else None
-            if first is not None and first.grad is not None and state and "step" in state:
-                lrs.append(adafactor_lr(group, state))
-            else:
-                lrs.append(base)
-        return lrs
-
-
-def get_adafactor_schedule(optimizer: Optimizer, initial_lr: float = 0.0) -> AdafactorSchedule:
-    """Build an :class:`AdafactorSchedule` (the scheduler name ``adafactor``).
-
-    Raises:
-        TypeError: ``optimizer`` is not an Adafactor.
-        ValueError: a group has ``relative_step=False``.
-    """
-    return AdafactorSchedule(optimizer, initial_lr)
-
-
-def _foreach_rsqrt(tensors: _Tensors) -> _Tensors:
-    """``torch._foreach_rsqrt`` where torch has it (2.5+), else the same per tensor."""
-    fn = getattr(torch, "_foreach_rsqrt", None)
-    if fn is not None:
-        return fn(tensors)  # type: ignore[no-any-return]
-    return [t.rsqrt() for t in tensors]

@@ -17,14 +17,14 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from optreg import _validate
+from optreg._core import validate
 
 __all__ = ["ClassicAdamW"]
 
 
 def _check_number(name: str, value: object, low: float, high: float | None = None) -> float:
     """transformers' wording: ``Invalid learning rate: -1.0 - should be >= 0.0``."""
-    return _validate.real(
+    return validate.real(
         name,
         value,
         low=low,
@@ -96,7 +96,7 @@ class ClassicAdamW(Optimizer):
         super().add_param_group(param_group)
         index = len(self.param_groups) - 1
         try:
-            _validate.real_parameters(
+            validate.real_parameters(
                 "adamw_hf",
                 index,
                 self.param_groups[-1]["params"],

@@ -28,11 +28,12 @@ from typing import Any
 
 import torch
 
-from optreg import _signature, _validate
-from optreg._contract import FactoryContract
-from optreg._errors import MissingDependencyError, PagedFallbackWarning, user_stacklevel
-from optreg._loading import import_heavy
-from optreg._locks import fork_safe_lock
+from optreg._core import signature as _signature
+from optreg._core import validate
+from optreg._core.contract import FactoryContract
+from optreg._core.errors import MissingDependencyError, PagedFallbackWarning, user_stacklevel
+from optreg._core.loading import import_heavy
+from optreg._core.locks import fork_safe_lock
 from optreg.builtin import BNB_OPTIMIZERS
 
 __all__ = [
@@ -309,9 +310,9 @@ def _check_option(name: str, key: str, value: Any) -> None:
         if key == "optim_bits" and (isinstance(value, bool) or value not in (8, 32)):
             raise ValueError(f"`{key}` must be 8 or 32, got {value!r}")
         if key == "min_8bit_size":
-            _validate.count(key, value)
+            validate.count(key, value)
         elif key == "max_unorm":
-            _validate.real(key, value, low=0)
+            validate.real(key, value, low=0)
         elif key == "skip_zeros" and not isinstance(value, bool):
             raise ValueError(f"`{key}` must be True or False, got {value!r}")
     except (TypeError, ValueError) as e:

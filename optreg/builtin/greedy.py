@@ -23,7 +23,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from optreg import _validate
+from optreg._core import validate
 from optreg.builtin.schedule_lr import set_lr
 
 __all__ = ["GreedyLR", "get_greedy_schedule"]
@@ -113,7 +113,7 @@ class GreedyLR(ReduceLROnPlateau):
         window_size: int = 50,
         reset_start: int = 500,
     ) -> None:
-        _validate.real("factor", factor)
+        validate.real("factor", factor)
         if factor >= 1.0:
             raise ValueError("Factor should be < 1.0.")
         if not factor > 0.0:
@@ -121,8 +121,8 @@ class GreedyLR(ReduceLROnPlateau):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         n_groups = len(optimizer.param_groups)
-        min_lrs = _validate.per_group("min_lr", min_lr, n_groups)
-        max_lrs = _validate.per_group("max_lr", max_lr, n_groups)
+        min_lrs = validate.per_group("min_lr", min_lr, n_groups)
+        max_lrs = validate.per_group("max_lr", max_lr, n_groups)
         for i, (lo, hi) in enumerate(zip(min_lrs, max_lrs, strict=True)):
             if lo > hi:
                 raise ValueError(
@@ -133,14 +133,14 @@ class GreedyLR(ReduceLROnPlateau):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold mode {threshold_mode} is unknown!")
         for arg, value in (("threshold", threshold), ("eps", eps)):
-            _validate.real(arg, value, low=0)
+            validate.real(arg, value, low=0)
 
         self.optimizer = optimizer
         self.factor = float(factor)
-        self.patience = _validate.count("patience", patience)
+        self.patience = validate.count("patience", patience)
         self.verbose = bool(verbose)
-        self.cooldown = _validate.count("cooldown", cooldown)
-        self.warmup = _validate.count("warmup", warmup)
+        self.cooldown = validate.count("cooldown", cooldown)
+        self.warmup = validate.count("warmup", warmup)
         self.cooldown_counter = 0
         self.warmup_counter = 0
         self.mode = mode
@@ -148,8 +148,8 @@ class GreedyLR(ReduceLROnPlateau):
         self.threshold_mode = threshold_mode
         self.eps = float(eps)
         self.smooth = bool(smooth)
-        self.window_size = _validate.count("window_size", window_size, minimum=1)
-        self.reset_start = _validate.count("reset_start", reset_start)
+        self.window_size = validate.count("window_size", window_size, minimum=1)
+        self.reset_start = validate.count("reset_start", reset_start)
         self.reset_start_original = self.reset_start
         self.last_epoch = 0
         self.min_lrs = min_lrs

@@ -10,7 +10,7 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from optreg import _validate
+from optreg._core import validate
 from optreg.builtin.schedule_lr import check_group_count
 
 __all__ = ["CheckedReduceLROnPlateau", "get_reduce_on_plateau_schedule"]
@@ -59,12 +59,12 @@ def get_reduce_on_plateau_schedule(
         raise ValueError(f"`mode` must be 'min' or 'max', got {mode!r}")
     if threshold_mode not in ("rel", "abs"):
         raise ValueError(f"`threshold_mode` must be 'rel' or 'abs', got {threshold_mode!r}")
-    _validate.real("factor", factor, low=0, high=1, low_open=True, high_open=True)
-    _validate.count("patience", patience)
-    _validate.count("cooldown", cooldown)
+    validate.real("factor", factor, low=0, high=1, low_open=True, high_open=True)
+    validate.count("patience", patience)
+    validate.count("cooldown", cooldown)
     lows = min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]
     for arg, value in (("threshold", threshold), ("eps", eps), *(("min_lr", v) for v in lows)):
-        _validate.real(arg, value, low=0)
+        validate.real(arg, value, low=0)
     return CheckedReduceLROnPlateau(
         optimizer,
         mode=mode,  # type: ignore[arg-type]

@@ -1,13 +1,25 @@
-"""ScheduleLR: the ``LambdaLR`` the builtin schedules return, with a checked ``load_state_dict``."""
+"""ScheduleLR: the ``LambdaLR`` the builtin schedules return, with a checked
+``load_state_dict``; and the helpers that read and write an optimizer's lr."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["ScheduleLR", "check_group_count", "restore_lrs", "set_lr"]
+from optreg._core import validate
+
+__all__ = [
+    "ScheduleLR",
+    "check_group_count",
+    "default_lr",
+    "rate_of_min_lr",
+    "required_lr",
+    "restore_lrs",
+    "set_lr",
+]
 
 
 class ScheduleLR(LambdaLR):
@@ -61,3 +73,50 @@ def check_group_count(scheduler: Any, state_dict: Any, key: str) -> None:
             f"param group{'' if count == 1 else 's'} ({key!r}), but the optimizer has {groups}; "
             "build the optimizer with the same param groups as the run that saved it"
         )
+
+
+def default_lr(optimizer: Optimizer) -> float | None:
+    """The optimizer's default lr as a number (a one-element tensor lr read as its value),
+    which ``polynomial`` and the ``min_lr`` schedules read; None where it has none."""
+    lr: Any = getattr(optimizer, "defaults", {}).get("lr")
+    if validate.is_real(lr) or (validate.is_tensor(lr) and lr.numel() == 1):
+        return float(lr)
+    return None
+
+
+def required_lr(base_lr: float | None) -> float:
+    """``base_lr``, which a schedule reading the optimizer's lr needs.
+
+    Raises:
+        ValueError: the optimizer has no default lr.
+    """
+    if base_lr is None:
+        raise ValueError(
+            "the optimizer has no default learning rate (optimizer.defaults['lr']), which "
+            "this schedule needs"
+        )
+    return base_lr
+
+
+def rate_of_min_lr(base_lr: float | None, min_lr: float | None, min_lr_rate: float | None) -> float:
+    """The floor as a rate of the lr: ``min_lr_rate``, or ``min_lr / base_lr``.
+
+    Raises:
+        ValueError: both or neither given, or ``min_lr`` with a zero lr.
+    """
+    if min_lr is not None and min_lr_rate is not None:
+        raise ValueError("Only one of min_lr or min_lr_rate should be set")
+    if min_lr is not None:
+        min_lr = validate.real("min_lr", min_lr)
+        lr = required_lr(base_lr)
+        if lr == 0:
+            raise ValueError(
+                f"`min_lr` ({min_lr}) needs a non-zero optimizer lr to become a rate, "
+                f"got lr={lr}; pass `min_lr_rate` instead"
+            )
+        return min_lr / lr
+    if min_lr_rate is None:
+        raise ValueError(
+            "One of min_lr or min_lr_rate should be set through the `lr_scheduler_kwargs`"
+        )
+    return validate.real("min_lr_rate", min_lr_rate)

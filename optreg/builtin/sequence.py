@@ -30,9 +30,8 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from optreg import _signature, _validate
-from optreg.builtin.schedule_lr import ScheduleLR, set_lr
-from optreg.builtin.schedules import default_lr
+from optreg._core import signature, validate
+from optreg.builtin.schedule_lr import ScheduleLR, default_lr, set_lr
 
 __all__ = ["get_sequence_schedule"]
 
@@ -69,7 +68,7 @@ def _lengths(phases: Sequence[Mapping[str, Any]], n: int) -> tuple[int, ...]:
         if isinstance(value, float) and 0.0 < value < 1.0:
             position += value * n
         else:
-            position += _validate.steps(f"phases[{i}].steps", value)
+            position += validate.steps(f"phases[{i}].steps", value)
         end = math.floor(position + 0.5)
         if end - boundary < 1:
             raise ValueError(
@@ -92,8 +91,8 @@ def _phase_functions(
     Raises:
         ValueError: a metric-driven schedule, or one that is not a ``LambdaLR``.
     """
-    from optreg._loading import contract
-    from optreg._registry import schedulers
+    from optreg._core.loading import contract
+    from optreg._core.registry import schedulers
 
     name = phase.get("name")
     where = f"phases[{index}] ({name!r})"
@@ -108,15 +107,15 @@ def _phase_functions(
             f"{where}: a phase's num_training_steps is its `steps` ({length}); do not give both"
         )
     label = f"sequence {where}"
-    call = _validate.schedule_arguments(label, label, factory, warmup, length, specific)
+    call = validate.schedule_arguments(label, label, factory, warmup, length, specific)
     call.pop("last_epoch", None)  # the sequence's own counts the steps
     pure = contract(entry).multiplier
     if pure is not None:
-        if _signature.takes(pure, "base_lr") == "named":
+        if signature.takes(pure, "base_lr") == "named":
             call["base_lr"] = default_lr(optimizer)
         return [pure(**call)]
     built = _built_in_place(optimizer, factory, call)
-    if _signature.step_needs_metric(built):
+    if signature.step_needs_metric(built):
         raise ValueError(
             f"{where} is metric-driven: it changes the lr from the metrics it is given, and "
             "a sequence is a function of the step alone; use it on its own"
@@ -150,7 +149,7 @@ def _built_in_place(optimizer: Optimizer, factory: Any, call: Mapping[str, Any])
 
 def _number(lr: Any) -> float | None:
     """A learning rate as a float (a one-element tensor read as its value), else None."""
-    if _validate.is_real(lr) or (_validate.is_tensor(lr) and lr.numel() == 1):
+    if validate.is_real(lr) or (validate.is_tensor(lr) and lr.numel() == 1):
         return float(lr)
     return None
 
@@ -184,7 +183,7 @@ def get_sequence_schedule(
         TypeError: ``phases`` is not a list of mappings, or a phase's unknown keyword.
         UnknownNameError: a phase names no registered schedule.
     """
-    n = _validate.steps("num_training_steps", num_training_steps)
+    n = validate.steps("num_training_steps", num_training_steps)
     if isinstance(phases, (str, bytes, Mapping)) or not isinstance(phases, Sequence):
         raise TypeError(
             "`phases` must be a list of phase mappings ({'name': ..., 'steps': ...}), got "

@@ -24,9 +24,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from optreg import _signature
-from optreg._api import get_optimizer, get_scheduler, is_metric_driven
-from optreg._registry import schedulers
+from optreg._build.api import get_optimizer, get_scheduler, is_metric_driven
+from optreg._core import signature
+from optreg._core.registry import schedulers
 
 __all__ = ["configure_optimizers"]
 
@@ -92,9 +92,7 @@ def configure_optimizers(
         raise ValueError(f"`interval` must be 'step' or 'epoch', got {interval!r}")
     if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
         raise ValueError(f"`frequency` must be an int >= 1, got {frequency!r}")
-    if num_training_steps is None and _signature.takes(
-        schedulers.load(entry), "num_training_steps"
-    ):
+    if num_training_steps is None and signature.takes(schedulers.load(entry), "num_training_steps"):
         num_training_steps = _trainer_steps(module, entry.name, interval, frequency)
     built_scheduler = get_scheduler(
         scheduler,

@@ -37,9 +37,9 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from transformers.trainer_utils import SchedulerType
 from transformers.training_args import OptimizerNames
 
-from optreg import _loading, _signature, _validate
-from optreg._api import get_scheduler, is_metric_driven
-from optreg._registry import optimizers, schedulers
+from optreg._build.api import get_scheduler, is_metric_driven
+from optreg._core import loading, signature, validate
+from optreg._core.registry import optimizers, schedulers
 from optreg.optim import get_optimizer_cls
 
 __all__ = [
@@ -205,7 +205,7 @@ def optimizer_cls_and_kwargs(
     factory = optimizers.load(entry)
     label = f"optimizer {entry.name!r}"
     kwargs: dict[str, Any] = {}
-    routes = _loading.contract(entry).routes_params
+    routes = loading.contract(entry).routes_params
     adam = "adamw_" if routes else ""  # its Adam side's arguments (Muon has an eps too)
     if routes:
         if model is None:
@@ -215,18 +215,18 @@ def optimizer_cls_and_kwargs(
             )
         kwargs["params"] = model  # the module: its module types count, not only its names
         kwargs["weight_decay"] = kwargs["adamw_weight_decay"] = args.weight_decay
-    if _signature.takes(factory, "lr"):
+    if signature.takes(factory, "lr"):
         kwargs["lr"] = args.learning_rate
-    betas = _signature.default(factory, f"{adam}betas")
-    if isinstance(betas, tuple) and len(betas) >= 2 and all(map(_validate.is_real, betas)):
+    betas = signature.default(factory, f"{adam}betas")
+    if isinstance(betas, tuple) and len(betas) >= 2 and all(map(validate.is_real, betas)):
         kwargs[f"{adam}betas"] = (args.adam_beta1, args.adam_beta2, *betas[2:])
-    if _validate.is_real(_signature.default(factory, f"{adam}eps")):
+    if validate.is_real(signature.default(factory, f"{adam}eps")):
         kwargs[f"{adam}eps"] = args.adam_epsilon
     given = _optim_args(label, factory, args.optim_args)
-    _signature.check_keywords(f"{label} optim_args", factory, given)
+    signature.check_keywords(f"{label} optim_args", factory, given)
     kwargs.update(given)
     if args.optim_target_modules is not None:
-        if _signature.takes(factory, "target_modules") != "named":
+        if signature.takes(factory, "target_modules") != "named":
             raise ValueError(
                 f"optim_target_modules={args.optim_target_modules!r}: {label} takes no "
                 "target modules (transformers uses them for GaLore and APOLLO)"
@@ -248,7 +248,7 @@ def _optim_args(label: str, factory: Any, text: str | None) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ValueError(f"{label}: optim_args items must be key=value, got {item!r}")
-        out[key] = _read(label, key, raw, _signature.default(factory, key))
+        out[key] = _read(label, key, raw, signature.default(factory, key))
     return out
 
 
@@ -339,7 +339,7 @@ class OptregTrainerMixin:
                 num_training_steps=num_training_steps,
                 scheduler_specific_kwargs=_kwargs(self.args.lr_scheduler_kwargs),
             )
-            if not isinstance(scheduler, ReduceLROnPlateau) and _signature.step_needs_metric(
+            if not isinstance(scheduler, ReduceLROnPlateau) and signature.step_needs_metric(
                 scheduler
             ):
                 scheduler = _MetricStepped(scheduler)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from optreg._entry import Entry
+    from optreg._core.entry import Entry
 
 __all__ = [
     "METADATA_KEY",
@@ -207,10 +207,10 @@ def needs(entry: Entry) -> dict[str, Any]:
 def resolve_target(
     kind: str, name_or_factory: Any
 ) -> tuple[str, Callable[..., Any], dict[str, Any]]:
-    from optreg._entry import Entry
+    from optreg._core.entry import Entry
 
     if isinstance(name_or_factory, (str, Entry)):
-        from optreg._registry import optimizers, schedulers
+        from optreg._core.registry import optimizers, schedulers
 
         registry = optimizers if kind == "optimizer" else schedulers
         entry = (

@@ -28,10 +28,10 @@ def isolated_registry() -> Iterator[None]:
     As a pytest fixture (optreg's pytest plugin provides it):
     ``pytestmark = pytest.mark.usefixtures("isolated_registry")``.
     """
-    from optreg import _discovery
+    from optreg._plugins import discovery
 
-    _discovery.reset()
+    discovery.reset()
     try:
         yield
     finally:
-        _discovery.reset()
+        discovery.reset()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optreg._signature import parameters, step_needs_metric, step_scheduler
+from optreg._core.signature import parameters, step_needs_metric, step_scheduler
 from optreg.testing._common import (
     SCHED_SPLIT,
     SCHED_STEPS,
@@ -30,7 +30,7 @@ from optreg.testing._common import (
 if TYPE_CHECKING:
     import torch
 
-    from optreg._entry import Entry
+    from optreg._core.entry import Entry
 
 __all__ = ["check_scheduler"]
 
@@ -251,7 +251,7 @@ def check_scheduler(
     """
     import torch
 
-    from optreg._entry import Entry
+    from optreg._core.entry import Entry
 
     label, factory, needs = resolve_target("scheduler", name_or_factory)
     skips = {**dict(needs.get("skip_checks") or {}), **dict(skip_checks or {})}
@@ -277,7 +277,7 @@ def check_scheduler(
 
     def build_scheduler(opt: Any) -> Any:
         if isinstance(name_or_factory, (str, Entry)):
-            from optreg._api import get_scheduler
+            from optreg._build.api import get_scheduler
 
             return get_scheduler(
                 reachable_name(name_or_factory),

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from optreg._entry import Entry
+    from optreg._core.entry import Entry
 
 __all__ = [
     "END",
@@ -62,7 +62,7 @@ class Row:
 
 def _one(entry: Entry) -> Row:
     from optreg import testing
-    from optreg._registry import optimizers, schedulers
+    from optreg._core.registry import optimizers, schedulers
 
     registry = optimizers if entry.kind == "optimizer" else schedulers
     name = entry.name
@@ -99,8 +99,8 @@ def conformance_rows(providers: Iterable[str]) -> list[Row]:
     Raises:
         ValueError: a provider that provides no installed name.
     """
-    from optreg._entry import normalize_dist
-    from optreg._registry import optimizers, schedulers
+    from optreg._core.entry import normalize_dist
+    from optreg._core.registry import optimizers, schedulers
 
     given = list(providers)
     wanted = {normalize_dist(p) for p in given} | set(given)  # "__runtime__" as it is

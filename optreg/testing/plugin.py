@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - pytest is in optreg[test]
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from optreg._entry import Entry
+    from optreg._core.entry import Entry
 
 __all__ = ["isolated_registry", "pytest_addoption", "pytest_collection_modifyitems"]
 
@@ -38,9 +38,9 @@ def _split(raw: str | None) -> list[str]:
 
 
 def _selected_entries(config: Any) -> list[Entry]:
-    from optreg._entry import normalize_dist
-    from optreg._errors import OptregError, close_matches
-    from optreg._registry import optimizers, schedulers
+    from optreg._core.entry import normalize_dist
+    from optreg._core.errors import OptregError, close_matches
+    from optreg._core.registry import optimizers, schedulers
 
     names = _split(config.getoption("optreg_names"))
     providers = {normalize_dist(p) for p in _split(config.getoption("optreg_provider"))}
@@ -110,7 +110,7 @@ if pytest is not None:
         def runtest(self) -> None:
             """Skip unavailable or opted-out names; otherwise run the checks."""
             from optreg import testing
-            from optreg._registry import optimizers, schedulers
+            from optreg._core.registry import optimizers, schedulers
 
             entry = self.entry
             registry = optimizers if entry.kind == "optimizer" else schedulers

@@ -1,0 +1,378 @@
+"""The user-facing functions: build optimizers and schedulers by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from optreg._core import loading
+
+from optreg._build import records
+
+from optreg._core import signature as _signature
+
+from optreg._core import validate
+from optreg._core.contract import FactoryContract
+from optreg._plugins.discovery import call_hook
+from optreg._core.entry import Entry, EntryInfo
+from optreg._build.grouping import Grouping, check_grouping
+from optreg._build.spec import OptimizerSpec
+from optreg._core.registry import optimizers, schedulers
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "get_optimizer",
+    "get_scheduler",
+    "list_optimizers",
+    "list_schedulers",
+    "optimizer_info",
+    "register_optimizer",
+    "register_scheduler",
+    "scheduler_info",
+]
+
+register_optimizer = optimizers.register
+register_scheduler = schedulers.register
+
+
+def list_optimizers() -> list[str]:
+    """Return the sorted canonical names of every registered optimizer."""
+    return optimizers.names()
+
+
+def list_schedulers() -> list[str]:
+    """Return the sorted canonical names of every registered scheduler."""
+    return schedulers.names()
+
+
+def optimizer_info(name: str) -> EntryInfo:
+    """Describe an optimizer name (imports its target to read the signature).
+
+    Raises:
+        UnknownNameError: no optimizer has that name.
+        AmbiguousNameError: two third-party plugins provide it.
+    """
+    return optimizers.info(name)
+
+
+def scheduler_info(name: str) -> EntryInfo:
+    """Describe a scheduler name (imports its target to read the signature).
+
+    Raises:
+        UnknownNameError: no scheduler has that name.
+        AmbiguousNameError: two third-party plugins provide it.
+    """
+    return schedulers.info(name)
+
+
+def get_optimizer(
+    name: str,
+    params: Any,
+    *,
+    no_decay: Iterable[str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    rules: Sequence[Mapping[str, Any]] | None = None,
+    layer_decay: float | None = None,
+    layer_pattern: str | None = None,
+    **kwargs: Any,
+) -> torch.optim.Optimizer:
+    """Build the optimizer registered as ``name``.
+
+    Args:
+        name: an optimizer name (``optreg list optimizers``), plain or ``dist:name``.
+        params: an iterable of tensors, of param-group dicts, of ``(name, tensor)``
+            pairs, or an ``nn.Module``. With a module and ``weight_decay > 0``,
+            biases, norm weights and 1-D parameters get ``weight_decay=0.0``.
+        no_decay: name patterns exempt from weight decay (replaces the default rule).
+        overrides: per-name-pattern group options, e.g. ``{"embed": {"lr": 1e-4}}``.
+        rules: declarative param-group rules, plain data: selectors (``match``,
+            ``regex``, ``module``, ``ndim``, ``shape``) and the options they set
+            (``lr``, ``lr_scale``, ``weight_decay``, any hyperparameter; ``optimizer``
+            for a composite such as ``muon_adamw``); see :mod:`optreg.params._rules`.
+        layer_decay: layer-wise lr decay (``0.75``: each layer below the top gets
+            0.75 times the lr of the one above).
+        layer_pattern: a regex whose first group is a parameter name's layer index.
+        **kwargs: hyperparameters of the optimizer (``lr``, ``weight_decay``, ...).
+
+    Returns:
+        The optimizer (a ``torch.optim.Optimizer``).
+
+    Raises:
+        UnknownNameError: no optimizer has that name (suggests close names).
+        AmbiguousNameError: two third-party plugins provide it.
+        MissingDependencyError: the name needs an extra that is not installed.
+        PluginLoadError: the plugin providing it cannot be imported.
+        TypeError: a keyword the optimizer does not accept, or bad ``params``.
+        ValueError: an invalid hyperparameter value or an empty parameter list.
+    """
+    from optreg.params._kinds import one_walk  # imports torch
+
+    entry = optimizers.resolve(name)
+    factory = optimizers.load(entry)
+    contract = loading.contract(entry)
+    kwargs = _checked_kwargs(entry, factory, contract, kwargs)
+    grouping = check_grouping(
+        _label(entry),
+        factory,
+        contract,
+        no_decay=no_decay,
+        overrides=overrides,
+        rules=rules,
+        layer_decay=layer_decay,
+        layer_pattern=layer_pattern,
+    )
+    params = _read_once(params)  # for the groups, and for the names a record keeps
+    build = _build_routed if contract.routes_params else _build_grouped
+    with one_walk():  # a module's parameters are walked once for all of it
+        optimizer = build(entry, factory, params, grouping, kwargs)
+        names = records.parameter_names(params)
+    records.remember_optimizer(optimizer, entry, OptimizerSpec(entry.name, kwargs, grouping.given()), names)
+    call_hook("optreg_optimizer_created", name=entry.name, optimizer=optimizer)
+    return optimizer
+
+
+def _checked_kwargs(
+    entry: Entry, factory: Any, contract: FactoryContract, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The hyperparameters, checked against the factory (its own check where it has one).
+
+    Raises:
+        TypeError: a keyword it does not take (``optreg_prepare`` included).
+        ValueError: a value of the wrong kind.
+    """
+    label = _label(entry)
+    if "optreg_prepare" in kwargs:
+        raise TypeError(
+            f"{label}: optreg_prepare is what optreg passes a factory that splits the "
+            "parameters itself (see optreg.hookspecs), not an option"
+        )
+    if contract.check_keywords is not None:  # a factory that says more (bnb)
+        contract.check_keywords(kwargs)
+    else:
+        _signature.check_keywords(label, factory, kwargs)
+    return validate.hyperparameters(label, factory, kwargs)
+
+
+def _read_once(params: Any) -> Any:
+    """An iterable of tensors, pairs or groups as a list (a generator is read once)."""
+    import torch
+
+    one = (torch.Tensor, torch.nn.Module, Mapping, str, bytes)
+    return list(params) if isinstance(params, Iterable) and not isinstance(params, one) else params
+
+
+def _build_grouped(
+    entry: Entry, factory: Any, params: Any, grouping: Grouping, kwargs: dict[str, Any]
+) -> torch.optim.Optimizer:
+    """Group the parameters, run the prepare hook on the groups, build."""
+    from optreg.params._rules import group_parameters
+
+    groups = group_parameters(
+        params,
+        **grouping.ruling(),
+        weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
+        no_decay=grouping.no_decay,
+        overrides=grouping.overrides,
+        lr=kwargs.get("lr", _signature.default(factory, "lr")),
+    )
+    call_hook(
+        "optreg_prepare_optimizer", undo=True, name=entry.name, param_groups=groups, kwargs=kwargs
+    )
+    return _checked_optimizer(entry, loading.first_call(entry, factory, groups, **kwargs))
+
+
+def _build_routed(
+    entry: Entry, factory: Any, params: Any, grouping: Grouping, kwargs: dict[str, Any]
+) -> torch.optim.Optimizer:
+    """A factory that splits the parameters itself (muon_adamw): what the user gave, with
+    the grouping, and the prepare hook to run on the groups it makes."""
+    extra: dict[str, Any] = grouping.ruling() if grouping.ruled else {}
+    if _signature.takes(factory, "optreg_prepare") == "named":
+        extra["optreg_prepare"] = _prepare_hook(entry.name)
+    built = loading.first_call(
+        entry,
+        factory,
+        params,
+        no_decay=grouping.no_decay,
+        overrides=grouping.overrides,
+        **extra,
+        **kwargs,
+    )
+    return _checked_optimizer(entry, built)
+
+
+def _checked_optimizer(entry: Entry, optimizer: Any) -> torch.optim.Optimizer:
+    """What the factory returned, if it is an optimizer.
+
+    Raises:
+        TypeError: it is not a ``torch.optim.Optimizer`` (the plugin is broken).
+    """
+    import torch
+
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"{_label(entry)} returned {type(optimizer).__module__}."
+            f"{type(optimizer).__qualname__} ({optimizer!r:.60}), not a torch.optim.Optimizer; "
+            f"the plugin providing it ({entry.provider}) is broken"
+        )
+    return optimizer
+
+
+def _prepare_hook(name: str) -> Any:
+    """The ``optreg_prepare`` callable a routing factory gets: the
+    ``optreg_prepare_optimizer`` hook on the groups it made, edits undone if it raises."""
+
+    def prepare(param_groups: list[dict[str, Any]], kwargs: dict[str, Any]) -> None:
+        call_hook(
+            "optreg_prepare_optimizer",
+            undo=True,
+            name=name,
+            param_groups=param_groups,
+            kwargs=kwargs,
+        )
+
+    return prepare
+
+
+def get_scheduler(
+    name: str,
+    optimizer: Any,
+    num_warmup_steps: float | None = None,
+    num_training_steps: int | None = None,
+    scheduler_specific_kwargs: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Build the learning-rate scheduler registered as ``name``.
+
+    Compatible with ``transformers.get_scheduler``: the step counts are passed to
+    the schedules that declare them and a missing required one raises ValueError.
+
+    Args:
+        name: a scheduler name (``optreg list schedulers``), or a ``SchedulerType``.
+        optimizer: the optimizer whose learning rate is scheduled.
+        num_warmup_steps: warmup steps, for schedules that have a warmup; a float in
+            (0, 1) is that fraction of ``num_training_steps``, rounded up (as
+            transformers reads a float ``TrainingArguments.warmup_steps``).
+        num_training_steps: total training steps, for schedules that decay.
+        scheduler_specific_kwargs: extra arguments of the schedule (as in transformers).
+        **kwargs: more schedule arguments; merged over ``scheduler_specific_kwargs``.
+
+    Returns:
+        The scheduler (a ``torch.optim.lr_scheduler.LRScheduler`` for builtins).
+
+    Raises:
+        UnknownNameError: no scheduler has that name.
+        ValueError: ``"<name> requires `num_warmup_steps`"`` (or ``num_training_steps``)
+            when the schedule needs it, and invalid values (negative or NaN steps).
+        TypeError: a keyword the schedule does not accept, or a factory that returned
+            no scheduler (an object without ``step()``).
+    """
+    name = getattr(name, "value", name)  # SchedulerType members
+    entry = schedulers.resolve(name)
+    factory = schedulers.load(entry)
+    loading.contract(entry)  # its signature readable (a plugin's failure contained)
+    if not isinstance(getattr(optimizer, "param_groups", None), list):
+        raise TypeError(
+            f"{entry.name}: `optimizer` must be a torch.optim.Optimizer, got "
+            f"{type(optimizer).__name__}: {optimizer!r:.80}"
+        )
+    if not entry.metadata.get("own_lr"):
+        _check_numeric_lrs(entry, optimizer)
+    specific = dict(scheduler_specific_kwargs or {})
+    specific.update(kwargs)
+    call = validate.schedule_arguments(
+        entry.name, _label(entry), factory, num_warmup_steps, num_training_steps, specific
+    )
+    scheduler = loading.first_call(entry, factory, optimizer, **call)
+    if not callable(getattr(scheduler, "step", None)):
+        raise TypeError(
+            f"{_label(entry)} returned {type(scheduler).__module__}."
+            f"{type(scheduler).__qualname__} ({scheduler!r:.60}), not a scheduler (an object "
+            f"with step(), such as a torch LRScheduler); the plugin providing it "
+            f"({entry.provider}) is broken"
+        )
+    records.remember_scheduler(scheduler, entry, num_warmup_steps, num_training_steps, specific)
+    call_hook("optreg_scheduler_created", name=entry.name, scheduler=scheduler)
+    return scheduler
+
+
+def effective_arguments(kind: str, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments the factory of ``name`` effectively gets from ``arguments``: its
+    defaults filled in and, for a schedule, the step counts as it receives them (a
+    warmup fraction as steps, none for a schedule that does not declare them).
+
+    Two spellings of one build (an explicit default vs omitted, ``constant`` given step
+    counts it ignores, a warmup fraction vs the same count) give equal results.
+
+    Raises:
+        UnknownNameError: no such name.
+        TypeError, ValueError: arguments the factory refuses.
+    """
+    registry = optimizers if kind == "optimizer" else schedulers
+    entry = registry.resolve(name)
+    factory = registry.load(entry)
+    given = dict(arguments)
+    if kind != "optimizer":
+        given = validate.schedule_arguments(
+            entry.name,
+            _label(entry),
+            factory,
+            given.pop("num_warmup_steps", None),
+            given.pop("num_training_steps", None),
+            given,
+        )
+    return _signature.with_defaults(factory, given)
+
+
+def is_metric_driven(name: str, kwargs: Mapping[str, Any] | None = None) -> bool:
+    """Whether schedule ``name`` steps with a metric (``step(metric)``, as
+    ``ReduceLROnPlateau``): the one decision every integration uses.
+
+    Read from the schedule itself: one is built with ``kwargs`` on a throwaway optimizer
+    (with the step counts it declares) and its ``step()`` signature read, as every
+    caller of a built one reads it (:func:`optreg._core.signature.step_needs_metric`). A
+    schedule that cannot be built that way counts as metric-driven when its entry
+    declares ``metadata={"metric_driven": True}``.
+
+    Raises:
+        UnknownNameError: no scheduler has that name.
+    """
+    import torch
+
+    entry = schedulers.resolve(name)
+    factory = schedulers.load(entry)
+    probe = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    try:
+        call = validate.schedule_arguments(
+            entry.name, _label(entry), factory, 0, 2, dict(kwargs or {})
+        )
+        built = loading.first_call(entry, factory, probe, **call)
+    except Exception:  # needs what only the real run has: the declaration decides
+        return bool(entry.metadata.get("metric_driven"))
+    return _signature.step_needs_metric(built)
+
+
+def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
+    """A schedule scales each group's lr: refuse, by name, an optimizer without one.
+
+    Raises:
+        ValueError: a param group whose lr is not a number (Adafactor with
+            ``relative_step=True`` computes its own and holds ``lr=None``).
+    """
+    for i, group in enumerate(optimizer.param_groups):
+        lr = group.get("lr")
+        if not (validate.is_real(lr) or validate.is_tensor(lr)):
+            raise ValueError(
+                f"{entry.name} cannot schedule {type(optimizer).__name__}: param group {i} has "
+                f"lr={lr!r}, so there is no learning rate to scale (an optimizer that computes "
+                "its own, such as adafactor with relative_step=True). Give it one "
+                "(adafactor: lr=1e-3, relative_step=False), or use the 'adafactor' schedule, "
+                "which reports the lr Adafactor computes"
+            )
+
+
+def _label(entry: Entry) -> str:
+    """How errors name an entry: ``optimizer 'adamw' (optreg.builtin.torch_optim:adamw)``."""
+    return f"{entry.kind} {entry.name!r} ({entry.target_ref})"

@@ -1,0 +1,78 @@
+"""What optreg built, remembered for checkpoint records (see :mod:`optreg._checkpoint.state`).
+
+:func:`optreg.get_optimizer` and :func:`optreg.get_scheduler` note here, weakly, the
+entry, arguments and parameter names of each object they return.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from optreg._build.spec import OptimizerSpec
+from optreg._core.entry import Entry, optreg_version
+
+__all__ = [
+    "optimizers",
+    "parameter_names",
+    "remember_optimizer",
+    "remember_scheduler",
+    "schedulers",
+]
+
+# What optreg built, keyed by the object (weakly: a record never keeps one alive).
+optimizers: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+schedulers: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def parameter_names(params: Any) -> dict[int, str]:
+    """``id(tensor) -> name`` for what :func:`optreg.get_optimizer` was given, where it
+    says names (an ``nn.Module`` or ``(name, tensor)`` pairs); empty otherwise."""
+    from torch import nn
+
+    from optreg.params._kinds import is_named_pairs
+    from optreg.params._kinds import named_parameters as walk
+
+    if isinstance(params, nn.Module):
+        return {id(p): n for n, p in walk(params)}
+    if is_named_pairs(params):
+        return {id(p): n for n, p in params}
+    return {}
+
+
+def _provider(entry: Entry) -> dict[str, Any]:
+    version = optreg_version() if entry.provider == "optreg" else entry.version
+    return {"name": entry.name, "provider": entry.provider, "provider_version": version}
+
+
+def remember_optimizer(
+    optimizer: Any, entry: Entry, spec: OptimizerSpec, names: dict[int, str]
+) -> None:
+    """Note how :func:`optreg.get_optimizer` built ``optimizer`` (for :func:`state_dict`)."""
+    with contextlib.suppress(TypeError):  # an object with no weak reference: no record
+        optimizers[optimizer] = {
+            **_provider(entry),
+            "qualified_name": entry.qualified_name,
+            **spec.record(),
+            "names": names,
+        }
+
+
+def remember_scheduler(
+    scheduler: Any,
+    entry: Entry,
+    num_warmup_steps: Any,
+    num_training_steps: Any,
+    kwargs: Mapping[str, Any],
+) -> None:
+    """Note how :func:`optreg.get_scheduler` built ``scheduler``."""
+    with contextlib.suppress(TypeError):  # a plugin's object with no weak reference
+        schedulers[scheduler] = {
+            **_provider(entry),
+            "qualified_name": entry.qualified_name,
+            "num_warmup_steps": num_warmup_steps,
+            "num_training_steps": num_training_steps,
+            "kwargs": dict(kwargs),
+        }

@@ -1,0 +1,320 @@
+"""Checkpoint records: what was built, by which name, with which arguments, for which params.
+
+:func:`state_dict` wraps ``optimizer.state_dict()`` (and the scheduler's) in a record of
+how :func:`optreg.get_optimizer` / :func:`optreg.get_scheduler` built them: the canonical
+name and provider (distribution and version), the plain-data arguments, the schedule's
+step counts, and the parameter names (FQNs) and shapes per group. :func:`load_state_dict`
+checks the record against the objects *before* it loads anything and names what
+differs; :func:`from_state_dict` rebuilds both objects from the record alone.
+
+The record holds only tensors, numbers, strings, lists, tuples and dicts:
+``torch.load(path, weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from optreg._build import records as _records
+from optreg._build.api import effective_arguments
+from optreg._build.spec import Spec
+from optreg._core.entry import optreg_version
+from optreg._core.errors import CheckpointMismatchError, CheckpointMismatchWarning
+from optreg._core.validate import is_real
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["FORMAT", "from_state_dict", "load_state_dict", "state_dict", "unwrapped_name"]
+
+#: The record's ``"format"``: bumped when its layout changes incompatibly.
+FORMAT = "optreg.checkpoint/1"
+_MAX_LISTED = 6
+# What torch's wrappers insert in a parameter's name: torch.compile (``_orig_mod``),
+# FSDP1 and activation checkpointing anywhere, DDP / DataParallel a leading ``module``.
+_WRAPPER_PARTS = frozenset({"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"})
+_LEADING_WRAPPER = "module"
+_NAMES_NOTE = (
+    "(parameter names are compared without the _orig_mod. / module. prefixes that "
+    "torch.compile and DDP add; schedule arguments as the schedule receives them, "
+    "defaults filled in and a warmup fraction as steps)"
+)
+
+
+def unwrapped_name(name: str | None) -> str | None:
+    """A parameter's name without what torch.compile, DDP, FSDP1 or activation
+    checkpointing insert: ``module._orig_mod.fc.weight`` -> ``fc.weight``."""
+    if name is None:
+        return None
+    parts = [part for part in name.split(".") if part not in _WRAPPER_PARTS]
+    while len(parts) > 1 and parts[0] == _LEADING_WRAPPER:
+        parts.pop(0)
+    return ".".join(parts)
+
+
+def _record_of(obj: Any, kind: str) -> dict[str, Any]:
+    records = _records.optimizers if kind == "optimizer" else _records.schedulers
+    record = records.get(obj) if obj is not None else None
+    if record is None:
+        maker = "get_optimizer" if kind == "optimizer" else "get_scheduler"
+        raise TypeError(
+            f"this {type(obj).__name__} was not built by optreg.{maker}, so its name and "
+            f"arguments are unknown; build it with optreg.{maker}(...), or save its "
+            "state_dict() yourself"
+        )
+    return record
+
+
+def _groups(optimizer: Any, names: Mapping[int, str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "params": [names.get(id(p)) for p in group["params"]],
+            "shapes": [list(p.shape) for p in group["params"]],
+        }
+        for group in optimizer.param_groups
+    ]
+
+
+def state_dict(optimizer: torch.optim.Optimizer, scheduler: Any = None) -> dict[str, Any]:
+    """The checkpoint record of ``optimizer`` (and ``scheduler``), their states included.
+
+    Args:
+        optimizer: built by :func:`optreg.get_optimizer`.
+        scheduler: built by :func:`optreg.get_scheduler`, or None.
+
+    Returns:
+        ``{"format", "optreg_version", "optimizer": {name, provider, provider_version,
+        kwargs, no_decay, overrides, groups, state}, "scheduler": {name, provider,
+        provider_version, num_warmup_steps, num_training_steps, kwargs, state} | None}``;
+        ``groups`` lists each param group's parameter names (None where optreg was given
+        bare tensors) and shapes. Loads with ``torch.load(weights_only=True)``.
+
+    Raises:
+        TypeError: an object optreg did not build (its name is unknown).
+    """
+    record = _record_of(optimizer, "optimizer")
+    out_opt = {k: v for k, v in record.items() if k not in ("names", "qualified_name")}
+    out_opt["name"] = record["qualified_name"]
+    out_opt["groups"] = _groups(optimizer, record["names"])
+    out_opt["state"] = optimizer.state_dict()
+    out: dict[str, Any] = {
+        "format": FORMAT,
+        "optreg_version": optreg_version(),
+        "optimizer": out_opt,
+        "scheduler": None,
+    }
+    if scheduler is not None:
+        srecord = _record_of(scheduler, "scheduler")
+        out_sched = {k: v for k, v in srecord.items() if k != "qualified_name"}
+        out_sched["name"] = srecord["qualified_name"]
+        out_sched["state"] = scheduler.state_dict()
+        out["scheduler"] = out_sched
+    return out
+
+
+def _check_format(checkpoint: Any) -> None:
+    if not isinstance(checkpoint, Mapping) or checkpoint.get("format") != FORMAT:
+        found = checkpoint.get("format") if isinstance(checkpoint, Mapping) else None
+        raise CheckpointMismatchError(
+            f"not an optreg checkpoint record (format {found!r}, expected {FORMAT!r}): "
+            "make it with optreg.state_dict(optimizer, scheduler)"
+        )
+
+
+def _same(a: Any, b: Any) -> bool:
+    import torch
+
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):  # a tensor lr, a number
+        tensor, other = (a, b) if isinstance(a, torch.Tensor) else (b, a)
+        return tensor.numel() == 1 and is_real(other) and float(tensor) == float(other)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _differences(saved: Mapping[str, Any], here: Mapping[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(set(saved) | set(here)):
+        a, b = saved.get(key, "(default)"), here.get(key, "(default)")
+        if not _same(a, b):
+            out.append(f"{key}={a!r} in the checkpoint, {b!r} here")
+    return out
+
+
+def _group_differences(saved: list[dict[str, Any]], here: list[dict[str, Any]]) -> list[str]:
+    if len(saved) != len(here):
+        return [f"the checkpoint has {len(saved)} param groups, this optimizer {len(here)}"]
+    out = []
+    for i, (a, b) in enumerate(zip(saved, here, strict=True)):
+        if len(a["params"]) != len(b["params"]):
+            out.append(
+                f"param group {i} holds {len(a['params'])} parameters in the checkpoint, "
+                f"{len(b['params'])} here"
+            )
+            continue
+        for j, (na, nb, sa, sb) in enumerate(
+            zip(a["params"], b["params"], a["shapes"], b["shapes"], strict=True)
+        ):
+            label = nb or na or f"params[{j}]"
+            if na is not None and nb is not None and unwrapped_name(na) != unwrapped_name(nb):
+                out.append(f"param group {i}, parameter {j}: {na!r} in the checkpoint, {nb!r} here")
+            elif list(sa) != list(sb):
+                out.append(
+                    f"param group {i}, {label!r}: shape {list(sa)} in the checkpoint, {list(sb)} here"
+                )
+    return out
+
+
+def _effective(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's arguments as its factory effectively receives them (see
+    :func:`optreg._build.api.effective_arguments`); as written when the factory refuses them."""
+    given = dict(record["kwargs"])
+    if kind == "scheduler":
+        given.update(
+            num_warmup_steps=record["num_warmup_steps"],
+            num_training_steps=record["num_training_steps"],
+        )
+    try:
+        return effective_arguments(kind, record.get("qualified_name", record["name"]), given)
+    except (TypeError, ValueError):
+        return given
+
+
+def _listed(lines: list[str]) -> str:
+    shown = lines[:_MAX_LISTED]
+    more = len(lines) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more else "")
+
+
+def load_state_dict(
+    checkpoint: Mapping[str, Any],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any = None,
+    *,
+    strict: bool = True,
+) -> None:
+    """Check a :func:`state_dict` record against the objects, then load it into them.
+
+    Nothing is loaded unless every check passes. Checked, in order:
+
+    * the optimizer's name (canonical, with its provider) and, when a schedule was
+      saved, the schedule's name: another name is an error;
+    * the param groups: their number, and per group the number, names (where both
+      sides know them) and shapes of the parameters: any difference is an error;
+    * the schedule's arguments (``num_warmup_steps``, ``num_training_steps``, its own
+      keywords): the schedule would continue differently, so an error (a warning with
+      ``strict=False``);
+    * the optimizer's hyperparameters: a :class:`CheckpointMismatchWarning` listing them,
+      since the checkpoint's values are what continues (torch's ``load_state_dict``
+      restores every group's options).
+
+    Args:
+        checkpoint: a :func:`state_dict` record (e.g. ``torch.load(path, weights_only=True)``).
+        optimizer: built by :func:`optreg.get_optimizer`.
+        scheduler: built by :func:`optreg.get_scheduler`; required when the record holds
+            a schedule, refused when it holds none.
+        strict: schedule arguments that differ are an error (True) or a warning.
+
+    Raises:
+        CheckpointMismatchError: the record is not one, or does not fit (the message
+            lists every difference found, up to six).
+        TypeError: an object optreg did not build.
+    """
+    _check_format(checkpoint)
+    saved_opt = checkpoint["optimizer"]
+    record = _record_of(optimizer, "optimizer")
+    errors: list[str] = []
+    if saved_opt["name"] != record["qualified_name"]:
+        errors.append(
+            f"the checkpoint is for optimizer {saved_opt['name']!r} ({saved_opt['provider']} "
+            f"{saved_opt.get('provider_version')}), this one is {record['qualified_name']!r}"
+        )
+    else:
+        errors += _group_differences(saved_opt["groups"], _groups(optimizer, record["names"]))
+    saved_sched = checkpoint.get("scheduler")
+    schedule_diffs: list[str] = []
+    if saved_sched is None and scheduler is not None:
+        errors.append("the checkpoint holds no schedule, but a scheduler was given")
+    elif saved_sched is not None and scheduler is None:
+        errors.append(
+            f"the checkpoint holds the state of schedule {saved_sched['name']!r}: pass its "
+            "scheduler too (optreg.from_state_dict rebuilds both)"
+        )
+    elif saved_sched is not None:
+        srecord = _record_of(scheduler, "scheduler")
+        if saved_sched["name"] != srecord["qualified_name"]:
+            errors.append(
+                f"the checkpoint is for schedule {saved_sched['name']!r}, this one is "
+                f"{srecord['qualified_name']!r}"
+            )
+        else:
+            schedule_diffs = _differences(
+                _effective("scheduler", saved_sched), _effective("scheduler", srecord)
+            )
+    if strict and schedule_diffs:
+        errors.append(
+            f"schedule {saved_sched['name']!r} would continue differently: "  # type: ignore[index]
+            + _listed(schedule_diffs)
+        )
+    if errors:
+        raise CheckpointMismatchError(
+            f"cannot load this checkpoint (nothing was loaded): {_listed(errors)} {_NAMES_NOTE}"
+        )
+    if schedule_diffs:
+        warnings.warn(
+            f"schedule {saved_sched['name']!r} continues with the arguments it was built "  # type: ignore[index]
+            f"with here, not the checkpoint's: {_listed(schedule_diffs)}",
+            CheckpointMismatchWarning,
+            stacklevel=2,
+        )
+    hyper = _differences(
+        {
+            **_effective("optimizer", saved_opt),
+            "no_decay": saved_opt["no_decay"],
+            "overrides": saved_opt["overrides"],
+            **saved_opt.get("grouping", {}),
+        },
+        {
+            **_effective("optimizer", record),
+            "no_decay": record["no_decay"],
+            "overrides": record["overrides"],
+            **record["grouping"],
+        },
+    )
+    if hyper:
+        warnings.warn(
+            f"optimizer {record['qualified_name']!r} was built with other hyperparameters "
+            f"than the checkpoint's, and the checkpoint's continue: {_listed(hyper)}",
+            CheckpointMismatchWarning,
+            stacklevel=2,
+        )
+    optimizer.load_state_dict(saved_opt["state"])
+    if scheduler is not None and saved_sched is not None:
+        scheduler.load_state_dict(saved_sched["state"])
+
+
+def from_state_dict(checkpoint: Mapping[str, Any], params: Any) -> tuple[Any, Any]:
+    """Rebuild the optimizer (and scheduler) a :func:`state_dict` record describes, and
+    load it: no name or argument needs to be known.
+
+    Args:
+        checkpoint: a :func:`state_dict` record.
+        params: the parameters, as :func:`optreg.get_optimizer` takes them (the model).
+
+    Returns:
+        ``(optimizer, scheduler)``; ``scheduler`` is None when the record holds none.
+
+    Raises:
+        CheckpointMismatchError: the record is not one, or ``params`` do not fit it.
+        UnknownNameError: the record's optimizer or schedule is not installed here.
+    """
+    _check_format(checkpoint)
+    optimizer, scheduler = Spec.from_record(checkpoint).build(params)
+    load_state_dict(checkpoint, optimizer, scheduler)
+    return optimizer, scheduler

@@ -1,0 +1,75 @@
+"""The factory contract: what a factory declares beyond its signature.
+
+Most factories need nothing here: optreg reads their signature for keywords and
+defaults. A factory that does more says so with one attribute, ``optreg_contract``, a
+:class:`FactoryContract` (re-exported as ``optreg.FactoryContract`` and documented with
+the hooks in :mod:`optreg.hookspecs`). optreg reads it once, when the name is loaded
+(:func:`optreg._core.loading.contract`), and uses it from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["DEFAULT", "DeclaresContract", "FactoryContract", "contract_of"]
+
+
+@dataclass(frozen=True)
+class FactoryContract:
+    """What a factory declares to :func:`optreg.get_optimizer` beyond its signature.
+
+    Attributes:
+        routes_params: the factory splits the parameters itself (``muon_adamw``): it is
+            given what the user gave (the ``nn.Module``, ``(name, tensor)`` pairs or
+            tensors) with ``no_decay=``, ``overrides=`` and, when given, ``rules=`` /
+            ``layer_decay=`` / ``layer_pattern=``, instead of optreg's param groups;
+            an ``optreg_prepare`` keyword in its signature receives the
+            ``optreg_prepare_optimizer`` hook to run on the groups it makes.
+        group_options: options a param group, a rule or an override may set although
+            the signature does not name them (bitsandbytes' ``optim_bits``; AdamW's
+            ``betas`` on ``muon_adamw``'s AdamW side).
+        check_keywords: called with the keyword arguments before anything else, instead
+            of optreg's "unexpected keyword" check, for a factory that can say more (a
+            bitsandbytes name refusing ``optim_bits``, which the name fixes); it raises
+            ``TypeError``.
+        multiplier: a schedule's pure form: called with the factory's arguments (without
+            the optimizer and ``last_epoch``; ``base_lr=``, the optimizer's default lr,
+            where its signature names it), it returns the step -> multiplier function the
+            factory wraps in a ``LambdaLR``. ``sequence`` joins these, and they need no
+            optimizer.
+    """
+
+    routes_params: bool = False
+    group_options: tuple[str, ...] = ()
+    check_keywords: Callable[[Mapping[str, Any]], None] | None = None
+    multiplier: Callable[..., Callable[[int], float]] | None = None
+
+
+#: What a factory without ``optreg_contract`` declares: nothing beyond its signature.
+DEFAULT = FactoryContract()
+
+
+@runtime_checkable
+class DeclaresContract(Protocol):
+    """A factory declaring a :class:`FactoryContract` (class or instance attribute)."""
+
+    optreg_contract: FactoryContract
+
+
+def contract_of(factory: Any) -> FactoryContract:
+    """The factory's declared contract, or :data:`DEFAULT`.
+
+    Raises:
+        TypeError: ``optreg_contract`` is there but is not a :class:`FactoryContract`.
+    """
+    if not isinstance(factory, DeclaresContract):
+        return DEFAULT
+    declared = factory.optreg_contract
+    if not isinstance(declared, FactoryContract):
+        raise TypeError(
+            f"{factory!r:.80}: optreg_contract must be an optreg.FactoryContract, got "
+            f"{type(declared).__name__}: {declared!r:.80}"
+        )
+    return declared

@@ -1,0 +1,10 @@
+"""The ``optreg`` command (also ``python -m optreg``): ``list`` / ``info`` / ``check``
+(:mod:`._main`), ``groups``, ``plot`` and ``compare``; see :func:`main`."""
+
+from __future__ import annotations
+
+from optreg._core.errors import UsageError
+from optreg.cli._args import parse_kw
+from optreg.cli._main import main
+
+__all__ = ["UsageError", "main", "parse_kw"]

@@ -1,0 +1,51 @@
+"""optreg._core.describe: what optimizer_info / scheduler_info / optreg info report about a name."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+import optreg
+from optreg._plugins import discovery
+
+if TYPE_CHECKING:
+    from conftest import MakeDist
+
+pytestmark = pytest.mark.usefixtures("fresh_registry")
+
+
+def test_info() -> None:
+    info = optreg.optimizer_info("AdamW_Torch")
+    assert info.name == "adamw"
+    assert "adamw_torch" in info.aliases
+    assert info.provider == "optreg"
+    assert info.available is True and info.reason is None
+    assert info.signature is not None and "lr" in info.signature
+    assert info.qualified_name == "optreg:adamw"
+    sinfo = optreg.scheduler_info("linear")
+    assert set(sinfo.required_args) == {"num_warmup_steps", "num_training_steps"}
+
+
+def test_runtime_info_provider() -> None:
+    optreg.register_optimizer("mine", "torch.optim:SGD", description="mine")
+    assert optreg.optimizer_info("mine").provider == "(registered at run time)"
+    assert optreg.optimizer_info("mine").description == "mine"
+
+
+def test_an_entry_point_class_without_a_docstring_shows_no_inherited_text(
+    make_dist: MakeDist,
+) -> None:
+    site = make_dist(
+        "acme-quiet",
+        entry_points={"optreg.optimizers": {"quiet": "acme_quiet:Quiet"}},
+        modules={"acme_quiet": "import torch\nclass Quiet(torch.optim.SGD):\n    pass\n"},
+    )
+    info = optreg.optimizer_info("quiet")
+    assert info.doc == "" and info.description == ""  # not "Base class for all optimizers."
+    meta = next(site.glob("acme_quiet-*.dist-info")) / "METADATA"
+    meta.write_text(meta.read_text() + "Summary: Quiet optimizers for acme\n")
+    discovery.reset()
+    info = optreg.optimizer_info("quiet")
+    assert info.description == info.doc == "Quiet optimizers for acme"  # the distribution's
+    assert info.provider == "acme-quiet"

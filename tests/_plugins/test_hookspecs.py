@@ -1,0 +1,235 @@
+"""optreg.hookspecs: the plugin contract, called through pluggy's own machinery."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+import optreg
+from optreg import hookspecs
+from optreg._plugins import discovery as _discovery
+from optreg.cli import main
+
+if TYPE_CHECKING:
+    from conftest import MakeDist
+
+ORDER_PLUGIN = """
+import acme_log
+from optreg import PluginRegistry, hookimpl
+
+@hookimpl{marker}
+def optreg_add_optimizers(registry):
+    assert isinstance(registry, PluginRegistry), type(registry)
+    acme_log.calls.append(("{name}", registry.provider))
+    registry.register("{name}_sgd", "torch.optim:SGD")
+"""
+LOG = {"acme_log": "calls = []"}
+
+
+def test_plugin_registry_is_public_and_what_hooks_receive(make_dist: MakeDist) -> None:
+    assert optreg.PluginRegistry is hookspecs.PluginRegistry
+    assert "PluginRegistry" in optreg.__all__
+    make_dist(
+        "acme-order",
+        entry_points={"optreg": {"one": "acme_one_hooks"}},
+        modules={"acme_one_hooks": ORDER_PLUGIN.format(marker="", name="one"), **LOG},
+    )
+    assert optreg.optimizers["one_sgd"].provider == "acme_order"
+    import acme_log  # type: ignore[import-not-found]
+
+    assert acme_log.calls == [("one", "acme_order")]
+
+
+def test_call_order_is_pluggys(make_dist: MakeDist) -> None:
+    """Plugins are called in pluggy's order: tryfirst first, trylast last, else the last
+    registered first."""
+    make_dist(
+        "acme-a",
+        entry_points={"optreg": {"a": "acme_a_hooks"}},
+        modules={"acme_a_hooks": ORDER_PLUGIN.format(marker="(trylast=True)", name="a"), **LOG},
+    )
+    for name, marker in (("b", ""), ("c", ""), ("d", "(tryfirst=True)")):
+        make_dist(
+            f"acme-{name}",
+            entry_points={"optreg": {name: f"acme_{name}_hooks"}},
+            modules={f"acme_{name}_hooks": ORDER_PLUGIN.format(marker=marker, name=name)},
+        )
+    optreg.list_optimizers()
+    import acme_log  # type: ignore[import-not-found]
+
+    called = [name for name, _ in acme_log.calls]
+    pm = _discovery.plugin_manager()
+    pluggy_order = [
+        impl.plugin_name.partition(":")[2]
+        for impl in reversed(pm.hook.optreg_add_optimizers.get_hookimpls())
+        if impl.plugin_name.startswith("acme")
+    ]
+    assert called == pluggy_order
+    assert called[0] == "d" and called[-1] == "a"
+    assert {"a_sgd", "b_sgd", "c_sgd", "d_sgd"} <= set(optreg.list_optimizers())
+
+
+WRAPPER_PLUGIN = """
+from optreg import hookimpl
+
+events = []
+
+@hookimpl(wrapper=True)
+def optreg_add_optimizers(registry):
+    events.append("before")
+    registry.register("wrapped_sgd", "torch.optim:SGD")
+    result = yield
+    events.append("after")
+    return result
+
+@hookimpl(wrapper=True)
+def optreg_optimizer_created(name, optimizer):
+    events.append(f"created {name}")
+    return (yield)
+"""
+
+
+def test_wrapper_implementations_run(make_dist: MakeDist) -> None:
+    """A ``wrapper=True`` hook is a generator: pluggy runs it around the call (it is not
+    called as a plain function whose generator nobody runs)."""
+    make_dist(
+        "acme-wrap",
+        entry_points={"optreg": {"w": "acme_wrap_hooks"}},
+        modules={"acme_wrap_hooks": WRAPPER_PLUGIN},
+    )
+    import torch
+
+    assert "wrapped_sgd" in optreg.optimizers
+    optreg.get_optimizer("wrapped_sgd", [torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    import acme_wrap_hooks  # type: ignore[import-not-found]
+
+    assert acme_wrap_hooks.events == ["before", "after", "created wrapped_sgd"]
+    assert _discovery.problems() == []
+
+
+TYPO_PLUGIN = """
+from optreg import hookimpl
+
+@hookimpl
+def optreg_add_optimiser(registry):
+    registry.register("typo_sgd", "torch.optim:SGD")
+"""
+
+
+def test_unknown_hook_is_a_plugin_problem(
+    make_dist: MakeDist, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pluggy's check_pending(): a misspelled hook is reported, not silently ignored."""
+    make_dist(
+        "acme-typo",
+        entry_points={"optreg": {"t": "acme_typo_hooks"}},
+        modules={"acme_typo_hooks": TYPO_PLUGIN},
+    )
+    problems = _discovery.problems()
+    assert len(problems) == 1
+    assert problems[0].dist == "acme_typo"
+    assert "optreg_add_optimiser" in problems[0].error
+    assert "acme_typo:t" in str(problems[0])
+    assert "typo_sgd" not in optreg.optimizers
+    assert "adamw" in optreg.optimizers  # the others are unaffected
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN" in out and "optreg_add_optimiser" in out
+
+
+def test_a_raising_add_hook_loses_only_its_plugins_names(make_dist: MakeDist) -> None:
+    make_dist(
+        "acme-bad",
+        entry_points={"optreg": {"bad": "acme_bad_hooks"}},
+        modules={
+            "acme_bad_hooks": """
+                from optreg import hookimpl
+
+                @hookimpl
+                def optreg_add_optimizers(registry):
+                    registry.register("half_sgd", "torch.optim:SGD")
+                    raise RuntimeError("boom")
+            """
+        },
+    )
+    make_dist(
+        "acme-good",
+        entry_points={"optreg": {"good": "acme_good_hooks"}},
+        modules={"acme_good_hooks": ORDER_PLUGIN.format(marker="", name="good"), **LOG},
+    )
+    assert "good_sgd" in optreg.optimizers
+    [problem] = _discovery.problems()
+    assert problem.dist == "acme_bad" and "RuntimeError: boom" in problem.error
+
+
+# ---------------------------------------------------------------- hardening (issue 15)
+
+
+def test_a_read_only_prepare_hook_cannot_exhaust_group_generators(make_dist: MakeDist) -> None:
+    make_dist(
+        "acme-count",
+        entry_points={"optreg": {"count": "acme_count_hooks"}},
+        modules={
+            "acme_count_hooks": """
+                from optreg import hookimpl
+
+                seen = []
+
+                @hookimpl
+                def optreg_prepare_optimizer(name, param_groups, kwargs):
+                    seen.append(sum(len(list(g["params"])) for g in param_groups))
+            """
+        },
+    )
+    import torch
+
+    model = torch.nn.Linear(3, 2)
+    opt = optreg.get_optimizer("sgd", [{"params": model.parameters()}], lr=0.1)
+    import acme_count_hooks  # type: ignore[import-not-found]
+
+    assert acme_count_hooks.seen == [2]
+    assert len(opt.param_groups[0]["params"]) == 2  # the torch idiom keeps both
+
+
+def test_a_hook_that_raises_halfway_keeps_none_of_its_names(make_dist: MakeDist) -> None:
+    make_dist(
+        "acme-half",
+        entry_points={"optreg": {"half": "acme_half_hooks"}},
+        modules={
+            "acme_half_hooks": """
+                from optreg import hookimpl
+
+                @hookimpl
+                def optreg_add_optimizers(registry):
+                    registry.register("half_one", "torch.optim:SGD")
+                    registry.register("half_two", "torch.optim:SGD")
+                    raise RuntimeError("stopped halfway")
+            """
+        },
+    )
+    names = optreg.list_optimizers()
+    assert "half_one" not in names and "half_two" not in names
+    [problem] = _discovery.problems()
+    assert "RuntimeError: stopped halfway" in problem.error
+
+
+def test_runtime_registration_at_plugin_import_follows_the_one_rule(make_dist: MakeDist) -> None:
+    """register_optimizer("adafactor") from a plugin module raises DuplicateNameError
+    as it does after discovery: the builtins are registered before any plugin runs."""
+    make_dist(
+        "acme-grab",
+        entry_points={"optreg": {"grab": "acme_grab_hooks"}},
+        modules={
+            "acme_grab_hooks": """
+                import torch
+                import optreg
+
+                optreg.register_optimizer("adafactor", torch.optim.SGD)
+            """
+        },
+    )
+    assert optreg.optimizers["adafactor"].provider == "optreg"
+    [problem] = _discovery.problems()
+    assert problem.dist == "acme_grab"
+    assert "DuplicateNameError: optimizer name 'adafactor' is already registered" in problem.error
