@@ -16,7 +16,6 @@ from optreg._core.contract import FactoryContract
 from optreg._plugins.discovery import call_hook
 from optreg._core.entry import Entry, EntryInfo
 from optreg._build.grouping import Grouping, check_grouping
-from optreg._build.spec import OptimizerSpec
 from optreg._core.registry import optimizers, schedulers
 
 if TYPE_CHECKING:
@@ -128,7 +127,7 @@ def get_optimizer(
     with one_walk():  # a module's parameters are walked once for all of it
         optimizer = build(entry, factory, params, grouping, kwargs)
         names = records.parameter_names(params)
-    records.remember_optimizer(optimizer, entry, OptimizerSpec(entry.name, kwargs, grouping.given()), names)
+    records.remember_optimizer(optimizer, entry, kwargs, grouping.given(), names)
     call_hook("optreg_optimizer_created", name=entry.name, optimizer=optimizer)
     return optimizer
 

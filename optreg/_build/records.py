@@ -11,10 +11,11 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from optreg._build.spec import OptimizerSpec
 from optreg._core.entry import Entry, optreg_version
 
 __all__ = [
+    "optimizer_arguments",
+    "optimizer_record",
     "optimizers",
     "parameter_names",
     "remember_optimizer",
@@ -47,15 +48,39 @@ def _provider(entry: Entry) -> dict[str, Any]:
     return {"name": entry.name, "provider": entry.provider, "provider_version": version}
 
 
+def optimizer_record(kwargs: Mapping[str, Any], grouping: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of a build as a record keeps them (:func:`optimizer_arguments` reads
+    them back): the hyperparameters, ``no_decay`` / ``overrides``, and the rest of the
+    grouping under ``grouping``."""
+    no_decay, overrides = grouping.get("no_decay"), grouping.get("overrides")
+    return {
+        "kwargs": dict(kwargs),
+        "no_decay": None if no_decay is None else list(no_decay),
+        "overrides": None if overrides is None else {k: dict(v) for k, v in overrides.items()},
+        "grouping": {k: v for k, v in grouping.items() if k not in ("no_decay", "overrides")},
+    }
+
+
+def optimizer_arguments(saved: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(kwargs, grouping)`` of a record, any optreg version's (0.1 had no ``grouping``)."""
+    grouping = {"no_decay": saved.get("no_decay"), "overrides": saved.get("overrides")}
+    grouping.update(saved.get("grouping") or {})
+    return dict(saved["kwargs"]), {k: v for k, v in grouping.items() if v is not None}
+
+
 def remember_optimizer(
-    optimizer: Any, entry: Entry, spec: OptimizerSpec, names: dict[int, str]
+    optimizer: Any,
+    entry: Entry,
+    kwargs: Mapping[str, Any],
+    grouping: Mapping[str, Any],
+    names: dict[int, str],
 ) -> None:
     """Note how :func:`optreg.get_optimizer` built ``optimizer`` (for :func:`state_dict`)."""
     with contextlib.suppress(TypeError):  # an object with no weak reference: no record
         optimizers[optimizer] = {
             **_provider(entry),
             "qualified_name": entry.qualified_name,
-            **spec.record(),
+            **optimizer_record(kwargs, grouping),
             "names": names,
         }
 

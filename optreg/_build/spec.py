@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optreg._build import records
 from optreg._build.config import load_config, plain_config
 from optreg._core.errors import close_matches
 
@@ -53,24 +54,12 @@ class OptimizerSpec:
     @classmethod
     def from_record(cls, saved: Mapping[str, Any]) -> OptimizerSpec:
         """The optimizer part of a checkpoint record (every optreg version's)."""
-        grouping = {k: saved.get(k) for k in ("no_decay", "overrides")}
-        grouping.update(saved.get("grouping") or {})  # rules / layer decay (0.2 on)
-        return cls(
-            saved["name"], dict(saved["kwargs"]), {k: v for k, v in grouping.items() if v is not None}
-        )
+        kwargs, grouping = records.optimizer_arguments(saved)
+        return cls(saved["name"], kwargs, grouping)
 
     def record(self) -> dict[str, Any]:
         """The keys a checkpoint record keeps for this spec (``from_record`` reads them)."""
-        overrides = self.grouping.get("overrides")
-        no_decay = self.grouping.get("no_decay")
-        return {
-            "kwargs": dict(self.kwargs),
-            "no_decay": None if no_decay is None else list(no_decay),
-            "overrides": None if overrides is None else {k: dict(v) for k, v in overrides.items()},
-            "grouping": {
-                k: v for k in ("rules", "layer_decay", "layer_pattern") if (v := self.grouping.get(k)) is not None
-            },
-        }
+        return records.optimizer_record(self.kwargs, self.grouping)
 
     def build(self, params: Any) -> torch.optim.Optimizer:
         """:func:`optreg.get_optimizer` with this spec (raises what it raises)."""
