@@ -74,8 +74,9 @@ class _State:
     problems: list[PluginProblem] = []  # noqa: RUF012 - reset() rebinds it
     #: pluggy plugin name -> (distribution name, importlib-metadata Distribution)
     plugins: dict[str, tuple[str, Any]] = {}  # noqa: RUF012
-    #: hook name -> [(plugin name, caller of that plugin's implementation only)]
-    callers: dict[str, list[tuple[str, Callable[..., Any]]]] = {}  # noqa: RUF012
+    #: hook name -> (its implementations when cached, [(plugin name, caller of that
+    #: plugin's implementation only)]); a plugin registered later changes the first
+    callers: dict[str, tuple[tuple[Any, ...], list[tuple[str, Callable[..., Any]]]]] = {}  # noqa: RUF012
 
 
 def ensure_discovered() -> None:
@@ -262,7 +263,6 @@ def _call_add_hooks(*, skip: str | None = None) -> None:
         ("optreg_add_optimizers", optimizers),
         ("optreg_add_schedulers", schedulers),
     ):
-        _State.callers.pop(hookname, None)  # plugins were registered since
         _call_add_hook(hookname, registry, builtins=skip is None)
 
 
@@ -290,18 +290,19 @@ def _callers(hookname: str) -> list[tuple[str, Callable[..., Any]]]:
     so wrappers, ``tryfirst`` / ``trylast`` and argument selection are pluggy's,
     while one plugin's exception does not stop the others.
     """
-    cached = _State.callers.get(hookname)
-    if cached is not None:
-        return cached
     pm = _State.pm
     if pm is None:  # pragma: no cover - discovery sets it
         return []
+    impls = tuple(getattr(pm.hook, hookname).get_hookimpls())
+    cached = _State.callers.get(hookname)
+    if cached is not None and cached[0] == impls:  # the same plugins implement it
+        return cached[1]
     plugins = pm.get_plugins()
     out: list[tuple[str, Callable[..., Any]]] = []
-    for impl in reversed(getattr(pm.hook, hookname).get_hookimpls()):
+    for impl in reversed(impls):
         others = [p for p in plugins if p is not impl.plugin]
         out.append((impl.plugin_name, pm.subset_hook_caller(hookname, remove_plugins=others)))
-    _State.callers[hookname] = out
+    _State.callers[hookname] = (impls, out)
     return out
 
 

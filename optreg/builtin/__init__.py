@@ -198,7 +198,7 @@ TORCH_OPTIM = BuiltinPlugin(
         ),
         Name(
             "muon",
-            "optreg.builtin.muon:muon",
+            "optreg.builtin.torch_optim:muon",
             "torch.optim.Muon: orthogonalised momentum for 2-D weight matrices",
             requires=("torch>=2.9",),
             metadata=_needs(matrices_only=True),

@@ -18,56 +18,11 @@ from torch import nn
 
 from optreg._core.contract import FactoryContract
 from optreg.builtin.muon_routing import HEAD_MODULES, SIDES, SideOptions, route, sides_of
-from optreg.builtin.torch_optim import adamw_for, keep_kernel_choice
+from optreg.builtin.torch_optim import adamw_for, keep_kernel_choice, muon
 from optreg.params._rules import assign, named_of
 from optreg.params._split import check_overrides, matches, param_groups
 
 __all__ = ["HEAD_MODULES", "MuonAdamW", "muon", "route"]
-
-
-def muon(
-    params: Any,
-    lr: float = 1e-3,
-    weight_decay: float = 0.1,
-    momentum: float = 0.95,
-    nesterov: bool = True,
-    ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
-    eps: float = 1e-7,
-    ns_steps: int = 5,
-    adjust_lr_fn: str | None = None,
-) -> torch.optim.Optimizer:
-    """``torch.optim.Muon``, with an error that names what is not 2-D and the fix.
-
-    Raises:
-        ValueError: a parameter that is not 2-D (use ``muon_adamw``), and Muon's own.
-    """
-    groups = list(params)
-    tensors = [
-        (i, p)
-        for i, g in enumerate(groups)
-        for p in (g["params"] if isinstance(g, Mapping) else [g])
-    ]
-    bad = [(i, tuple(p.shape)) for i, p in tensors if p.ndim != 2]
-    if bad:
-        shown = ", ".join(f"group {i}: shape {list(s)}" for i, s in bad[:4])
-        raise ValueError(
-            f"muon takes only 2-D parameters (torch.optim.Muon), got {len(bad)} that are not "
-            f"({shown}); use 'muon_adamw', which gives biases, norms, embeddings and heads "
-            "to AdamW"
-        )
-    cls: Any = torch.optim.Muon  # type: ignore[attr-defined]
-    optimizer: torch.optim.Optimizer = cls(
-        groups,
-        lr=lr,
-        weight_decay=weight_decay,
-        momentum=momentum,
-        nesterov=nesterov,
-        ns_coefficients=ns_coefficients,
-        eps=eps,
-        ns_steps=ns_steps,
-        adjust_lr_fn=adjust_lr_fn,
-    )
-    return optimizer
 
 
 class MuonAdamW(torch.optim.Optimizer):
@@ -85,6 +40,8 @@ class MuonAdamW(torch.optim.Optimizer):
         ns_batch: orthogonalise a group's same-shape matrices in one batched call
             (:class:`~optreg.builtin.muon_batched.BatchedMuon`): ``"auto"`` on CUDA only,
             True everywhere, False never.
+        ns_distributed: orthogonalise each matrix once across the process group
+            (:mod:`~optreg.builtin.muon_dist`): ``"auto"`` under FSDP2 and DDP, False never.
         route: ``"auto"`` (by name and module type) or ``"ndim"``; see :func:`route`.
         adamw_params, muon_params: name patterns (substring or glob) sent to that side.
         no_decay: name patterns exempt from weight decay; default: biases, norm weights
@@ -131,6 +88,7 @@ class MuonAdamW(torch.optim.Optimizer):
         adamw_foreach: bool | None = None,
         adamw_fused: bool | None = None,
         ns_batch: bool | Literal["auto"] = "auto",
+        ns_distributed: bool | Literal["auto"] = "auto",
         route: str = "auto",
         adamw_params: Sequence[str] = (),
         muon_params: Sequence[str] = (),
@@ -203,7 +161,9 @@ class MuonAdamW(torch.optim.Optimizer):
         from optreg.builtin.muon_batched import BatchedMuon  # needs torch.optim.Muon
 
         self.muon: Any = (
-            BatchedMuon(muon_groups, batch=ns_batch, **muon_options) if muon_groups else None
+            BatchedMuon(muon_groups, batch=ns_batch, distributed=ns_distributed, **muon_options)
+            if muon_groups
+            else None
         )
         self.adamw: Any = (
             adamw_for(
@@ -224,6 +184,7 @@ class MuonAdamW(torch.optim.Optimizer):
             "adamw_foreach": adamw_foreach,
             "adamw_fused": adamw_fused,
             "ns_batch": ns_batch,
+            "ns_distributed": ns_distributed,
         }
         # torch's contract: every group carries every key of defaults; the sides share these
         self.defaults = {"lr": lr, "weight_decay": weight_decay}

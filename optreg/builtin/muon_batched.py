@@ -23,6 +23,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from optreg.builtin.muon_dist import Distribution, Layout, layout_of, ns_cost, orthogonalise
+
 __all__ = ["BatchedMuon", "newton_schulz_batched"]
 
 Batch = bool | Literal["auto"]
@@ -83,23 +85,55 @@ class BatchedMuon(torch.optim.Muon):  # type: ignore[name-defined,misc]
     Args:
         params: as ``torch.optim.Muon``.
         batch: ``"auto"`` (CUDA batched, CPU looped), True or False.
+        distributed: orthogonalise each matrix once across the process group
+            (:mod:`optreg.builtin.muon_dist`): ``"auto"`` under FSDP2 (row-sharded
+            DTensors) and with an active process group where every rank holds the same
+            matrices (DDP); True (an error where it cannot); False never.
         **kwargs: ``torch.optim.Muon``'s hyperparameters.
 
     Raises:
         ValueError: ``batch`` of another value, and what ``torch.optim.Muon`` raises.
     """
 
-    def __init__(self, params: Any, *, batch: Batch = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        params: Any,
+        *,
+        batch: Batch = "auto",
+        distributed: Distribution = "auto",
+        **kwargs: Any,
+    ) -> None:
         if batch not in (True, False, "auto"):
             raise ValueError(f"`batch` must be True, False or 'auto', got {batch!r}")
+        layout_of([], distributed)  # checks the value
         super().__init__(params, **kwargs)
         self.batch: Batch = batch
+        self.distributed: Distribution = distributed
+        #: what the last step orthogonalised on this rank (distributed: its share)
+        self.work: dict[str, int] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        """torch's state, and the batching choice (copies and pickles keep it)."""
+        """torch's state, and the batching choices (copies and pickles keep them)."""
         state: dict[str, Any] = super().__getstate__()
         state["batch"] = self.__dict__.get("batch", "auto")
+        state["distributed"] = self.__dict__.get("distributed", "auto")
+        state.pop("_replicated", None)  # re-checked in the process that steps
         return state
+
+    def _replicated_everywhere(self) -> bool:
+        """Whether every rank steps the same matrices (DDP), asked of the process group
+        once per set of param groups: ranks holding different parameters (ZeRO, pipeline
+        stages) orthogonalise their own, as one process does."""
+        dist = torch.distributed
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return False
+        shapes = tuple(tuple(tuple(p.shape) for p in g["params"]) for g in self.param_groups)
+        known: dict[Any, bool] = self.__dict__.setdefault("_replicated", {})
+        if shapes not in known:
+            everyone: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(everyone, shapes)
+            known[shapes] = all(s == shapes for s in everyone)
+        return known[shapes]
 
     def _batches(self, device: torch.device) -> bool:
         batch = self.__dict__.get("batch", "auto")  # a copy restored by torch has none
@@ -112,17 +146,57 @@ class BatchedMuon(torch.optim.Muon):  # type: ignore[name-defined,misc]
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        mode = self.__dict__.get("distributed", "auto")
+        self.work = {"matrices": 0, "cost": 0, "bytes_sent": 0}
+        # asked of every rank before any group (a rank may hold an empty group)
+        replicated = mode != "auto" or self._replicated_everywhere()
         for group in self.param_groups:
             params: list[Tensor] = []
             grads: list[Tensor] = []
             bufs: list[Tensor] = []
             self._init_group(group, params, grads, bufs)
-            self._step_group(group, params, grads, bufs)
+            layout = layout_of(group["params"], mode)
+            if layout is not None and layout.kind == "replicated" and not replicated:
+                layout = None
+            if layout is not None:
+                self._step_distributed(group, params, grads, bufs, layout)
+            else:
+                self._step_group(group, params, grads, bufs)
         return loss
+
+    def _step_distributed(
+        self,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        bufs: list[Tensor],
+        layout: Layout,
+    ) -> None:
+        """Each matrix orthogonalised once, on its owner rank (:mod:`.muon_dist`)."""
+        if len(params) != len(group["params"]):
+            raise RuntimeError(
+                "distributed Muon needs a gradient for every matrix on every rank (the "
+                "ranks orthogonalise them together); use ns_distributed=False"
+            )
+        lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
+        updates = [self._momentum(group, g, b) for g, b in zip(grads, bufs, strict=True)]
+        ortho = orthogonalise(
+            updates,
+            layout,
+            lambda u: _one(u, group["ns_coefficients"], group["ns_steps"], group["eps"]),
+        )
+        for param, update in zip(params, ortho, strict=True):
+            own: Tensor = param.to_local() if layout.kind == "fsdp" else param  # type: ignore[attr-defined]
+            own.mul_(1 - lr * group["weight_decay"])
+            own.add_(update, alpha=-_adjusted_lr(lr, group["adjust_lr_fn"], param.shape))
+        for key, value in layout.work.items():
+            self.work[key] += value
 
     def _step_group(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], bufs: list[Tensor]
     ) -> None:
+        self.work["matrices"] += len(params)
+        self.work["cost"] += sum(ns_cost(p.shape) for p in params)
         lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
         coefficients = group["ns_coefficients"]
         if not any(self._batches(p.device) for p in params):

@@ -16,7 +16,7 @@ steps with torch's default kernel, and asking for fused on one raises
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import torch
@@ -31,6 +31,7 @@ __all__ = [
     "adamw_torch_fused",
     "keep_kernel_choice",
     "keep_state_dtypes",
+    "muon",
     "nadam",
     "restore_saved_dtypes",
 ]
@@ -293,3 +294,48 @@ def adamw_torch_fused(
         fused=True,
     )
     return fused_guard(optimizer, "adamw_torch_fused", chosen=False)
+
+
+def muon(
+    params: Any,
+    lr: float = 1e-3,
+    weight_decay: float = 0.1,
+    momentum: float = 0.95,
+    nesterov: bool = True,
+    ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
+    eps: float = 1e-7,
+    ns_steps: int = 5,
+    adjust_lr_fn: str | None = None,
+) -> torch.optim.Optimizer:
+    """``torch.optim.Muon``, with an error that names what is not 2-D and the fix.
+
+    Raises:
+        ValueError: a parameter that is not 2-D (use ``muon_adamw``), and Muon's own.
+    """
+    groups = list(params)
+    tensors = [
+        (i, p)
+        for i, g in enumerate(groups)
+        for p in (g["params"] if isinstance(g, Mapping) else [g])
+    ]
+    bad = [(i, tuple(p.shape)) for i, p in tensors if p.ndim != 2]
+    if bad:
+        shown = ", ".join(f"group {i}: shape {list(s)}" for i, s in bad[:4])
+        raise ValueError(
+            f"muon takes only 2-D parameters (torch.optim.Muon), got {len(bad)} that are not "
+            f"({shown}); use 'muon_adamw', which gives biases, norms, embeddings and heads "
+            "to AdamW"
+        )
+    cls: Any = torch.optim.Muon  # type: ignore[attr-defined]
+    optimizer: torch.optim.Optimizer = cls(
+        groups,
+        lr=lr,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        nesterov=nesterov,
+        ns_coefficients=ns_coefficients,
+        eps=eps,
+        ns_steps=ns_steps,
+        adjust_lr_fn=adjust_lr_fn,
+    )
+    return optimizer

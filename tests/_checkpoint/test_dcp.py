@@ -7,9 +7,10 @@ uninterrupted run). Fresh processes then load that checkpoint with ``dcp.load`` 
 batch. On 2 ranks the result is bit-identical to the uninterrupted run; on 1 and 4 the
 gradient is reduced over another number of ranks, so parameters agree within
 ``rtol=1e-5, atol=1e-6`` (observed: ~1e-7). ``muon_adamw`` is the exception:
-``torch.optim.Muon`` orthogonalises its update with a Newton-Schulz iteration in bfloat16,
-whose rounding follows the sharding, so on 1 or 4 ranks its parameters agree within
-``atol=1e-3`` (observed 5.2e-4, about 1% of 3 steps' updates at lr 2e-2).
+its Newton-Schulz runs in bfloat16 (once per matrix, on the full matrix: distributed Muon),
+and a gradient reduced over another number of ranks can round one of its inputs the other
+way, so on 1 or 4 ranks its parameters agree within ``atol=1e-3`` (about 1% of 3 steps'
+updates at lr 2e-2).
 
 bitsandbytes' names do not run under FSDP2: their custom ops get DTensor parameters and
 have no sharding rule for them; test_bnb_under_fsdp2_fails_as_documented pins the error.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+import torch
 
 import optreg
 from optreg import hookspecs
@@ -233,3 +234,28 @@ def test_runtime_registration_at_plugin_import_follows_the_one_rule(make_dist: M
     [problem] = _discovery.problems()
     assert problem.dist == "acme_grab"
     assert "DuplicateNameError: optimizer name 'adafactor' is already registered" in problem.error
+
+
+@pytest.mark.usefixtures("fresh_registry")
+def test_a_plugin_registered_later_through_the_plugin_manager_is_called() -> None:
+    """The per-plugin hook callers are cached; a plugin added after discovery (through
+    optreg's PluginManager) is called from the next build on, and one removed no more."""
+    seen: list[str] = []
+
+    class Late:
+        @optreg.hookimpl
+        def optreg_optimizer_created(self, name: str, optimizer: Any) -> None:
+            seen.append(name)
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    optreg.get_optimizer("sgd", params, lr=0.1)  # the callers are cached here
+    pm = _discovery.plugin_manager()
+    late = Late()
+    pm.register(late, name="late")
+    try:
+        optreg.get_optimizer("sgd", params, lr=0.1)
+        assert seen == ["sgd"]
+    finally:
+        pm.unregister(late)
+    optreg.get_optimizer("sgd", params, lr=0.1)
+    assert seen == ["sgd"]
