@@ -2,7 +2,7 @@
 
 ::
 
-    optreg list [optimizers|schedulers] [--json]
+    optreg list [optimizers|schedulers] [--json] [--supports compile,bf16]
     optreg info NAME [--kind optimizer|scheduler] [--json]
     optreg check [--strict]
     optreg [-v] [--version] COMMAND
@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list optimizer and scheduler names (imports no plugin target)")
     p.add_argument("kind", nargs="?", choices=("optimizers", "schedulers"), help="only this kind")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--supports",
+        metavar="CAP[,CAP]",
+        help="only optimizers measured to pass these capabilities (compile, bf16)",
+    )
     p.set_defaults(func=_names.cmd_list)
 
     p = sub.add_parser("info", help="signature, defaults, required arguments, provider, doc")

@@ -76,9 +76,46 @@ def _available_text(row: dict[str, Any]) -> str:
     return f"no (optreg[{row['extra']}])" if row["extra"] else "no"
 
 
+def _capabilities(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A listed or shown optimizer's measured capabilities; None: never measured."""
+    from optreg._core.entry import BUILTIN_DIST
+    from optreg.builtin.capabilities import row as measured
+
+    if row["qualified_name"] != f"{BUILTIN_DIST}:{row['canonical_name']}":
+        return None  # a plugin's or a run-time name: not in the builtins' table
+    found = measured(row["canonical_name"])
+    return None if found is None else {c: dataclasses.asdict(v) for c, v in found.items()}
+
+
+def _supports(text: str, kind: str | None) -> list[str]:
+    from optreg.builtin.capabilities import CAPABILITIES
+
+    wanted = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in wanted if c not in CAPABILITIES]
+    if bad or not wanted:
+        raise UsageError(
+            f"--supports: unknown capability {', '.join(map(repr, bad)) or repr(text)} "
+            f"(measured: {', '.join(CAPABILITIES)})"
+        )
+    if kind == "schedulers":
+        raise UsageError("--supports filters optimizers; schedulers have no capability table")
+    return wanted
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """``optreg list``: every name, its provider, availability and description."""
-    listings = {label: _listing(reg) for label, reg in _registries(args.kind)}
+    wanted = None if args.supports is None else _supports(args.supports, args.kind)
+    kind = "optimizers" if wanted is not None else args.kind
+    listings = {label: _listing(reg) for label, reg in _registries(kind)}
+    unmeasured = 0
+    if wanted is not None:
+        rows = []
+        for row in listings["optimizers"]:
+            row["capabilities"] = caps = _capabilities(row)
+            unmeasured += caps is None
+            if caps is not None and all(caps[c]["status"] == "pass" for c in wanted):
+                rows.append(row)
+        listings["optimizers"] = rows
     if args.json:
         print(json.dumps(listings, indent=2, default=str))
         return 0
@@ -103,6 +140,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
         blocks.append(
             f"{label} ({len(rows)})\n{table}" + ("\n" + "\n".join(notes) if notes else "")
+        )
+    if wanted is not None:
+        from optreg.builtin.capabilities import table as measured
+
+        blocks.append(
+            f"measured to pass {', '.join(wanted)} (torch {measured()['torch']}; "
+            f"`optreg info NAME` shows why); {unmeasured} never measured (unknown, not listed)"
         )
     print("\n\n".join(blocks))
     return 0
@@ -159,12 +203,28 @@ def _info_text(info: Any) -> str:
         ("required", ", ".join(info.required_args) or "(none)"),
     ]
     fields.extend((f"metadata.{k}", repr(v)) for k, v in sorted(info.metadata.items()))
+    if info.kind == "optimizer":
+        fields.append(("capabilities", _capability_text(info)))
     width = max(len(k) for k, _ in fields) + 1
     lines = [f"{info.name}  ({info.kind})"]
     lines += [f"  {(k + ':').ljust(width)} {one_line(v)}" for k, v in fields]
     if info.doc:
         lines += ["", *(f"  {line}" for line in printable(info.doc).splitlines())]
     return "\n".join(lines)
+
+
+def _info_capabilities(info: Any) -> dict[str, Any] | None:
+    return _capabilities({"qualified_name": info.qualified_name, "canonical_name": info.name})
+
+
+def _capability_text(info: Any) -> str:
+    from optreg.builtin.capabilities import table as measured
+
+    caps = _info_capabilities(info)
+    if caps is None:
+        return "unknown (never measured)"
+    shown = "; ".join(f"{c} {v['status']} ({v['detail']})" for c, v in caps.items())
+    return f"{shown} [torch {measured()['torch']}]"
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -175,8 +235,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             kind: {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
             for kind, info in infos.items()
         }
-        for item in out.values():
+        for kind, item in out.items():
             item["metadata"] = dict(item["metadata"])
+            if kind == "optimizer":
+                item["capabilities"] = _info_capabilities(infos[kind])
         print(json.dumps(out, indent=2, default=repr))
     else:
         print("\n\n".join(_info_text(info) for info in infos.values()))

@@ -1,7 +1,9 @@
-"""``python -m optreg.testing FILE --provider DIST [--check]``: the kit's table into FILE.
+"""``python -m optreg.testing FILE --provider DIST [--check]``: the kit's table into FILE;
+``python -m optreg.testing --capabilities [--check]``: the builtins' measured capabilities
+into the package (:mod:`optreg.builtin.capabilities`).
 
 See :mod:`optreg.testing._table`. Exit status: 0 written (or current with ``--check``),
-1 the table in FILE is out of date (``--check``), 2 bad usage.
+1 the table is out of date (``--check``), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -20,10 +22,21 @@ def main(argv: list[str] | None = None) -> int:
         description="write the conformance kit's verdict on every name of a provider "
         "between the optreg-kit-table markers of a Markdown file",
     )
-    parser.add_argument("file", type=Path, help="the Markdown file (an adapter's README)")
-    parser.add_argument("--provider", action="append", required=True, help="distribution")
+    parser.add_argument(
+        "file", type=Path, nargs="?", help="the Markdown file (an adapter's README)"
+    )
+    parser.add_argument("--provider", action="append", help="distribution")
     parser.add_argument("--check", action="store_true", help="compare, write nothing")
+    parser.add_argument(
+        "--capabilities",
+        action="store_true",
+        help="measure the builtins' capabilities (compile, bf16) into the package",
+    )
     args = parser.parse_args(argv)
+    if args.capabilities:
+        return _capabilities(check=args.check)
+    if args.file is None or not args.provider:
+        parser.error("give FILE and --provider DIST (or --capabilities)")
     text = args.file.read_text(encoding="utf-8")
     try:
         rows = conformance_rows(args.provider)
@@ -39,6 +52,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.file.write_text(new, encoding="utf-8")
     print(f"{args.file}: {len(rows)} names")
+    return 0
+
+
+def _capabilities(*, check: bool) -> int:
+    import json
+
+    from optreg.builtin.capabilities import TABLE, table
+    from optreg.testing._capabilities import capability_table, stale_rows
+
+    measured = capability_table()
+    if check:
+        diff = stale_rows(table(), measured)
+        if diff:
+            print(f"{TABLE}: the capability table is out of date: {diff[:6]}", file=sys.stderr)
+            return 1
+        return 0
+    TABLE.write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"{TABLE}: {len(measured['optimizers'])} names, torch {measured['torch']}")
     return 0
 
 

@@ -1,0 +1,153 @@
+"""optreg.testing._capabilities: compile and bf16 measured per name; the stored table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import torch
+
+import optreg
+from optreg.builtin.capabilities import CAPABILITIES, row, table
+from optreg.cli import main
+from optreg.testing._capabilities import capability_table, measure_capabilities, stale_rows
+
+pytestmark = pytest.mark.usefixtures("fresh_registry")
+
+
+class _Base(torch.optim.Optimizer):
+    def __init__(self, params: Any, lr: float = 0.1) -> None:
+        super().__init__(params, {"lr": lr})
+
+
+class Growing(_Base):
+    """Allocates a scratch tensor one longer every step: each new shape recompiles."""
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    seen = self.state[p].setdefault("seen", [])
+                    seen.append(0)
+                    p.add_(p.grad, alpha=-0.1)
+                    p.add_(torch.zeros(len(seen)).sum())
+
+
+class NanInBf16(_Base):
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-0.1)
+                    if p.dtype == torch.bfloat16:
+                        p.fill_(float("nan"))
+
+
+def test_a_step_that_recompiles_and_one_that_breaks_bf16_are_failed_with_the_reason() -> None:
+    optreg.register_optimizer("growing", Growing)
+    optreg.register_optimizer("nan_bf16", NanInBf16)
+    growing = measure_capabilities("growing")
+    assert growing["compile"].status == "fail"
+    assert "recompile" in growing["compile"].detail
+    assert growing["bf16"].status == "pass"
+    nan = measure_capabilities("nan_bf16")
+    assert nan["bf16"].status == "fail"
+    assert nan["bf16"].detail == "bf16 parameters: NaN or inf after the steps"
+    assert nan["compile"].status == "pass"
+    assert "0 recompiles in 30 scheduled steps (tensor lr)" in nan["compile"].detail
+
+
+def test_what_cannot_be_measured_says_why() -> None:
+    lbfgs = measure_capabilities("lbfgs")
+    assert {v.status for v in lbfgs.values()} == {"n/a"}
+    assert lbfgs["compile"].detail == "it steps only with a closure"
+
+
+def test_the_stored_table_is_current() -> None:
+    """Re-measures every builtin (the table must never claim what torch no longer does)."""
+    stored = table()
+    if stored["torch"] != torch.__version__:
+        pytest.skip(
+            f"the table was measured with torch {stored['torch']}, this is {torch.__version__}"
+        )
+    measured = capability_table()
+    here = {
+        name
+        for name, caps in measured["optimizers"].items()
+        if not caps["compile"][1].startswith("not available here")
+    }
+    assert (
+        stale_rows(
+            {"optimizers": {n: r for n, r in stored["optimizers"].items() if n in here}},
+            {"optimizers": {n: r for n, r in measured["optimizers"].items() if n in here}},
+        )
+        == []
+    ), "run: python -m optreg.testing --capabilities"
+    assert set(stored["optimizers"]) == set(measured["optimizers"])
+
+
+def test_stale_rows_names_what_changed() -> None:
+    old = {"optimizers": {"a": {"compile": ["pass", ""], "bf16": ["pass", ""]}}}
+    new = {
+        "optimizers": {"a": {"compile": ["fail", "3 recompiles"], "bf16": ["pass", ""]}, "b": {}}
+    }
+    assert stale_rows(old, new) == [
+        "b: not in the stored table",
+        "a.compile: pass -> fail (3 recompiles)",
+    ]
+
+
+def test_list_supports_shows_exactly_the_names_measured_to_pass(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["list", "--supports", "compile,bf16", "--json"]) == 0
+    listed = {r["name"] for r in json.loads(capsys.readouterr().out)["optimizers"]}
+    want = {
+        name
+        for name, caps in table()["optimizers"].items()
+        if all(caps[c][0] == "pass" for c in CAPABILITIES)
+    }
+    assert listed == want and "sgd" in listed and "lbfgs" not in listed
+    assert main(["list", "--supports", "compile"]) == 0
+    assert "never measured (unknown, not listed)" in capsys.readouterr().out
+
+
+def test_a_name_never_measured_is_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    optreg.register_optimizer("mine", Growing)
+    assert row("mine") is None
+    assert main(["info", "mine"]) == 0
+    assert "capabilities:   unknown (never measured)" in capsys.readouterr().out
+    assert main(["list", "--supports", "compile", "--json"]) == 0
+    assert "mine" not in {r["name"] for r in json.loads(capsys.readouterr().out)["optimizers"]}
+
+
+def test_info_shows_the_row(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "sgd", "--json"]) == 0
+    caps = json.loads(capsys.readouterr().out)["optimizer"]["capabilities"]
+    assert caps == {
+        c: {"status": s, "detail": d} for c, (s, d) in table()["optimizers"]["sgd"].items()
+    }
+
+
+def test_bad_supports_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--supports", "fsdp9"]) == 2
+    assert "unknown capability 'fsdp9' (measured: compile, bf16)" in capsys.readouterr().err
+
+
+def test_the_command_says_when_the_table_is_stale(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optreg.testing import __main__ as command
+    from optreg.testing import _capabilities
+
+    stored = table()
+    monkeypatch.setattr(_capabilities, "capability_table", lambda: stored)
+    assert command.main(["--capabilities", "--check"]) == 0
+    changed = json.loads(json.dumps(stored))
+    changed["optimizers"]["sgd"]["compile"] = ["fail", "2 recompiles"]
+    monkeypatch.setattr(_capabilities, "capability_table", lambda: changed)
+    assert command.main(["--capabilities", "--check"]) == 1
+    assert "sgd.compile: pass -> fail (2 recompiles)" in capsys.readouterr().err
