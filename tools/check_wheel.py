@@ -5,8 +5,9 @@ source tree, is kept for inspection, a temporary directory is removed after succ
 
 1. ``python -m build``: the sdist, then the wheel built *from the sdist* (so a file
    missing from the sdist breaks the wheel too);
-2. check what each archive holds: every module of the package and ``py.typed``, the
-   README the metadata points to, nothing but ``optreg`` at the wheel's top level;
+2. check what each archive holds: every module of the package, ``py.typed``, the
+   capability table, the README the metadata points to, nothing but ``optreg`` at the
+   wheel's top level;
 3. create a fresh virtual environment, ``pip install "<wheel>[test]"`` (pip honours
    ``PIP_CONSTRAINT``, so torch is pinned the same way as in the other environments);
 4. copy ``tests/test_packaging.py`` to a directory outside the source tree and run it
@@ -50,10 +51,11 @@ def fail(message: str) -> None:
 
 
 def expected_package_files() -> set[str]:
-    """Every file the ``optreg`` package must ship: its modules and ``py.typed``."""
+    """Every file the ``optreg`` package must ship: its modules, ``py.typed`` and the
+    builtins' measured capability table."""
     pkg = ROOT / "optreg"
     files = {p.relative_to(ROOT).as_posix() for p in pkg.rglob("*.py")}
-    files.add("optreg/py.typed")
+    files |= {"optreg/py.typed", "optreg/builtin/capabilities.json"}
     return files
 
 
