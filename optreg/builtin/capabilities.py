@@ -3,7 +3,7 @@
 The table is measured, never declared: ``python -m optreg.testing --capabilities`` runs
 the kit's capability checks (:mod:`optreg.testing._capabilities`) on every builtin
 optimizer and writes it, with the torch version and machine; a test re-measures it.
-``optreg info NAME`` shows a name's row and ``optreg list --supports compile,bf16``
+``optreg info NAME`` shows a name's row and ``optreg list --supports compile,fsdp2``
 filters by it. A name the table does not hold is unknown, never supported.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Literal
 __all__ = ["CAPABILITIES", "TABLE", "Verdict", "row", "table"]
 
 #: The capabilities the kit measures, in the order they are shown.
-CAPABILITIES = ("compile", "bf16")
+CAPABILITIES = ("compile", "bf16", "ddp", "fsdp2")
 TABLE = Path(__file__).with_name("capabilities.json")
 
 

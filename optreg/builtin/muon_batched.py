@@ -69,7 +69,13 @@ def _one(
     return result
 
 
-def _adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float:
+def _scalar(lr: float | Tensor) -> float | Tensor:
+    """A tensor lr stays a 0-dim tensor, as torch's Muon keeps it: a schedule filling it
+    in place changes no Python value, so a compiled step does not recompile."""
+    return lr.squeeze() if isinstance(lr, Tensor) and lr.dim() != 0 else lr
+
+
+def _adjusted_lr(lr: Any, adjust_lr_fn: str | None, shape: torch.Size) -> Any:
     """torch's Muon learning-rate adjustment for a ``shape`` matrix."""
     rows, cols = shape[:2]
     if adjust_lr_fn is None or adjust_lr_fn == "original":
@@ -178,7 +184,7 @@ class BatchedMuon(torch.optim.Muon):  # type: ignore[name-defined,misc]
                 "distributed Muon needs a gradient for every matrix on every rank (the "
                 "ranks orthogonalise them together); use ns_distributed=False"
             )
-        lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
+        lr = _scalar(group["lr"])
         updates = [self._momentum(group, g, b) for g, b in zip(grads, bufs, strict=True)]
         ortho = orthogonalise(
             updates,
@@ -197,7 +203,7 @@ class BatchedMuon(torch.optim.Muon):  # type: ignore[name-defined,misc]
     ) -> None:
         self.work["matrices"] += len(params)
         self.work["cost"] += sum(ns_cost(p.shape) for p in params)
-        lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
+        lr = _scalar(group["lr"])
         coefficients = group["ns_coefficients"]
         if not any(self._batches(p.device) for p in params):
             # torch's loop, matrix by matrix (its memory locality: no update waits)
@@ -233,7 +239,7 @@ class BatchedMuon(torch.optim.Muon):  # type: ignore[name-defined,misc]
         return grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
 
     @staticmethod
-    def _apply(group: dict[str, Any], lr: float, param: Tensor, ortho: Tensor) -> None:
+    def _apply(group: dict[str, Any], lr: float | Tensor, param: Tensor, ortho: Tensor) -> None:
         """torch's decoupled weight decay, then the orthogonalised update."""
         param.mul_(1 - lr * group["weight_decay"])
         param.add_(ortho, alpha=-_adjusted_lr(lr, group["adjust_lr_fn"], param.shape))

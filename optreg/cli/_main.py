@@ -2,7 +2,7 @@
 
 ::
 
-    optreg list [optimizers|schedulers] [--json] [--supports compile,bf16]
+    optreg list [optimizers|schedulers] [--json] [--supports compile,fsdp2]
     optreg info NAME [--kind optimizer|scheduler] [--json]
     optreg check [--strict]
     optreg [-v] [--version] COMMAND
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--supports",
         metavar="CAP[,CAP]",
-        help="only optimizers measured to pass these capabilities (compile, bf16)",
+        help="only optimizers measured to pass these capabilities (compile, bf16, ddp, fsdp2)",
     )
     p.set_defaults(func=_names.cmd_list)
 

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--capabilities",
         action="store_true",
-        help="measure the builtins' capabilities (compile, bf16) into the package",
+        help="measure the builtins' capabilities (compile, bf16, ddp, fsdp2) into the package",
     )
     args = parser.parse_args(argv)
     if args.capabilities:

@@ -32,7 +32,10 @@ from optreg.testing._common import DEFAULT_LR, Problem, max_diff, needs, seeded
 if TYPE_CHECKING:
     from optreg._core.entry import Entry
 
-__all__ = ["capability_table", "measure_capabilities", "stale_rows"]
+__all__ = ["LOCAL", "capability_table", "measure_capabilities", "plan", "stale_rows"]
+
+#: The capabilities measured in this process.
+LOCAL = ("compile", "bf16")
 
 COMPILE_STEPS = 10
 SCHEDULED_STEPS = 30
@@ -208,8 +211,10 @@ def _short(e: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def measure_capabilities(name: str | Entry) -> dict[str, Verdict]:
-    """Measure every capability of one optimizer name (see the module).
+def plan(name: str | Entry) -> tuple[str | None, Any, dict[str, Any], bool]:
+    """How the kit steps a name: ``(why not, factory, kwargs, matrices only)``; ``why
+    not`` is None where it can (a closure-only, sparse, train/eval or unavailable name
+    is not applicable, with the reason).
 
     Raises:
         UnknownNameError: no optimizer has that name.
@@ -231,29 +236,63 @@ def measure_capabilities(name: str | Entry) -> dict[str, Verdict]:
     if not available:
         why = f"not available here: {reason}"
     if why:
-        return {c: Verdict("n/a", why) for c in CAPABILITIES}
+        return why, None, {}, False
     factory = optimizers.load(entry)
     kwargs = dict(need.get("kwargs") or {})
     if "lr" not in kwargs and requires(factory, "lr"):
         kwargs["lr"] = DEFAULT_LR
-    matrices = bool(need.get("matrices_only"))
+    return None, factory, kwargs, bool(need.get("matrices_only"))
+
+
+def _local(entry: str | Entry) -> dict[str, Verdict]:
+    why, factory, kwargs, matrices = plan(entry)
+    if why:
+        return {c: Verdict("n/a", why) for c in LOCAL}
     return {
         "compile": _compile(factory, kwargs, matrices),
         "bf16": _bf16(factory, kwargs, matrices),
     }
 
 
+def measure_capabilities(name: str | Entry, *, setup: str | None = None) -> dict[str, Verdict]:
+    """Measure every capability of one optimizer name (see the module); ``ddp`` and
+    ``fsdp2`` in worker processes, which import ``setup`` first (a module registering a
+    runtime name).
+
+    Raises:
+        UnknownNameError: no optimizer has that name.
+    """
+    from optreg._core.registry import optimizers
+    from optreg.testing._common import reachable_name
+    from optreg.testing._distributed import DISTRIBUTED, measure_distributed
+
+    entry = name if not isinstance(name, str) else optimizers.resolve(name)
+    local = _local(entry)
+    if entry.source == "runtime" and setup is None:
+        why = "registered at runtime: worker processes cannot see it (pass setup=)"
+        return {**local, **{c: Verdict("n/a", why) for c in DISTRIBUTED}}
+    target = reachable_name(entry)
+    return {**local, **measure_distributed([target], setup=setup)[target]}
+
+
 def capability_table() -> dict[str, Any]:
-    """Every builtin optimizer's capabilities, with the torch version and machine."""
+    """Every builtin optimizer's capabilities, with the torch version and machine (the
+    distributed ones from one launch of worker processes for every name)."""
     import torch
 
     from optreg._core.entry import BUILTIN_DIST
     from optreg._core.registry import optimizers
+    from optreg.testing._distributed import measure_distributed
 
+    entries = sorted(
+        (e for e in optimizers.entries() if e.provider == BUILTIN_DIST), key=lambda e: e.name
+    )
+    distributed = measure_distributed([e.name for e in entries])
     rows = {
-        entry.name: {c: [v.status, v.detail] for c, v in measure_capabilities(entry).items()}
-        for entry in sorted(optimizers.entries(), key=lambda e: e.name)
-        if entry.provider == BUILTIN_DIST
+        entry.name: {
+            c: [v.status, v.detail] for c, v in {**_local(entry), **distributed[entry.name]}.items()
+        }
+        for entry in entries
     }
     return {
         "torch": torch.__version__,

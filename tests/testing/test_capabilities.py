@@ -3,53 +3,39 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from pathlib import Path
 
 import pytest
 import torch
 
 import optreg
-from optreg.builtin.capabilities import CAPABILITIES, row, table
+from optreg.builtin.capabilities import CAPABILITIES, Verdict, row, table
 from optreg.cli import main
 from optreg.testing._capabilities import capability_table, measure_capabilities, stale_rows
+from optreg.testing._distributed import measure_distributed
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
 
 
-class _Base(torch.optim.Optimizer):
-    def __init__(self, params: Any, lr: float = 0.1) -> None:
-        super().__init__(params, {"lr": lr})
+SETUP = "planted:register"
 
 
-class Growing(_Base):
-    """Allocates a scratch tensor one longer every step: each new shape recompiles."""
+@pytest.fixture
+def planted(monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> None:
+    """The planted names here and, through PYTHONPATH and ``setup``, in the workers."""
+    import planted as module
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    seen = self.state[p].setdefault("seen", [])
-                    seen.append(0)
-                    p.add_(p.grad, alpha=-0.1)
-                    p.add_(torch.zeros(len(seen)).sum())
+    here = str(Path(module.__file__).parent)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    )
+    module.register()
 
 
-class NanInBf16(_Base):
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(p.grad, alpha=-0.1)
-                    if p.dtype == torch.bfloat16:
-                        p.fill_(float("nan"))
-
-
+@pytest.mark.usefixtures("planted")
 def test_a_step_that_recompiles_and_one_that_breaks_bf16_are_failed_with_the_reason() -> None:
-    optreg.register_optimizer("growing", Growing)
-    optreg.register_optimizer("nan_bf16", NanInBf16)
-    growing = measure_capabilities("growing")
+    growing = measure_capabilities("growing", setup=SETUP)
     assert growing["compile"].status == "fail"
     assert "recompile" in growing["compile"].detail
     assert growing["bf16"].status == "pass"
@@ -58,6 +44,34 @@ def test_a_step_that_recompiles_and_one_that_breaks_bf16_are_failed_with_the_rea
     assert nan["bf16"].detail == "bf16 parameters: NaN or inf after the steps"
     assert nan["compile"].status == "pass"
     assert "0 recompiles in 30 scheduled steps (tensor lr)" in nan["compile"].detail
+    assert (
+        nan["ddp"]
+        == nan["fsdp2"]
+        == Verdict("n/a", "registered at runtime: worker processes cannot see it (pass setup=)")
+    )
+    assert growing["ddp"] == Verdict(
+        "pass",
+        "2 gloo ranks under DistributedDataParallel vs one process, 5 steps: max diff 0 (exact)",
+    )
+
+
+@pytest.mark.usefixtures("planted")
+def test_a_step_that_breaks_under_dtensor_fails_fsdp2_only() -> None:
+    verdicts = measure_capabilities("mixes_dtensor", setup=SETUP)
+    assert verdicts["ddp"].status == "pass"
+    assert verdicts["compile"].status == verdicts["bf16"].status == "pass"
+    assert verdicts["fsdp2"].status == "fail"
+    assert "got mixed torch.Tensor and DTensor" in verdicts["fsdp2"].detail
+
+
+@pytest.mark.usefixtures("planted")
+def test_a_name_that_kills_a_rank_fails_and_the_next_names_are_still_measured() -> None:
+    found = measure_distributed(["sgd", "dies_on_rank_1", "adamw"], setup=SETUP)
+    assert list(found) == ["sgd", "dies_on_rank_1", "adamw"]
+    assert {v.status for n in ("sgd", "adamw") for v in found[n].values()} == {"pass"}
+    for verdict in found["dies_on_rank_1"].values():
+        assert verdict.status == "fail"
+        assert verdict.detail.startswith("the ranks hung or died on it")
 
 
 def test_what_cannot_be_measured_says_why() -> None:
@@ -90,10 +104,9 @@ def test_the_stored_table_is_current() -> None:
 
 
 def test_stale_rows_names_what_changed() -> None:
-    old = {"optimizers": {"a": {"compile": ["pass", ""], "bf16": ["pass", ""]}}}
-    new = {
-        "optimizers": {"a": {"compile": ["fail", "3 recompiles"], "bf16": ["pass", ""]}, "b": {}}
-    }
+    passing = {c: ["pass", ""] for c in CAPABILITIES}
+    old = {"optimizers": {"a": passing}}
+    new = {"optimizers": {"a": {**passing, "compile": ["fail", "3 recompiles"]}, "b": passing}}
     assert stale_rows(old, new) == [
         "b: not in the stored table",
         "a.compile: pass -> fail (3 recompiles)",
@@ -108,7 +121,7 @@ def test_list_supports_shows_exactly_the_names_measured_to_pass(
     want = {
         name
         for name, caps in table()["optimizers"].items()
-        if all(caps[c][0] == "pass" for c in CAPABILITIES)
+        if caps["compile"][0] == caps["bf16"][0] == "pass"
     }
     assert listed == want and "sgd" in listed and "lbfgs" not in listed
     assert main(["list", "--supports", "compile"]) == 0
@@ -116,7 +129,7 @@ def test_list_supports_shows_exactly_the_names_measured_to_pass(
 
 
 def test_a_name_never_measured_is_unknown(capsys: pytest.CaptureFixture[str]) -> None:
-    optreg.register_optimizer("mine", Growing)
+    optreg.register_optimizer("mine", torch.optim.SGD)
     assert row("mine") is None
     assert main(["info", "mine"]) == 0
     assert "capabilities:   unknown (never measured)" in capsys.readouterr().out
@@ -134,7 +147,10 @@ def test_info_shows_the_row(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_bad_supports_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--supports", "fsdp9"]) == 2
-    assert "unknown capability 'fsdp9' (measured: compile, bf16)" in capsys.readouterr().err
+    assert (
+        "unknown capability 'fsdp9' (measured: compile, bf16, ddp, fsdp2)"
+        in capsys.readouterr().err
+    )
 
 
 def test_the_command_says_when_the_table_is_stale(
