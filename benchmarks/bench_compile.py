@@ -84,7 +84,8 @@ def run(name: str, d: int, layers: int, vocab: int, reps: int) -> dict[str, Any]
     try:
         step()
     except Exception as e:
-        return {"name": name, "lr": how, "error": f"{type(e).__name__}: {str(e)[:120]}"}
+        text = " ".join(str(e).split())[:160]
+        return {"name": name, "lr": how, "error": f"{type(e).__name__}: {text}"}
     compile_s = time.perf_counter() - start
     schedule.step()
     first = counter.frame_count

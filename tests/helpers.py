@@ -117,21 +117,33 @@ def pickle_round_trip(obj: Any) -> Any:
         return pickle.loads(blob)
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-INTEGRATIONS = "## Integrations"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+#: The guides whose blocks need transformers, Lightning and Hydra (the integrations env).
+INTEGRATIONS = DOCS / "guides" / "integrations"
 
 
-def readme_python_blocks(*, integrations: bool) -> list[tuple[int, str]]:
-    """``(line, code)`` of the README's ```python blocks: those of its Integrations
-    section (run in the integrations env, against the real frameworks) or all others."""
-    text = README.read_text()
-    start = text.index(f"\n{INTEGRATIONS}\n")
-    end = text.index("\n## ", start + 1)
-    return [
-        (text[: m.start()].count("\n") + 1, m.group(1))
-        for m in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M)
-        if (start < m.start() < end) is integrations
-    ]
+def doc_pages() -> list[Path]:
+    """The README and every Markdown page of ``docs/`` (the generated pages are not files)."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def python_blocks(*, integrations: bool) -> list[tuple[str, int, str]]:
+    """``(page, line, code)`` of the ```python blocks of the README and ``docs/``: those of
+    the integration guides (run in the integrations env, against the real frameworks) or
+    all others."""
+    out = []
+    for page in doc_pages():
+        if page.is_relative_to(INTEGRATIONS) is not integrations:
+            continue
+        text = page.read_text(encoding="utf-8")
+        name = str(page.relative_to(ROOT))
+        out += [
+            (name, text[: m.start()].count("\n") + 1, m.group(1))
+            for m in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M)
+        ]
+    return out
 
 
 def run_ranks(script: str, argv: Callable[[int], list[str]], world: int, what: str) -> None:

@@ -1,7 +1,9 @@
-"""Every ```python block of the README runs as written (each in a fresh namespace).
+"""Every ```python block of the README and of docs/ runs as written (each in a fresh
+namespace), and the console blocks that show the ``optreg compare`` table say what the
+command prints.
 
-The blocks of its Integrations section need transformers, Lightning and Hydra: they run in
-the integrations env (tests/integrations/test_readme_integrations.py).
+The integration guides' blocks need transformers, Lightning and Hydra: they run in the
+integrations env (tests/integrations/test_readme_integrations.py).
 """
 
 from __future__ import annotations
@@ -11,28 +13,34 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import README, readme_python_blocks
+from helpers import doc_pages, python_blocks
 
 import optreg
 
-BLOCKS = readme_python_blocks(integrations=False)  # those of "Integrations": tests/integrations
+BLOCKS = python_blocks(integrations=False)  # the integration guides': tests/integrations
 
 
-def test_the_readme_has_python_blocks() -> None:
-    assert len(BLOCKS) >= 5
+def test_the_pages_have_python_blocks() -> None:
+    pages = {page for page, _, _ in BLOCKS}
+    assert "README.md" in pages and len(pages) >= 8 and len(BLOCKS) >= 15
 
 
-@pytest.mark.parametrize(("line", "code"), BLOCKS, ids=[f"line{n}" for n, _ in BLOCKS])
+@pytest.mark.parametrize(("page", "line", "code"), BLOCKS, ids=[f"{p}:{n}" for p, n, _ in BLOCKS])
 def test_block_runs(
-    line: int, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+    page: str,
+    line: int,
+    code: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_registry: None,
 ) -> None:
     if "_8bit" in code and not optreg.optimizers.status(optreg.optimizers["adamw_8bit"])[0]:
         pytest.skip("needs bitsandbytes (pip install optreg[bnb])")
     if "muon" in code and not optreg.optimizers.status(optreg.optimizers["muon"])[0]:
         pytest.skip("needs torch.optim.Muon (torch >= 2.9)")
     monkeypatch.chdir(tmp_path)  # a block may write files (ckpt.pt)
-    namespace: dict[str, object] = {"__name__": f"readme_line{line}"}
-    exec(compile(code, f"README.md:{line}", "exec"), namespace)
+    namespace: dict[str, object] = {"__name__": f"doc_line{line}"}
+    exec(compile(code, f"{page}:{line}", "exec"), namespace)
     hook = namespace.get("optreg_add_optimizers")
     if callable(hook):  # a plugin module: its hook registers what it says, lazily
         from optreg._core.registry import Registry
@@ -48,7 +56,8 @@ def test_block_runs(
 def _console_blocks() -> list[tuple[list[str], list[str]]]:
     """``(argv, printed lines)`` of each ```console block that runs ``optreg``."""
     blocks = []
-    for m in re.finditer(r"^```console\n(.*?)^```", README.read_text(), re.S | re.M):
+    text = "\n".join(page.read_text(encoding="utf-8") for page in doc_pages())
+    for m in re.finditer(r"^```console\n(.*?)^```", text, re.S | re.M):
         lines = m.group(1).splitlines()
         command = []
         while lines:

@@ -1,6 +1,8 @@
 """``python -m optreg.testing FILE --provider DIST [--check]``: the kit's table into FILE;
 ``python -m optreg.testing --capabilities [--check]``: the builtins' measured capabilities
-into the package (:mod:`optreg.builtin.capabilities`).
+into the package (:mod:`optreg.builtin.capabilities`);
+``python -m optreg.testing FILE --provider DIST --capabilities [--check]``: a
+distribution's into FILE (an adapter's README).
 
 See :mod:`optreg.testing._table`. Exit status: 0 written (or current with ``--check``),
 1 the table is out of date (``--check``), 2 bad usage.
@@ -30,11 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--capabilities",
         action="store_true",
-        help="measure the builtins' capabilities (compile, bf16, ddp, fsdp2) into the package",
+        help="measure capabilities (compile, bf16, ddp, fsdp2): the builtins' into the "
+        "package, or with FILE and --provider a distribution's into FILE",
     )
     args = parser.parse_args(argv)
-    if args.capabilities:
+    if args.capabilities and args.file is None:
         return _capabilities(check=args.check)
+    if args.capabilities and args.provider:
+        return _provider_capabilities(args.file, args.provider, check=args.check)
     if args.file is None or not args.provider:
         parser.error("give FILE and --provider DIST (or --capabilities)")
     text = args.file.read_text(encoding="utf-8")
@@ -52,6 +57,34 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.file.write_text(new, encoding="utf-8")
     print(f"{args.file}: {len(rows)} names")
+    return 0
+
+
+def _provider_capabilities(path: Path, providers: list[str], *, check: bool) -> int:
+    from optreg.testing._capabilities import capability_table
+    from optreg.testing._table import (
+        CAP_END,
+        CAP_START,
+        parse_capabilities,
+        render_capabilities,
+    )
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        measured = capability_table(providers)
+        new = replace_section(text, render_capabilities(measured), (CAP_START, CAP_END))
+    except ValueError as e:
+        print(f"python -m optreg.testing: {e}", file=sys.stderr)
+        return 2
+    if check:
+        old, now = parse_capabilities(text), parse_capabilities(new)
+        diff = sorted(n for n in set(old) | set(now) if old.get(n) != now.get(n))
+        if diff:
+            print(f"{path}: the capability table is out of date for {diff[:6]}", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(new, encoding="utf-8")
+    print(f"{path}: {len(measured['optimizers'])} optimizers, torch {measured['torch']}")
     return 0
 
 

@@ -32,10 +32,18 @@ from optreg.testing._common import DEFAULT_LR, Problem, max_diff, needs, seeded
 if TYPE_CHECKING:
     from optreg._core.entry import Entry
 
-__all__ = ["LOCAL", "capability_table", "measure_capabilities", "plan", "stale_rows"]
+__all__ = [
+    "LOCAL",
+    "capability_table",
+    "measure_capabilities",
+    "measure_local",
+    "plan",
+    "stale_rows",
+]
 
 #: The capabilities measured in this process.
 LOCAL = ("compile", "bf16")
+RUNTIME = "registered at runtime: worker processes cannot see it (pass setup=)"
 
 COMPILE_STEPS = 10
 SCHEDULED_STEPS = 30
@@ -93,11 +101,11 @@ def _train(
     return losses
 
 
-def _compile(factory: Any, kwargs: dict[str, Any], matrices: bool) -> Verdict:
+def _compile(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) -> Verdict:
     import torch
     from torch._dynamo.testing import CompileCounter
 
-    problem = Problem(sparse=False, matrices=matrices)
+    problem = Problem(sparse=False, matrices=matrices, device=device)
     eager_units, compiled_units = [problem.unit()], [problem.unit()]
     with _quiet_dynamo():
         try:
@@ -175,10 +183,10 @@ def _compile(factory: Any, kwargs: dict[str, Any], matrices: bool) -> Verdict:
         )
 
 
-def _bf16(factory: Any, kwargs: dict[str, Any], matrices: bool) -> Verdict:
+def _bf16(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) -> Verdict:
     import torch
 
-    problem = Problem(sparse=False, matrices=matrices)
+    problem = Problem(sparse=False, matrices=matrices, device=device)
     problem.x, problem.y = problem.x.bfloat16(), problem.y.bfloat16()
     units = [[t.detach().bfloat16().requires_grad_(True) for t in problem.unit()]]
     params = [p for u in units for p in u]
@@ -244,60 +252,83 @@ def plan(name: str | Entry) -> tuple[str | None, Any, dict[str, Any], bool]:
     return None, factory, kwargs, bool(need.get("matrices_only"))
 
 
-def _local(entry: str | Entry) -> dict[str, Verdict]:
+def _local(entry: str | Entry, device: str = "cpu") -> dict[str, Verdict]:
     why, factory, kwargs, matrices = plan(entry)
     if why:
         return {c: Verdict("n/a", why) for c in LOCAL}
     return {
-        "compile": _compile(factory, kwargs, matrices),
-        "bf16": _bf16(factory, kwargs, matrices),
+        "compile": _compile(factory, kwargs, matrices, device),
+        "bf16": _bf16(factory, kwargs, matrices, device),
+    }
+
+
+def measure_local(name: str | Entry, device: str = "cpu") -> dict[str, Verdict]:
+    """``compile`` and ``bf16`` of one optimizer name with the problem on ``device``
+    (``"cuda"``: the kit's same checks on a GPU).
+
+    Raises:
+        UnknownNameError: no optimizer has that name.
+    """
+    return _local(name, device)
+
+
+def _measure(entries: list[Entry], setup: str | None = None) -> dict[str, dict[str, Verdict]]:
+    """Every capability of each entry, by reachable name; the distributed ones from one
+    launch of worker processes (which see a runtime name only through ``setup``)."""
+    from optreg.testing._common import reachable_name
+    from optreg.testing._distributed import DISTRIBUTED, measure_distributed
+
+    seen = [e for e in entries if e.source != "runtime" or setup is not None]
+    distributed = measure_distributed([reachable_name(e) for e in seen], setup=setup)
+    unseen = {c: Verdict("n/a", RUNTIME) for c in DISTRIBUTED}
+    return {
+        reachable_name(e): {**_local(e), **distributed.get(reachable_name(e), unseen)}
+        for e in entries
     }
 
 
 def measure_capabilities(name: str | Entry, *, setup: str | None = None) -> dict[str, Verdict]:
     """Measure every capability of one optimizer name (see the module); ``ddp`` and
-    ``fsdp2`` in worker processes, which import ``setup`` first (a module registering a
-    runtime name).
+    ``fsdp2`` in worker processes, which import ``setup`` first (``"module:function"``
+    registering a runtime name; without it a runtime name's are n/a).
 
     Raises:
         UnknownNameError: no optimizer has that name.
     """
     from optreg._core.registry import optimizers
-    from optreg.testing._common import reachable_name
-    from optreg.testing._distributed import DISTRIBUTED, measure_distributed
 
     entry = name if not isinstance(name, str) else optimizers.resolve(name)
-    local = _local(entry)
-    if entry.source == "runtime" and setup is None:
-        why = "registered at runtime: worker processes cannot see it (pass setup=)"
-        return {**local, **{c: Verdict("n/a", why) for c in DISTRIBUTED}}
-    target = reachable_name(entry)
-    return {**local, **measure_distributed([target], setup=setup)[target]}
+    return next(iter(_measure([entry], setup).values()))
 
 
-def capability_table() -> dict[str, Any]:
-    """Every builtin optimizer's capabilities, with the torch version and machine (the
-    distributed ones from one launch of worker processes for every name)."""
+def capability_table(providers: list[str] | None = None) -> dict[str, Any]:
+    """The capabilities of every optimizer of ``providers`` (distribution names; default
+    the builtins), with the torch version and machine.
+
+    Raises:
+        ValueError: a provider that provides no installed optimizer.
+    """
     import torch
 
-    from optreg._core.entry import BUILTIN_DIST
+    from optreg._core.entry import BUILTIN_DIST, normalize_dist
     from optreg._core.registry import optimizers
-    from optreg.testing._distributed import measure_distributed
 
+    given = providers or [BUILTIN_DIST]
+    wanted = {normalize_dist(p) for p in given} | set(given)
     entries = sorted(
-        (e for e in optimizers.entries() if e.provider == BUILTIN_DIST), key=lambda e: e.name
+        (e for e in optimizers.entries() if e.provider in wanted), key=lambda e: e.name
     )
-    distributed = measure_distributed([e.name for e in entries])
-    rows = {
-        entry.name: {
-            c: [v.status, v.detail] for c, v in {**_local(entry), **distributed[entry.name]}.items()
-        }
-        for entry in entries
-    }
+    missing = [p for p in given if not {p, normalize_dist(p)} & {e.provider for e in entries}]
+    if missing:
+        raise ValueError(f"no installed optimizer is provided by {', '.join(sorted(missing))}")
+    measured = _measure(entries)
     return {
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, {platform.system()}, Python {platform.python_version()}",
-        "optimizers": rows,
+        "optimizers": {
+            e.name: {c: [v.status, v.detail] for c, v in measured[key].items()}
+            for e, key in zip(entries, measured, strict=True)
+        },
     }
 
 

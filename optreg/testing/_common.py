@@ -75,9 +75,10 @@ class Report:
 # --------------------------------------------------------------------------
 class Problem:
     """``mean((X @ W + b - Y) ** 2)`` per unit ``(W, b)``; sparse: two embedding tables;
-    matrices: ``b`` a 1 x 3 matrix (for optimizers that take only 2-D parameters)."""
+    matrices: ``b`` a 1 x 3 matrix (for optimizers that take only 2-D parameters); device:
+    where its tensors live (drawn on the CPU, so every device starts from the same values)."""
 
-    def __init__(self, *, sparse: bool, matrices: bool = False) -> None:
+    def __init__(self, *, sparse: bool, matrices: bool = False, device: str = "cpu") -> None:
         import torch
 
         self.sparse = sparse
@@ -93,6 +94,9 @@ class Problem:
         self.f0 = torch.randn(5, 3, generator=gen) * 0.5
         self.idx_e = torch.tensor([0, 1, 2, 3, 4, 5, 0, 2])
         self.idx_f = torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])
+        if device != "cpu":
+            for key in ("x", "y", "w0", "b0", "e0", "f0", "idx_e", "idx_f"):
+                setattr(self, key, getattr(self, key).to(device))
 
     def unit(self) -> list[torch.Tensor]:
         """Fresh leaf tensors holding the initial values of one unit."""

@@ -54,30 +54,32 @@ RTOL, ATOL = 1e-5, 1e-6
 UPDATE_SHARE = 5e-2
 #: How long the workers may take per name before they count as hung.
 SECONDS_PER_NAME = 60
+#: Where a worker runs (set from its arguments): the device, the ranks, the backend.
+_HERE: dict[str, Any] = {"device": "cpu", "world": WORLD, "backend": "gloo"}
 
 
 def measure_distributed(
-    names: list[str], *, setup: str | None = None
+    names: list[str], *, setup: str | None = None, device: str = "cpu"
 ) -> dict[str, dict[str, Verdict]]:
     """``{name: {"ddp": Verdict, "fsdp2": Verdict}}`` for optimizer names the kit can
     step (see :func:`optreg.testing._capabilities.plan`), measured by one launch of
     :data:`WORLD` gloo ranks. ``setup`` (``"module"`` or ``"module:function"``) is what
     the workers import, and call, first: a name registered at runtime exists only in the
-    process that registered it.
+    process that registered it. ``device="cuda"``: the same checks on NCCL, one rank per
+    GPU up to :data:`WORLD` (one GPU: one rank, which still steps DTensors).
     """
-    import torch.distributed as dist
 
     if not names:
         return {}
-    if not dist.is_available() or not dist.is_gloo_available():
-        why = "torch.distributed with gloo is not available"
+    why = _unsupported(device)
+    if why:
         return {n: {c: Verdict("n/a", why) for c in DISTRIBUTED} for n in names}
     out: dict[str, dict[str, Verdict]] = {}
     todo = list(names)
     with tempfile.TemporaryDirectory(prefix="optreg-dist-") as tmp:
         while todo:
             results = Path(tmp) / f"results-{len(out)}.jsonl"
-            logs = _launch(todo, results, setup)
+            logs = _launch(todo, results, setup, device)
             done = _read(results)
             out.update(done)
             todo = [n for n in todo if n not in done]
@@ -89,16 +91,37 @@ def measure_distributed(
     return out
 
 
-def _launch(names: list[str], results: Path, setup: str | None) -> str | None:
+def _unsupported(device: str) -> str | None:
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return "torch.distributed is not available"
+    if device == "cpu":
+        return None if dist.is_gloo_available() else "torch.distributed has no gloo backend"
+    if device != "cuda" or not torch.cuda.is_available() or not dist.is_nccl_available():
+        return f"no {device} device with NCCL here"
+    return None
+
+
+def _world(device: str) -> int:
+    import torch
+
+    return WORLD if device == "cpu" else min(WORLD, torch.cuda.device_count())
+
+
+def _launch(names: list[str], results: Path, setup: str | None, device: str) -> str | None:
     """Run the workers over ``names``; None when every rank exited 0, else the last
     lines of their output."""
+    world = _world(device)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MASTER_")}
     env.update(GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     argv = ["--port", str(port), "--out", str(results), "--names", json.dumps(names)]
+    argv += ["--device", device]
     if setup:
         argv += ["--setup", setup]
-    logs = [results.with_suffix(f".rank{r}.log") for r in range(WORLD)]
+    logs = [results.with_suffix(f".rank{r}.log") for r in range(world)]
     procs = []
     for r, log in enumerate(logs):
         with log.open("w") as sink:
@@ -158,7 +181,8 @@ def _model(matrices: bool) -> nn.Sequential:
 
     torch.manual_seed(0)
     bias = not matrices
-    return nn.Sequential(nn.Linear(4, 6, bias=bias), nn.Tanh(), nn.Linear(6, 3, bias=bias))
+    layers = nn.Sequential(nn.Linear(4, 6, bias=bias), nn.Tanh(), nn.Linear(6, 3, bias=bias))
+    return layers.to(_HERE["device"])
 
 
 def _fsdp2(matrices: bool) -> nn.Module:
@@ -166,7 +190,7 @@ def _fsdp2(matrices: bool) -> nn.Module:
     from torch.distributed.fsdp import fully_shard
 
     model = _model(matrices)
-    mesh = init_device_mesh("cpu", (WORLD,))
+    mesh = init_device_mesh(str(_HERE["device"]), (int(_HERE["world"]),))
     fully_shard(model[0], mesh=mesh)
     fully_shard(model[2], mesh=mesh)
     fully_shard(model, mesh=mesh)
@@ -182,8 +206,9 @@ def _loss(model: nn.Module, step: int, rank: int | None) -> torch.Tensor:
 
     gen = torch.Generator().manual_seed(100 + step)
     x, y = torch.randn(BATCH, 4, generator=gen), torch.randn(BATCH, 3, generator=gen)
+    x, y = x.to(_HERE["device"]), y.to(_HERE["device"])
     if rank is not None:
-        half = BATCH // WORLD
+        half = BATCH // int(_HERE["world"])
         x, y = x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half]
     return torch.nn.functional.mse_loss(model(x), y)
 
@@ -232,7 +257,7 @@ def _ddp(build: Any, matrices: bool, rank: int) -> Verdict:
     model, plain = DistributedDataParallel(_model(matrices)), _model(matrices)
     _, diff = _shadowed(model, plain, build, rank)
     mine = [p.detach() for p in model.parameters()]
-    theirs: list[Any] = [None] * WORLD
+    theirs: list[Any] = [None] * int(_HERE["world"])
     dist.all_gather_object(theirs, mine)
     if any(not all(a.equal(b) for a, b in zip(mine, t, strict=True)) for t in theirs):
         return Verdict("fail", "the ranks' parameters disagree after the steps")
@@ -267,7 +292,8 @@ def _fsdp2_check(build: Any, matrices: bool, rank: int) -> Verdict:
 
 def _verdict(found: tuple[float, bool, float], how: str) -> Verdict:
     diff, close, moved = found
-    text = f"{WORLD} gloo ranks {how} vs one process, {STEPS} steps"
+    ranks, backend = _HERE["world"], _HERE["backend"]
+    text = f"{ranks} {backend} rank{'s' if ranks != 1 else ''} {how} vs one process, {STEPS} steps"
     if close:
         return Verdict("pass", f"{text}: {_figure(diff)}")
     if diff <= UPDATE_SHARE * moved:
@@ -299,7 +325,7 @@ def _one(name: str, rank: int) -> dict[str, Verdict]:
             mine = check(build, matrices, rank)
         except Exception as e:
             mine = Verdict("fail", f"{type(e).__name__}: {_short(e)}")
-        every: list[Any] = [None] * WORLD
+        every: list[Any] = [None] * int(_HERE["world"])
         dist.all_gather_object(every, mine)
         out[cap] = next((v for v in every if v.status != "pass"), mine)
     return out
@@ -324,18 +350,23 @@ def _worker(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--names", type=json.loads, required=True)
     parser.add_argument("--setup")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    cuda = args.device == "cuda"
+    _HERE.update(device=args.device, world=_world(args.device), backend="nccl" if cuda else "gloo")
+    if cuda:
+        torch.cuda.set_device(args.rank)
     if args.setup:
         module, _, function = args.setup.partition(":")
         loaded = importlib.import_module(module)
         if function:
             getattr(loaded, function)()
     dist.init_process_group(
-        "gloo",
+        str(_HERE["backend"]),
         init_method=f"tcp://127.0.0.1:{args.port}",
         rank=args.rank,
-        world_size=WORLD,
+        world_size=int(_HERE["world"]),
         timeout=datetime.timedelta(seconds=SECONDS_PER_NAME),
     )
     try:

@@ -7,6 +7,9 @@ the provider's names and writes the table between the README's markers::
     <!-- optreg-kit-table:end -->
 
 ``--check`` writes nothing and exits 1 when the table there is not what the kit says now.
+With ``--capabilities`` the same command measures the provider's optimizers' capabilities
+(:mod:`optreg.testing._capabilities`) into the section between
+``<!-- optreg-capability-table:start -->`` and ``<!-- optreg-capability-table:end -->``.
 A row is one name: ``passes`` (every check), ``passes, with gaps`` (some checks declared
 not to apply, each with its reason), ``fails`` (the check and the kit's message), ``not
 checked`` (a whole-name skip, with its reason) or ``unavailable`` (what to install).
@@ -19,23 +22,29 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from optreg._core.entry import Entry
 
 __all__ = [
+    "CAP_END",
+    "CAP_START",
     "END",
     "START",
     "Row",
     "assert_table_current",
     "conformance_rows",
+    "parse_capabilities",
     "render",
+    "render_capabilities",
     "replace_section",
 ]
 
 START = "<!-- optreg-kit-table:start -->"
 END = "<!-- optreg-kit-table:end -->"
+CAP_START = "<!-- optreg-capability-table:start -->"
+CAP_END = "<!-- optreg-capability-table:end -->"
 STATUSES = ("passes", "passes, with gaps", "fails", "not checked", "unavailable")
 
 
@@ -131,16 +140,51 @@ def render(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def replace_section(text: str, table: str) -> str:
-    """``text`` with what lies between :data:`START` and :data:`END` replaced by ``table``.
+def replace_section(text: str, table: str, markers: tuple[str, str] = (START, END)) -> str:
+    """``text`` with what lies between the two ``markers`` replaced by ``table``.
 
     Raises:
         ValueError: the markers are missing or out of order.
     """
-    start, end = text.find(START), text.find(END)
+    first, last = markers
+    start, end = text.find(first), text.find(last)
     if start < 0 or end < start:
-        raise ValueError(f"the file needs the two lines {START} and {END}, in that order")
-    return text[: start + len(START)] + "\n" + table + "\n" + text[end:]
+        raise ValueError(f"the file needs the two lines {first} and {last}, in that order")
+    return text[: start + len(first)] + "\n" + table + "\n" + text[end:]
+
+
+def render_capabilities(measured: dict[str, Any]) -> str:
+    """The Markdown table of a :func:`~optreg.testing._capabilities.capability_table`:
+    the torch version and machine, a count per capability, a row per name."""
+    from optreg.builtin.capabilities import CAPABILITIES
+
+    rows = measured["optimizers"]
+    counts = ", ".join(f"{c} {sum(r[c][0] == 'pass' for r in rows.values())}" for c in CAPABILITIES)
+    lines = [
+        f"Measured with torch {measured['torch']} on {measured['machine']}: of "
+        f"{len(rows)} optimizers, {counts} pass.",
+        "",
+        f"| name | {' | '.join(CAPABILITIES)} |",
+        f"| --- |{' --- |' * len(CAPABILITIES)}",
+    ]
+    for name, caps in rows.items():
+        cells = [
+            status if status == "pass" else f"{status}: {_cell(detail, 90)}"
+            for status, detail in (caps[c] for c in CAPABILITIES)
+        ]
+        lines.append(f"| `{name}` | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def parse_capabilities(text: str) -> dict[str, list[str]]:
+    """``{name: [status per capability]}`` of the capability table in ``text``."""
+    start, end = text.find(CAP_START), text.find(CAP_END)
+    out = {}
+    for line in text[start:end].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) > 1 and cells[0].startswith("`"):
+            out[cells[0].strip("`")] = [c.split(":")[0] for c in cells[1:]]
+    return out
 
 
 def parse(text: str) -> list[tuple[str, str, str]]:

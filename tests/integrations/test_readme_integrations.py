@@ -1,4 +1,5 @@
-"""The README's Integrations blocks run as written, against the real frameworks."""
+"""The integration guides' blocks (docs/guides/integrations/) run as written, against the
+real frameworks."""
 
 from __future__ import annotations
 
@@ -6,20 +7,25 @@ import warnings
 from pathlib import Path
 
 import pytest
-from helpers import readme_python_blocks
+from helpers import python_blocks
 
-BLOCKS = readme_python_blocks(integrations=True)
+BLOCKS = python_blocks(integrations=True)
 
 
 def test_the_section_has_a_block_per_framework() -> None:
-    code = "\n".join(block for _, block in BLOCKS)
+    code = "\n".join(block for _, _, block in BLOCKS)
     for framework in ("transformers", "lightning", "hydra"):
         assert f"import {framework}" in code or f"from {framework}" in code, framework
 
 
-@pytest.mark.parametrize(("line", "code"), BLOCKS, ids=[f"line{n}" for n, _ in BLOCKS])
+@pytest.mark.parametrize(("page", "line", "code"), BLOCKS, ids=[f"{p}:{n}" for p, n, _ in BLOCKS])
 def test_block_runs(
-    line: int, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None
+    page: str,
+    line: int,
+    code: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_registry: None,
 ) -> None:
     pytest.importorskip("transformers")
     pytest.importorskip("lightning")
@@ -27,4 +33,4 @@ def test_block_runs(
     monkeypatch.chdir(tmp_path)  # the blocks write their output_dir
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the frameworks' own notes
-        exec(compile(code, f"README.md:{line}", "exec"), {"__name__": f"readme_line{line}"})
+        exec(compile(code, f"{page}:{line}", "exec"), {"__name__": f"doc_line{line}"})

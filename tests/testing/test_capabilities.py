@@ -167,3 +167,42 @@ def test_the_command_says_when_the_table_is_stale(
     monkeypatch.setattr(_capabilities, "capability_table", lambda: changed)
     assert command.main(["--capabilities", "--check"]) == 1
     assert "sgd.compile: pass -> fail (2 recompiles)" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("planted")
+def test_a_providers_table_is_written_into_its_readme_and_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optreg.testing import __main__ as command
+    from optreg.testing._table import CAP_END, CAP_START, parse_capabilities
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# mine\n\n{CAP_START}\n{CAP_END}\n\nafter\n")
+    argv = [str(readme), "--provider", "__runtime__", "--capabilities"]
+    assert command.main(argv) == 0
+    text = readme.read_text()
+    assert text.startswith("# mine\n") and text.endswith(f"{CAP_END}\n\nafter\n")
+    assert f"Measured with torch {torch.__version__} on " in text
+    assert "of 4 optimizers, compile 3, bf16 3, ddp 0, fsdp2 0 pass." in text
+    rows = parse_capabilities(text)
+    assert rows == {
+        "dies_on_rank_1": ["pass", "pass", "n/a", "n/a"],
+        "growing": ["fail", "pass", "n/a", "n/a"],
+        "mixes_dtensor": ["pass", "pass", "n/a", "n/a"],
+        "nan_bf16": ["pass", "fail", "n/a", "n/a"],
+    }
+    assert "| `nan_bf16` | pass | fail: bf16 parameters: NaN or inf after the steps |" in text
+    assert command.main([*argv, "--check"]) == 0
+    readme.write_text(text.replace("| `growing` | fail:", "| `growing` | pass:"))
+    assert command.main([*argv, "--check"]) == 1
+    assert "the capability table is out of date for ['growing']" in capsys.readouterr().err
+    assert command.main([str(readme), "--provider", "nobody", "--capabilities"]) == 2
+    assert "no installed optimizer is provided by nobody" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: tests/test_gpu.py")
+def test_the_distributed_checks_on_cuda_say_why_not_without_one() -> None:
+    found = measure_distributed(["sgd"], device="cuda")
+    assert found == {
+        "sgd": {c: Verdict("n/a", "no cuda device with NCCL here") for c in ("ddp", "fsdp2")}
+    }
