@@ -101,6 +101,10 @@ if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
     from optreg.params._rules import group_parameters
 
     hookimpl: pluggy.HookimplMarker
+    """The marker a hook plugin puts on its ``optreg_add_optimizers`` /
+    ``optreg_add_schedulers`` implementations (pluggy's, for project ``"optreg"``)."""
+    __version__: str
+    """optreg's version, from its install metadata (``"0+unknown"`` in a bare tree)."""
 
 
 def __getattr__(name: str) -> Any:

@@ -33,7 +33,11 @@ __all__ = [
 ]
 
 register_optimizer = optimizers.register
+"""Register an optimizer factory under a name at run time (``Registry.register``): a call
+``register_optimizer(name, factory, *, aliases=(), description=None, override=False)`` or
+a decorator ``@register_optimizer(name)``."""
 register_scheduler = schedulers.register
+"""Register a scheduler factory under a name at run time; as :data:`register_optimizer`."""
 
 
 def list_optimizers() -> list[str]:

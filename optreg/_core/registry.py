@@ -378,4 +378,6 @@ def preferred_by(key: str, candidates: list[Entry]) -> str | None:
 
 #: The public registries (``optreg.optimizers`` / ``optreg.schedulers``).
 optimizers = Registry("optimizer")
+"""The optimizer names: builtins, plugins' and run-time registrations (a :class:`Registry`)."""
 schedulers = Registry("scheduler")
+"""The scheduler names (a :class:`Registry`)."""

@@ -54,7 +54,6 @@ HEAD_NAMES = frozenset({"lm_head", "head", "classifier", "score", "qa_outputs", 
 #: Module types whose weights are embeddings.
 EMBEDDING_MODULES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
 
-#: Module types whose weights are norm weights (never decayed by the default rule).
 NORM_LAYERS: tuple[type[nn.Module], ...] = tuple(
     t
     for t in (
@@ -75,6 +74,7 @@ NORM_LAYERS: tuple[type[nn.Module], ...] = tuple(
     )
     if isinstance(t, type)
 )
+"""Module types whose weights are norm weights (never decayed by the default rule)."""
 
 
 def is_embedding(name: str, module: nn.Module | None = None) -> bool:

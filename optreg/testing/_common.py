@@ -31,8 +31,8 @@ __all__ = [
     "seeded",
 ]
 
-#: The metadata key under which an entry declares what its checks need.
 METADATA_KEY = "conformance"
+"""The metadata key under which an entry declares what its checks need."""
 
 OPTIMIZER_CHECKS = (
     "build_from_params",
@@ -43,12 +43,14 @@ OPTIMIZER_CHECKS = (
     "loss_decreases",
     "resume_bit_identical",
 )
+"""The optimizer checks, in the order they run (names for ``skip_checks``)."""
 SCHEDULER_CHECKS = (
     "build",
     "finite_non_negative_lr",
     "resume_bit_identical",
     "picklable",
 )
+"""The scheduler checks, in the order they run (names for ``skip_checks``)."""
 
 SEED = 0
 DEFAULT_LR = 0.01  # for factories whose ``lr`` has no default
