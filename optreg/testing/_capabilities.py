@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from optreg.builtin.capabilities import CAPABILITIES, Verdict
-from optreg.testing._common import DEFAULT_LR, Problem, max_diff, needs, seeded
+from optreg.testing._common import Problem, max_diff, plan, seeded
 
 if TYPE_CHECKING:
     from optreg._core.entry import Entry
@@ -37,7 +37,6 @@ __all__ = [
     "capability_table",
     "measure_capabilities",
     "measure_local",
-    "plan",
     "stale_rows",
 ]
 
@@ -217,39 +216,6 @@ def _bf16(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) -> 
 def _short(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return text if len(text) <= 160 else text[:157] + "..."
-
-
-def plan(name: str | Entry) -> tuple[str | None, Any, dict[str, Any], bool]:
-    """How the kit steps a name: ``(why not, factory, kwargs, matrices only)``; ``why
-    not`` is None where it can (a closure-only, sparse, train/eval or unavailable name
-    is not applicable, with the reason).
-
-    Raises:
-        UnknownNameError: no optimizer has that name.
-    """
-    from optreg._core.registry import optimizers
-    from optreg._core.signature import requires
-
-    entry = name if not isinstance(name, str) else optimizers.resolve(name)
-    need = needs(entry)
-    why = (
-        need.get("skip")
-        or ("it steps only with a closure" if need.get("requires_closure") else None)
-        or ("it takes sparse gradients; the problem is dense" if need.get("sparse_grad") else None)
-        or (
-            "it needs train() / eval() calls around steps" if need.get("needs_train_eval") else None
-        )
-    )
-    available, reason = optimizers.status(entry)
-    if not available:
-        why = f"not available here: {reason}"
-    if why:
-        return why, None, {}, False
-    factory = optimizers.load(entry)
-    kwargs = dict(need.get("kwargs") or {})
-    if "lr" not in kwargs and requires(factory, "lr"):
-        kwargs["lr"] = DEFAULT_LR
-    return None, factory, kwargs, bool(need.get("matrices_only"))
 
 
 def _local(entry: str | Entry, device: str = "cpu") -> dict[str, Verdict]:

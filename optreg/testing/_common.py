@@ -25,6 +25,7 @@ __all__ = [
     "needs",
     "no_grad",
     "pick",
+    "plan",
     "reachable_name",
     "resolve_target",
     "roundtrip",
@@ -208,6 +209,39 @@ def needs(entry: Entry) -> dict[str, Any]:
         reason = f"needs {device.upper()} hardware (the kit's problem runs on the CPU)"
         out["skip"] = f"{reason}: {out['skip']}" if out.get("skip") else reason
     return out
+
+
+def plan(name: str | Entry) -> tuple[str | None, Any, dict[str, Any], bool]:
+    """How the kit steps a name: ``(why not, factory, kwargs, matrices only)``; ``why
+    not`` is None where it can (a closure-only, sparse, train/eval or unavailable name
+    is not applicable, with the reason).
+
+    Raises:
+        UnknownNameError: no optimizer has that name.
+    """
+    from optreg._core.registry import optimizers
+    from optreg._core.signature import requires
+
+    entry = name if not isinstance(name, str) else optimizers.resolve(name)
+    need = needs(entry)
+    why = (
+        need.get("skip")
+        or ("it steps only with a closure" if need.get("requires_closure") else None)
+        or ("it takes sparse gradients; the problem is dense" if need.get("sparse_grad") else None)
+        or (
+            "it needs train() / eval() calls around steps" if need.get("needs_train_eval") else None
+        )
+    )
+    available, reason = optimizers.status(entry)
+    if not available:
+        why = f"not available here: {reason}"
+    if why:
+        return why, None, {}, False
+    factory = optimizers.load(entry)
+    kwargs = dict(need.get("kwargs") or {})
+    if "lr" not in kwargs and requires(factory, "lr"):
+        kwargs["lr"] = DEFAULT_LR
+    return None, factory, kwargs, bool(need.get("matrices_only"))
 
 
 def resolve_target(

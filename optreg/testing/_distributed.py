@@ -308,8 +308,7 @@ def _verdict(found: tuple[float, bool, float], how: str) -> Verdict:
 def _one(name: str, rank: int) -> dict[str, Verdict]:
     import torch.distributed as dist
 
-    from optreg.testing._capabilities import plan
-    from optreg.testing._common import seeded
+    from optreg.testing._common import plan, seeded
 
     why, factory, kwargs, matrices = plan(name)
     if why:
