@@ -124,6 +124,10 @@ def test_list_supports_shows_exactly_the_names_measured_to_pass(
         if caps["compile"][0] == caps["bf16"][0] == "pass"
     }
     assert listed == want and "sgd" in listed and "lbfgs" not in listed
+    assert main(["list", "--supports", "fsdp2", "--json"]) == 0
+    listed = {r["name"] for r in json.loads(capsys.readouterr().out)["optimizers"]}
+    assert listed == {n for n, caps in table()["optimizers"].items() if caps["fsdp2"][0] == "pass"}
+    assert "muon_adamw" in listed and "adamw_8bit" not in listed
     assert main(["list", "--supports", "compile"]) == 0
     assert "never measured (unknown, not listed)" in capsys.readouterr().out
 
