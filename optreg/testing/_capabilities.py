@@ -244,13 +244,19 @@ def _measure(entries: list[Entry], setup: str | None = None) -> dict[str, dict[s
     from optreg.testing._common import reachable_name
     from optreg.testing._distributed import DISTRIBUTED, measure_distributed
 
-    seen = [e for e in entries if e.source != "runtime" or setup is not None]
-    distributed = measure_distributed([reachable_name(e) for e in seen], setup=setup)
-    unseen = {c: Verdict("n/a", RUNTIME) for c in DISTRIBUTED}
-    return {
-        reachable_name(e): {**_local(e), **distributed.get(reachable_name(e), unseen)}
-        for e in entries
-    }
+    out = {reachable_name(e): _local(e) for e in entries}
+    # a name the kit cannot step is n/a everywhere for the same reason (no workers for it)
+    why = {n: v["compile"].detail for n, v in out.items() if v["compile"].status == "n/a"}
+    seen = [
+        n
+        for e, n in zip(entries, out, strict=True)
+        if n not in why and (e.source != "runtime" or setup is not None)
+    ]
+    distributed = measure_distributed(seen, setup=setup)
+    for name, verdicts in out.items():
+        reason = why.get(name, RUNTIME)
+        verdicts.update(distributed.get(name, {c: Verdict("n/a", reason) for c in DISTRIBUTED}))
+    return out
 
 
 def measure_capabilities(name: str | Entry, *, setup: str | None = None) -> dict[str, Verdict]:

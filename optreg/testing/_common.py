@@ -213,8 +213,8 @@ def needs(entry: Entry) -> dict[str, Any]:
 
 def plan(name: str | Entry) -> tuple[str | None, Any, dict[str, Any], bool]:
     """How the kit steps a name: ``(why not, factory, kwargs, matrices only)``; ``why
-    not`` is None where it can (a closure-only, sparse, train/eval or unavailable name
-    is not applicable, with the reason).
+    not`` is None where it can (a closure-only, sparse, train/eval, second-derivative or
+    unavailable name is not applicable, with the reason).
 
     Raises:
         UnknownNameError: no optimizer has that name.
@@ -230,6 +230,11 @@ def plan(name: str | Entry) -> tuple[str | None, Any, dict[str, Any], bool]:
         or ("it takes sparse gradients; the problem is dense" if need.get("sparse_grad") else None)
         or (
             "it needs train() / eval() calls around steps" if need.get("needs_train_eval") else None
+        )
+        or (
+            "it needs backward(create_graph=True) (second derivatives)"
+            if need.get("create_graph")
+            else None
         )
     )
     available, reason = optimizers.status(entry)

@@ -150,7 +150,11 @@ def _launch(names: list[str], results: Path, setup: str | None, device: str) -> 
     lines = [
         line for log in logs for line in log.read_text(errors="replace").strip().splitlines()[-2:]
     ]
-    return " | ".join(lines)[-300:] or f"exit statuses {[p.returncode for p in procs]}"
+    text = " | ".join(lines)
+    if len(text) > 300:  # the end, from a line's start where one begins there
+        tail = text[-300:]
+        text = "... " + (tail.partition(" | ")[2] or tail)
+    return text or f"exit statuses {[p.returncode for p in procs]}"
 
 
 def _free_port() -> int:

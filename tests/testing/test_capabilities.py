@@ -210,3 +210,11 @@ def test_the_distributed_checks_on_cuda_say_why_not_without_one() -> None:
     assert found == {
         "sgd": {c: Verdict("n/a", "no cuda device with NCCL here") for c in ("ddp", "fsdp2")}
     }
+
+
+def test_a_name_needing_second_derivatives_is_not_applicable() -> None:
+    optreg.register_optimizer(
+        "hessian", torch.optim.SGD, metadata={"conformance": {"create_graph": True}}
+    )
+    why = "it needs backward(create_graph=True) (second derivatives)"
+    assert measure_capabilities("hessian") == {c: Verdict("n/a", why) for c in CAPABILITIES}
