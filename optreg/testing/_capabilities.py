@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from optreg.builtin.capabilities import CAPABILITIES, Verdict
-from optreg.testing._common import Problem, max_diff, plan, seeded
+from optreg.testing._common import Problem, max_diff, plan, raised, seeded
 
 if TYPE_CHECKING:
     from optreg._core.entry import Entry
@@ -120,9 +120,7 @@ def _compile(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) 
                 COMPILE_STEPS,
             )
         except Exception as e:
-            return Verdict(
-                "fail", f"the step under torch.compile raised {type(e).__name__}: {_short(e)}"
-            )
+            return Verdict("fail", f"the step under torch.compile raised {raised(e)}")
         diff = max(
             max_diff(a.detach(), b.detach())
             for a, b in zip(
@@ -152,7 +150,8 @@ def _compile(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) 
                     "cosine", opt, num_warmup_steps=3, num_training_steps=SCHEDULED_STEPS
                 )
             except ValueError as e:  # Adafactor's relative step: its own lr
-                schedule, lr = None, f"no schedule: {_short(e)}"
+                message = raised(e).partition(": ")[2]
+                schedule, lr = None, f"no schedule: {message}"
             counter = CompileCounter()
             step = torch.compile(opt.step, backend=counter)
             first = 0
@@ -163,9 +162,7 @@ def _compile(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) 
                 if i == 0:
                     first = counter.frame_count
         except Exception as e:
-            return Verdict(
-                "fail", f"a scheduled compiled step raised {type(e).__name__}: {_short(e)}"
-            )
+            return Verdict("fail", f"a scheduled compiled step raised {raised(e)}")
         recompiles = counter.frame_count - first
         if recompiles:
             return Verdict(
@@ -193,7 +190,7 @@ def _bf16(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) -> 
         opt, _ = _build(factory, params, kwargs, False)
         losses = _train(problem, units, opt, opt.step, BF16_STEPS)
     except Exception as e:
-        return Verdict("fail", f"bf16 parameters: {type(e).__name__}: {_short(e)}")
+        return Verdict("fail", f"bf16 parameters: {raised(e)}")
     if not all(torch.isfinite(p).all() for p in params) or not all(map(math.isfinite, losses)):
         return Verdict("fail", "bf16 parameters: NaN or inf after the steps")
     if params[0].dtype != torch.bfloat16:
@@ -211,11 +208,6 @@ def _bf16(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) -> 
         }
     )
     return Verdict("pass", f"state {', '.join(dtypes)}" if dtypes else "no per-parameter state")
-
-
-def _short(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _local(entry: str | Entry, device: str = "cpu") -> dict[str, Verdict]:

@@ -26,6 +26,7 @@ __all__ = [
     "no_grad",
     "pick",
     "plan",
+    "raised",
     "reachable_name",
     "resolve_target",
     "roundtrip",
@@ -271,6 +272,13 @@ def resolve_target(
         )
     qual = getattr(name_or_factory, "__qualname__", type(name_or_factory).__qualname__)
     return f"{kind} factory {qual}", name_or_factory, {}
+
+
+def raised(e: BaseException, limit: int = 160) -> str:
+    """``Type: message`` of an exception on one line, cut at ``limit`` characters of
+    message (``(no message)`` where it has none, as a bare ``assert`` gives)."""
+    text = " ".join(str(e).split()) or "(no message)"
+    return f"{type(e).__name__}: {text if len(text) <= limit else text[: limit - 3] + '...'}"
 
 
 def reachable_name(name: str | Entry) -> str:

@@ -222,6 +222,8 @@ def _shadowed(
 ) -> tuple[Any, tuple[float, bool, float]]:
     """Step ``model`` and, with the same reduced gradients, ``plain``; how far apart they
     end after :data:`STEPS` steps."""
+    import torch
+
     opt, ref = build(list(model.parameters())), build(list(plain.parameters()))
     start = [q.detach().clone() for q in plain.parameters()]
     for step in range(STEPS):
@@ -229,8 +231,10 @@ def _shadowed(
         _loss(model, step, rank).backward()  # type: ignore[no-untyped-call]
         for p, q in zip(model.parameters(), plain.parameters(), strict=True):
             q.grad = _full(p.grad).detach().clone()  # type: ignore[arg-type]
-        opt.step()
-        ref.step()
+        for o in (opt, ref):  # the same random numbers for both (Kron's, say)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(1000 + step)
+                o.step()
     moved = max(
         float((q.detach() - s).abs().max()) for q, s in zip(plain.parameters(), start, strict=True)
     )
@@ -269,6 +273,7 @@ def _ddp(build: Any, matrices: bool, rank: int) -> Verdict:
 
 
 def _fsdp2_check(build: Any, matrices: bool, rank: int) -> Verdict:
+    import torch
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     model, plain = _fsdp2(matrices), _model(matrices)
@@ -283,7 +288,9 @@ def _fsdp2_check(build: Any, matrices: bool, rank: int) -> Verdict:
     for m, o in ((model, opt), (again, opt2)):
         o.zero_grad()
         _loss(m, STEPS, rank).backward()  # type: ignore[no-untyped-call]
-        o.step()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1000 + STEPS)
+            o.step()
     after, _ = _compare(model, again)
     if after != 0:
         return Verdict(
@@ -312,7 +319,7 @@ def _verdict(found: tuple[float, bool, float], how: str) -> Verdict:
 def _one(name: str, rank: int) -> dict[str, Verdict]:
     import torch.distributed as dist
 
-    from optreg.testing._common import plan, seeded
+    from optreg.testing._common import plan, raised, seeded
 
     why, factory, kwargs, matrices = plan(name)
     if why:
@@ -327,16 +334,11 @@ def _one(name: str, rank: int) -> dict[str, Verdict]:
         try:
             mine = check(build, matrices, rank)
         except Exception as e:
-            mine = Verdict("fail", f"{type(e).__name__}: {_short(e)}")
+            mine = Verdict("fail", raised(e))
         every: list[Any] = [None] * int(_HERE["world"])
         dist.all_gather_object(every, mine)
         out[cap] = next((v for v in every if v.status != "pass"), mine)
     return out
-
-
-def _short(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _worker(argv: list[str]) -> int:
