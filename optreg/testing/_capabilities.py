@@ -26,6 +26,7 @@ import platform
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from optreg._core.errors import UnknownNameError
 from optreg.builtin.capabilities import CAPABILITIES, Verdict
 from optreg.testing._common import Problem, max_diff, plan, raised, seeded
 
@@ -211,13 +212,21 @@ def _bf16(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) -> 
 
 
 def _local(entry: str | Entry, device: str = "cpu") -> dict[str, Verdict]:
-    why, factory, kwargs, matrices = plan(entry)
+    try:
+        why, factory, kwargs, matrices = plan(entry)
+    except UnknownNameError:
+        raise  # the caller's mistake, not the plugin's
+    except Exception as e:  # a plugin whose metadata or target is broken
+        return {c: Verdict("fail", f"loading it raised {raised(e)}") for c in LOCAL}
     if why:
         return {c: Verdict("n/a", why) for c in LOCAL}
-    return {
-        "compile": _compile(factory, kwargs, matrices, device),
-        "bf16": _bf16(factory, kwargs, matrices, device),
-    }
+    out = {}
+    for cap, check in (("compile", _compile), ("bf16", _bf16)):
+        try:
+            out[cap] = check(factory, kwargs, matrices, device)
+        except Exception as e:  # what a check's own comparisons meet (a sparse result, ...)
+            out[cap] = Verdict("fail", f"checking it raised {raised(e)}")
+    return out
 
 
 def measure_local(name: str | Entry, device: str = "cpu") -> dict[str, Verdict]:

@@ -218,3 +218,19 @@ def test_a_name_needing_second_derivatives_is_not_applicable() -> None:
     )
     why = "it needs backward(create_graph=True) (second derivatives)"
     assert measure_capabilities("hessian") == {c: Verdict("n/a", why) for c in CAPABILITIES}
+
+
+def test_a_check_that_raises_on_its_own_comparison_is_a_failed_verdict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from optreg.testing import _capabilities
+
+    def broken(a: torch.Tensor, b: torch.Tensor) -> float:
+        raise RuntimeError("values expected sparse tensor layout but got Strided")
+
+    monkeypatch.setattr(_capabilities, "max_diff", broken)
+    verdict = _capabilities.measure_local("sgd")["compile"]
+    assert verdict == Verdict(
+        "fail",
+        "checking it raised RuntimeError: values expected sparse tensor layout but got Strided",
+    )
