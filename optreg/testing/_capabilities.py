@@ -91,12 +91,18 @@ def _build(
 def _train(
     problem: Problem, units: list[list[Any]], opt: Any, step: Any, steps: int
 ) -> list[float]:
+    """``steps`` steps, each with the same random numbers from one run to the next (an
+    optimizer that draws them, as Kron does, compares with itself)."""
+    import torch
+
     losses = []
-    for _ in range(steps):
+    for i in range(steps):
         opt.zero_grad()
         loss = problem.loss(units)
         loss.backward()  # type: ignore[no-untyped-call]
-        step()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1000 + i)
+            step()
         losses.append(float(loss.detach()))
     return losses
 
