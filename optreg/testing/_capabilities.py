@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import platform
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from optreg._core.errors import UnknownNameError
@@ -210,6 +210,7 @@ def _bf16(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) -> 
         {
             str(v.dtype).removeprefix("torch.")
             for state in opt.state.values()
+            if isinstance(state, Mapping)  # not a counter or tensor kept beside them
             for v in state.values()
             if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dim() > 0
         }

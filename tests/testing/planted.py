@@ -63,6 +63,15 @@ class DiesOnRank1(_Base):
         super()._update(p)
 
 
+class KeepsACounter(_Base):
+    """Keeps a step counter beside the per-parameter states (as SPAM and MADGRAD do)."""
+
+    def _update(self, p: torch.Tensor) -> None:
+        self.state["steps"] = int(self.state.get("steps", 0)) + 1  # type: ignore[call-overload]
+        self.state[p].setdefault("momentum", torch.zeros_like(p))
+        super()._update(p)
+
+
 PLANTED = {
     "growing": Growing,
     "nan_bf16": NanInBf16,

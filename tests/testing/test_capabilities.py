@@ -12,7 +12,12 @@ import torch
 import optreg
 from optreg.builtin.capabilities import CAPABILITIES, Verdict, row, table
 from optreg.cli import main
-from optreg.testing._capabilities import capability_table, measure_capabilities, stale_rows
+from optreg.testing._capabilities import (
+    capability_table,
+    measure_capabilities,
+    measure_local,
+    stale_rows,
+)
 from optreg.testing._distributed import measure_distributed
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
@@ -234,3 +239,10 @@ def test_a_check_that_raises_on_its_own_comparison_is_a_failed_verdict(
         "fail",
         "checking it raised RuntimeError: values expected sparse tensor layout but got Strided",
     )
+
+
+def test_state_kept_beside_the_per_parameter_states_is_not_mistaken_for_one() -> None:
+    from planted import KeepsACounter
+
+    optreg.register_optimizer("counter", KeepsACounter)
+    assert measure_local("counter")["bf16"] == Verdict("pass", "state bfloat16")
