@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from optreg._core.errors import UnknownNameError
 from optreg.builtin.capabilities import CAPABILITIES, Verdict
-from optreg.testing._common import Problem, max_diff, plan, raised, seeded
+from optreg.testing._common import Problem, draws, max_diff, plan, provided, raised, seeded
 
 if TYPE_CHECKING:
     from optreg._core.entry import Entry
@@ -93,15 +93,12 @@ def _train(
 ) -> list[float]:
     """``steps`` steps, each with the same random numbers from one run to the next (an
     optimizer that draws them, as Kron does, compares with itself)."""
-    import torch
-
     losses = []
     for i in range(steps):
         opt.zero_grad()
         loss = problem.loss(units)
         loss.backward()  # type: ignore[no-untyped-call]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(1000 + i)
+        with draws(1000 + i):
             step()
         losses.append(float(loss.detach()))
     return losses
@@ -218,9 +215,15 @@ def _bf16(factory: Any, kwargs: dict[str, Any], matrices: bool, device: str) -> 
     return Verdict("pass", f"state {', '.join(dtypes)}" if dtypes else "no per-parameter state")
 
 
-def _local(entry: str | Entry, device: str = "cpu") -> dict[str, Verdict]:
+def measure_local(name: str | Entry, device: str = "cpu") -> dict[str, Verdict]:
+    """``compile`` and ``bf16`` of one optimizer name with the problem on ``device``
+    (``"cuda"``: the kit's same checks on a GPU).
+
+    Raises:
+        UnknownNameError: no optimizer has that name.
+    """
     try:
-        why, factory, kwargs, matrices = plan(entry)
+        why, factory, kwargs, matrices = plan(name)
     except UnknownNameError:
         raise  # the caller's mistake, not the plugin's
     except Exception as e:  # a plugin whose metadata or target is broken
@@ -236,23 +239,13 @@ def _local(entry: str | Entry, device: str = "cpu") -> dict[str, Verdict]:
     return out
 
 
-def measure_local(name: str | Entry, device: str = "cpu") -> dict[str, Verdict]:
-    """``compile`` and ``bf16`` of one optimizer name with the problem on ``device``
-    (``"cuda"``: the kit's same checks on a GPU).
-
-    Raises:
-        UnknownNameError: no optimizer has that name.
-    """
-    return _local(name, device)
-
-
 def _measure(entries: list[Entry], setup: str | None = None) -> dict[str, dict[str, Verdict]]:
     """Every capability of each entry, by reachable name; the distributed ones from one
     launch of worker processes (which see a runtime name only through ``setup``)."""
     from optreg.testing._common import reachable_name
     from optreg.testing._distributed import DISTRIBUTED, measure_distributed
 
-    out = {reachable_name(e): _local(e) for e in entries}
+    out = {reachable_name(e): measure_local(e) for e in entries}
     # a name the kit cannot step is n/a everywhere for the same reason (no workers for it)
     why = {n: v["compile"].detail for n, v in out.items() if v["compile"].status == "n/a"}
     seen = [
@@ -290,17 +283,11 @@ def capability_table(providers: list[str] | None = None) -> dict[str, Any]:
     """
     import torch
 
-    from optreg._core.entry import BUILTIN_DIST, normalize_dist
-    from optreg._core.registry import optimizers
+    from optreg._core.entry import BUILTIN_DIST
 
-    given = providers or [BUILTIN_DIST]
-    wanted = {normalize_dist(p) for p in given} | set(given)
     entries = sorted(
-        (e for e in optimizers.entries() if e.provider in wanted), key=lambda e: e.name
+        provided(providers or [BUILTIN_DIST], ("optimizer",), "optimizer"), key=lambda e: e.name
     )
-    missing = [p for p in given if not {p, normalize_dist(p)} & {e.provider for e in entries}]
-    if missing:
-        raise ValueError(f"no installed optimizer is provided by {', '.join(sorted(missing))}")
     measured = _measure(entries)
     return {
         "torch": torch.__version__,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +21,13 @@ __all__ = [
     "Report",
     "check_skip_names",
     "clone_units",
+    "draws",
     "max_diff",
     "needs",
     "no_grad",
     "pick",
     "plan",
+    "provided",
     "raised",
     "reachable_name",
     "resolve_target",
@@ -139,11 +141,41 @@ def seeded() -> Iterator[None]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(SEED)
+        with draws(SEED):
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def draws(seed: int) -> Iterator[None]:
+    """The CPU's random numbers from ``seed``, the generator's state restored after: two
+    runs that draw (Kron, stochastic rounding) compare with each other, not two draws."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def provided(providers: Iterable[str], kinds: Sequence[str], noun: str) -> list[Entry]:
+    """The entries of ``kinds`` (``"optimizer"``, ``"scheduler"``) whose distribution is one
+    of ``providers`` (``"__runtime__"`` for run-time names).
+
+    Raises:
+        ValueError: a provider that provides no installed ``noun``.
+    """
+    from optreg._core.entry import normalize_dist
+    from optreg._core.registry import optimizers, schedulers
+
+    registries = {"optimizer": optimizers, "scheduler": schedulers}
+    given = list(providers)
+    wanted = {normalize_dist(p) for p in given} | set(given)  # "__runtime__" as it is
+    entries = [e for k in kinds for e in registries[k].entries() if e.provider in wanted]
+    missing = [p for p in given if not {p, normalize_dist(p)} & {e.provider for e in entries}]
+    if missing:
+        raise ValueError(f"no installed {noun} is provided by {', '.join(sorted(missing))}")
+    return entries
 
 
 def roundtrip(state: Any, label: str, what: str) -> Any:

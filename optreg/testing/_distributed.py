@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optreg.builtin.capabilities import Verdict
+from optreg.testing._common import draws
 
 if TYPE_CHECKING:
     import torch
@@ -222,7 +223,6 @@ def _shadowed(
 ) -> tuple[Any, tuple[float, bool, float]]:
     """Step ``model`` and, with the same reduced gradients, ``plain``; how far apart they
     end after :data:`STEPS` steps."""
-    import torch
 
     opt, ref = build(list(model.parameters())), build(list(plain.parameters()))
     start = [q.detach().clone() for q in plain.parameters()]
@@ -232,8 +232,7 @@ def _shadowed(
         for p, q in zip(model.parameters(), plain.parameters(), strict=True):
             q.grad = _full(p.grad).detach().clone()  # type: ignore[arg-type]
         for o in (opt, ref):  # the same random numbers for both (Kron's, say)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(1000 + step)
+            with draws(1000 + step):
                 o.step()
     moved = max(
         float((q.detach() - s).abs().max()) for q, s in zip(plain.parameters(), start, strict=True)
@@ -273,7 +272,6 @@ def _ddp(build: Any, matrices: bool, rank: int) -> Verdict:
 
 
 def _fsdp2_check(build: Any, matrices: bool, rank: int) -> Verdict:
-    import torch
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     model, plain = _fsdp2(matrices), _model(matrices)
@@ -288,8 +286,7 @@ def _fsdp2_check(build: Any, matrices: bool, rank: int) -> Verdict:
     for m, o in ((model, opt), (again, opt2)):
         o.zero_grad()
         _loss(m, STEPS, rank).backward()  # type: ignore[no-untyped-call]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(1000 + STEPS)
+        with draws(1000 + STEPS):
             o.step()
     after, _ = _compare(model, again)
     if after != 0:

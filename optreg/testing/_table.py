@@ -108,15 +108,9 @@ def conformance_rows(providers: Iterable[str]) -> list[Row]:
     Raises:
         ValueError: a provider that provides no installed name.
     """
-    from optreg._core.entry import normalize_dist
-    from optreg._core.registry import optimizers, schedulers
+    from optreg.testing._common import provided
 
-    given = list(providers)
-    wanted = {normalize_dist(p) for p in given} | set(given)  # "__runtime__" as it is
-    entries = [e for e in (*optimizers.entries(), *schedulers.entries()) if e.provider in wanted]
-    missing = [p for p in given if not {p, normalize_dist(p)} & {e.provider for e in entries}]
-    if missing:
-        raise ValueError(f"no installed name is provided by {', '.join(sorted(missing))}")
+    entries = provided(providers, ("optimizer", "scheduler"), "name")
     entries.sort(key=lambda e: (e.kind != "optimizer", e.name))
     return [_one(e) for e in entries]
 
