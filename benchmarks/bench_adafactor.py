@@ -6,9 +6,17 @@ same machine noise. Interleaved with them runs the streaming floor: one
 pass that reads each parameter and its gradient and writes the parameter
 (``torch._foreach_add_``, 12 bytes per float32 parameter), which no optimizer step can
 beat. Prints, per configuration, the median step time of each, the speed-up over
-transformers (target: >= 3x at 1 thread), optreg's time over the floor (target: <= 2.3x),
-and the max relative parameter difference after ``--steps`` steps (target <= 1e-5),
-defined per tensor as ``max|p_optreg - p_hf| / max|p_hf|`` and maximised over tensors.
+transformers (target: >= 3x at 1 thread), optreg's time over the floor (target: <= 2.3x).
+
+Accuracy: transformers' Adafactor also runs in float64 on the same gradients (the
+truth). After ``--steps`` steps the script prints the max relative parameter difference,
+per tensor ``max|p - p_truth| / max|p_truth|`` maximised over tensors, of optreg and of
+transformers' float32 run from the truth, and between the two. transformers takes the
+parameter's and the update's RMS with one float32 norm, which torch accumulates serially
+on the CPU (a relative error of ~1e-3 at the 23M values of the embedding); optreg's
+reductions stay near 1e-7, so on these shapes it is closer to the truth than transformers
+is, and the two differ by transformers' error. Target: optreg within 1e-5 of the truth
+(or no further from it than transformers).
 
 transformers is needed only here; install it in a separate environment:
 
@@ -48,16 +56,26 @@ def bert_shapes(layers: int) -> list[tuple[int, ...]]:
     return shapes
 
 
+def _rel(ps: list[torch.Tensor], qs: list[torch.Tensor]) -> float:
+    """max over tensors of max|p - q| / max|q|, in float64."""
+    return max(
+        ((p.double() - q.double()).abs().max() / q.double().abs().max()).item()
+        for p, q in zip(ps, qs, strict=True)
+    )
+
+
 def run(config: dict[str, object], shapes: list[tuple[int, ...]], steps: int, hf_cls: type) -> None:
     gen = torch.Generator().manual_seed(0)
     init = [torch.randn(s, generator=gen) * 0.02 for s in shapes]
     grad_sets = [[torch.randn(s, generator=gen) * 1e-3 for s in shapes] for _ in range(3)]
     ours = [torch.nn.Parameter(t.clone()) for t in init]
     theirs = [torch.nn.Parameter(t.clone()) for t in init]
+    truth = [torch.nn.Parameter(t.double()) for t in init]
     del init
     floor = [t.clone() for t in ours]
     opt_ours = Adafactor(ours, **config)  # type: ignore[arg-type]
     opt_theirs = hf_cls(theirs, **config)
+    opt_truth = hf_cls(truth, **config)
     t_ours: list[float] = []
     t_theirs: list[float] = []
     t_floor: list[float] = []
@@ -77,20 +95,22 @@ def run(config: dict[str, object], shapes: list[tuple[int, ...]], steps: int, hf
             start = time.perf_counter()
             step_fn()
             times.append(time.perf_counter() - start)
-    rel = max(
-        ((p - q).abs().max() / q.abs().max()).item() for p, q in zip(ours, theirs, strict=True)
-    )
+        for p, g in zip(truth, grads, strict=True):  # untimed
+            p.grad = g.double()
+        opt_truth.step()
+    ours_err, theirs_err, between = _rel(ours, truth), _rel(theirs, truth), _rel(ours, theirs)
     # The first step allocates state (and optreg's workspace): leave it out.
     med_ours = statistics.median(t_ours[1:])
     med_theirs = statistics.median(t_theirs[1:])
     med_floor = statistics.median(t_floor[1:])
-    ok = med_theirs / med_ours >= 3.0 and med_ours / med_floor <= 2.3 and rel <= 1e-5
+    accurate = ours_err <= max(1e-5, theirs_err)
+    ok = med_theirs / med_ours >= 3.0 and med_ours / med_floor <= 2.3 and accurate
     print(
         f"{next(k for k, v in CONFIGS.items() if v is config):24s} "
-        f"optreg {med_ours * 1000:8.1f} ms  transformers {med_theirs * 1000:8.1f} ms  "
-        f"floor {med_floor * 1000:7.1f} ms  speed-up {med_theirs / med_ours:5.2f}x  "
-        f"optreg/floor {med_ours / med_floor:5.2f}x  max rel diff {rel:.2e}  "
-        f"{'PASS' if ok else 'FAIL'}"
+        f"optreg {med_ours * 1000:7.1f} ms  transformers {med_theirs * 1000:7.1f} ms  "
+        f"floor {med_floor * 1000:6.1f} ms  speed-up {med_theirs / med_ours:5.2f}x  "
+        f"optreg/floor {med_ours / med_floor:5.2f}x  from float64: optreg {ours_err:.1e}, "
+        f"transformers {theirs_err:.1e} (between {between:.1e})  {'PASS' if ok else 'FAIL'}"
     )
 
 

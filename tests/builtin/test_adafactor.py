@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 import optreg
+from optreg.builtin import adafactor_math
 from optreg.builtin.adafactor import Adafactor, adafactor_lr
 from optreg.builtin.adafactor_schedule import AdafactorSchedule, get_adafactor_schedule
 
@@ -515,3 +517,157 @@ def test_a_group_lr_with_relative_step_is_refused_as_the_keyword_is(grouping: An
     with pytest.raises(ValueError, match="param group 1 has lr=0.1"):
         opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], "lr": 0.1})
     assert len(opt.param_groups) == 1
+
+
+# ---- the blocked factored update, the step count, compile --------------------------
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+def test_small_blocks_match_reference(monkeypatch: pytest.MonkeyPatch, config: Any) -> None:
+    """Blocks of a few rows (the (40, 30) parameter in 40 of them, the 3-D one a row of
+    each matrix at a time) give the reference's result, as one block does."""
+    monkeypatch.setattr(adafactor_math, "BLOCK", 30)
+    assert adafactor_math.block_rows(1, 40, 30) == 1
+    assert adafactor_math.block_rows(3, 4, 5) == 2
+    params = _params()
+    ref = Reference(params, **config)
+    opt = Adafactor(params, **config)
+    for step in range(6):
+        grads = _grads(step, params)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        opt.step()
+        ref.step(list(grads))
+    _close(params, ref)
+
+
+def test_workspace_holds_one_block_not_the_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(adafactor_math, "BLOCK", 64)
+    params = _params(shapes=[(50, 16), (2, 40, 8)])
+    opt = Adafactor(params)
+    _train(opt, params, range(2))
+    (workspace,) = opt._workspace.values()
+    assert workspace.numel() == 64  # 4 rows of 16; 4 rows of 2 x 8
+
+
+def test_non_contiguous_parameters_match_reference() -> None:
+    base = _params(shapes=[(7, 12), (30, 40)])
+    params = [torch.nn.Parameter(p.detach().t()) for p in base]  # transposed views
+    assert not any(p.is_contiguous() for p in params)
+    ref = Reference(params, beta1=0.9)
+    opt = Adafactor(params, beta1=0.9)
+    for step in range(4):
+        grads = _grads(step, params)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        opt.step()
+        ref.step(list(grads))
+    _close(params, ref)
+    assert not params[0].is_contiguous()
+
+
+def test_rms_is_accurate_for_large_tensors() -> None:
+    """The RMS of 4M values (the parameter's, and the update's for clipping) is within
+    1e-6 of float64; a flat float32 norm on the CPU drifts by ~1e-4 at this size."""
+    gen = torch.Generator().manual_seed(0)
+    for t in (torch.randn(2048, 2048, generator=gen), torch.randn(1 << 22, generator=gen)):
+        truth = t.double().pow(2).mean().sqrt().item()
+        assert adafactor_math.rms(t).item() == pytest.approx(truth, rel=1e-6)
+        assert adafactor_math.rms_all([torch.ones(3), t])[1].item() == pytest.approx(
+            truth, rel=1e-6
+        )
+
+
+def test_step_is_a_tensor_and_a_saved_number_still_loads() -> None:
+    """The step count is a float64 tensor; a state dict that saved it as a number (optreg
+    before 0.3, transformers' Adafactor) loads and steps as the tensor one does."""
+    config = {"beta1": 0.9}
+    params = _params()
+    opt = Adafactor(params, **config)
+    _train(opt, params, range(3))
+    step = opt.state[params[0]]["step"]
+    assert isinstance(step, torch.Tensor) and step.dtype == torch.float64 and step == 3
+    saved = copy.deepcopy(opt.state_dict())
+    as_numbers = copy.deepcopy(saved)
+    for state in as_numbers["state"].values():
+        state["step"] = int(state["step"])
+    results = []
+    for state_dict in (saved, as_numbers):
+        fresh = [torch.nn.Parameter(p.detach().clone()) for p in params]
+        reopt = Adafactor(fresh, **config)
+        reopt.load_state_dict(state_dict)
+        _train(reopt, fresh, range(3, 6))
+        assert reopt.state[fresh[0]]["step"] == 6
+        results.append(fresh)
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("config", [{}, {"beta1": 0.9, "weight_decay": 0.1, "warmup_init": True}])
+def test_compiled_step_does_not_recompile(config: dict[str, Any]) -> None:
+    """Under torch.compile the step count and the scalars made from it are tensors, and
+    the state and workspace exist before the first compiled step: one graph for every
+    step, and the result of eager steps."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    eager, compiled = _params(), _params()
+    opt_eager, opt_compiled = Adafactor(eager, **config), Adafactor(compiled, **config)
+    counter = CompileCounter()
+    step = torch.compile(opt_compiled.step, backend=counter)
+    try:
+        for i in range(6):
+            for p, q, g in zip(eager, compiled, _grads(i, eager), strict=True):
+                p.grad, q.grad = g, g.clone()
+            opt_eager.step()
+            step()
+    finally:
+        torch._dynamo.reset()
+    assert counter.frame_count == 1
+    for p, q in zip(eager, compiled, strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-7)
+
+
+def test_a_tensor_lr_is_filled_by_a_schedule_without_recompiles() -> None:
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    floats, tensors = _params(), _params()
+    opt_f = Adafactor(floats, lr=1e-2, relative_step=False, beta1=0.9)
+    opt_t = Adafactor(tensors, lr=torch.tensor(1e-2), relative_step=False, beta1=0.9)
+    schedules = [
+        optreg.get_scheduler("cosine", opt, num_warmup_steps=2, num_training_steps=8)
+        for opt in (opt_f, opt_t)
+    ]
+    counter = CompileCounter()
+    step = torch.compile(opt_t.step, backend=counter)
+    try:
+        for i in range(8):
+            for p, q, g in zip(floats, tensors, _grads(i, floats), strict=True):
+                p.grad, q.grad = g, g.clone()
+            opt_f.step()
+            step()
+            for schedule in schedules:
+                schedule.step()
+    finally:
+        torch._dynamo.reset()
+    assert counter.frame_count == 1
+    lr = opt_t.param_groups[0]["lr"]
+    assert isinstance(lr, torch.Tensor) and lr.item() == pytest.approx(opt_f.param_groups[0]["lr"])
+    for p, q in zip(floats, tensors, strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("lr", "message"),
+    [
+        (
+            torch.tensor([1e-2, 1e-3]),
+            r"`lr` as a tensor must hold one real number, got shape \(2,\)",
+        ),
+        (torch.tensor(-1.0), r"`lr` must be >= 0, got -1.0"),
+    ],
+)
+def test_a_bad_tensor_lr_is_refused(lr: torch.Tensor, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Adafactor(_params(), lr=lr, relative_step=False)
