@@ -28,7 +28,6 @@ exact:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -40,12 +39,15 @@ from optreg._core import validate
 from optreg.builtin.adafactor_math import (
     adafactor_lr,
     block_rows,
+    load_step,
     new_step,
+    operand,
     relative_step_size,
     rms_all,
     step_value,
     update_factored,
     update_plain,
+    update_single,
 )
 from optreg.builtin.torch_optim import restore_saved_dtypes
 
@@ -262,7 +264,7 @@ class Adafactor(Optimizer):
                 state["exp_avg_sq"] = torch.zeros(shape, dtype=dtype, device=p.device)
             state["RMS"] = torch.zeros((), dtype=dtype, device=p.device)
         else:
-            _load_step(state)
+            load_step(state)
             for key, value in state.items():
                 if key == "step":
                     continue
@@ -285,37 +287,9 @@ class Adafactor(Optimizer):
         state: dict[str, Any] = self.state[p]
         if not state:
             state["step"] = new_step()
-        _load_step(state)
+        load_step(state)
         state["step"] += 1
-        step = step_value(state["step"])
-        eps1, eps2 = group["eps"]
-        state["RMS"] = torch.linalg.vector_norm(p32) / math.sqrt(p32.numel())
-        lr_t: Any = relative_step_size(group, step)
-        if group["scale_parameter"]:
-            lr_t = state["RMS"].clamp(min=eps2) * lr_t
-        weight = 1.0 - _scalar(1.0 - step ** group["decay_rate"], grad)
-        update = grad * grad + eps1
-        if grad.dim() >= 2:
-            row_mean, col_mean = update.mean(-1), update.mean(-2)
-            row = state.setdefault("exp_avg_sq_row", torch.zeros_like(row_mean))
-            col = state.setdefault("exp_avg_sq_col", torch.zeros_like(col_mean))
-            row.lerp_(row_mean, weight)
-            col.lerp_(col_mean, weight)
-            r_factor = (row / row.mean(-1, keepdim=True)).rsqrt_().unsqueeze(-1)
-            update = (r_factor * col.rsqrt().unsqueeze(-2)).mul_(grad)
-        else:
-            exp_avg_sq = state.setdefault("exp_avg_sq", torch.zeros_like(update))
-            exp_avg_sq.lerp_(update, weight)
-            update = exp_avg_sq.rsqrt().mul_(grad)
-        rms_u = torch.linalg.vector_norm(update) / math.sqrt(update.numel())
-        update.div_((rms_u / group["clip_threshold"]).clamp_(min=1.0)).mul_(lr_t)
-        if group["beta1"] is not None:
-            exp_avg = state.setdefault("exp_avg", torch.zeros_like(update))
-            exp_avg.mul_(group["beta1"]).add_(update, alpha=1.0 - group["beta1"])
-            update = exp_avg
-        if group["weight_decay"] != 0.0:
-            p32.mul_(1.0 - group["weight_decay"] * lr_t)
-        p32.sub_(update)
+        update_single(p32, grad, state, group, step_value(state["step"]))
         if low:
             p.copy_(p32)
 
@@ -346,7 +320,7 @@ class Adafactor(Optimizer):
         torch._foreach_copy_([s["RMS"] for s in states], list(rms_p.unbind(0)))
         rho = _stack([relative_step_size(group, t) for t in steps], device, dtype)
         lr_t = rms_p.clamp(min=eps2).mul_(rho) if group["scale_parameter"] else rho
-        beta2t = [_scalar(1.0 - t ** group["decay_rate"], p32[0]) for t in steps]
+        beta2t = [operand(1.0 - t ** group["decay_rate"], p32[0]) for t in steps]
 
         factored = [i for i, p in enumerate(params) if p.dim() >= 2]
         plain = [i for i, p in enumerate(params) if p.dim() < 2]
@@ -388,20 +362,6 @@ class Adafactor(Optimizer):
 def _compute_dtype(p: Tensor) -> torch.dtype:
     """The dtype of ``p``'s maths and state: float32 for fp16 / bf16, else its own."""
     return torch.float32 if p.dtype in _LOW_PRECISION else p.dtype
-
-
-def _load_step(state: dict[str, Any]) -> None:
-    """A step count saved as a number (before optreg 0.3, and transformers') as a tensor."""
-    if not isinstance(state["step"], Tensor):
-        state["step"] = new_step().fill_(float(state["step"]))
-
-
-def _scalar(value: float | Tensor, like: Tensor) -> float | Tensor:
-    """A per-step scalar as the update's ops take it: a float, or (under
-    ``torch.compile``) a 0-dim tensor of ``like``'s dtype and device."""
-    if isinstance(value, Tensor):
-        return value.to(device=like.device, dtype=like.dtype)
-    return value
 
 
 def _stack(values: list[float | Tensor], device: torch.device, dtype: torch.dtype) -> Tensor:

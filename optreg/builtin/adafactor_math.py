@@ -22,13 +22,16 @@ __all__ = [
     "BLOCK",
     "adafactor_lr",
     "block_rows",
+    "load_step",
     "new_step",
+    "operand",
     "relative_step_size",
     "rms",
     "rms_all",
     "step_value",
     "update_factored",
     "update_plain",
+    "update_single",
 ]
 
 _Tensors = list[Tensor] | tuple[Tensor, ...]
@@ -65,6 +68,20 @@ def relative_step_size(group: dict[str, Any], step: Scalar) -> Scalar:
         bound = step * 1e-6 if group["warmup_init"] else 1e-2
         return torch.clamp(step.rsqrt(), max=bound)
     return min(1e-6 * step if group["warmup_init"] else 1e-2, 1.0 / math.sqrt(step))
+
+
+def load_step(state: dict[str, Any]) -> None:
+    """A step count saved as a number (before optreg 0.3, and transformers') as a tensor."""
+    if not isinstance(state["step"], Tensor):
+        state["step"] = new_step().fill_(float(state["step"]))
+
+
+def operand(value: Scalar, like: Tensor) -> Scalar:
+    """A per-step scalar as the update's ops take it: a float, or (under
+    ``torch.compile``) a 0-dim tensor of ``like``'s dtype and device."""
+    if isinstance(value, Tensor):
+        return value.to(device=like.device, dtype=like.dtype)
+    return value
 
 
 def adafactor_lr(group: dict[str, Any], state: dict[str, Any]) -> float:
@@ -218,6 +235,42 @@ def update_factored(
             p_block.sub_(m_block)
     if target is not p:
         p.copy_(target)
+
+
+def update_single(
+    p32: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any], step: Scalar
+) -> None:
+    """Step one parameter with plain tensor operations only: for tensor subclasses
+    (DTensor), whose state tensors are created from tensors computed from the gradient,
+    so they inherit its subclass and placement."""
+    eps1, eps2 = group["eps"]
+    state["RMS"] = torch.linalg.vector_norm(p32) / math.sqrt(p32.numel())
+    lr_t: Any = relative_step_size(group, step)
+    if group["scale_parameter"]:
+        lr_t = state["RMS"].clamp(min=eps2) * lr_t
+    weight = 1.0 - operand(1.0 - step ** group["decay_rate"], grad)
+    update = grad * grad + eps1
+    if grad.dim() >= 2:
+        row_mean, col_mean = update.mean(-1), update.mean(-2)
+        row = state.setdefault("exp_avg_sq_row", torch.zeros_like(row_mean))
+        col = state.setdefault("exp_avg_sq_col", torch.zeros_like(col_mean))
+        row.lerp_(row_mean, weight)
+        col.lerp_(col_mean, weight)
+        r_factor = (row / row.mean(-1, keepdim=True)).rsqrt_().unsqueeze(-1)
+        update = (r_factor * col.rsqrt().unsqueeze(-2)).mul_(grad)
+    else:
+        exp_avg_sq = state.setdefault("exp_avg_sq", torch.zeros_like(update))
+        exp_avg_sq.lerp_(update, weight)
+        update = exp_avg_sq.rsqrt().mul_(grad)
+    rms_u = torch.linalg.vector_norm(update) / math.sqrt(update.numel())
+    update.div_((rms_u / group["clip_threshold"]).clamp_(min=1.0)).mul_(lr_t)
+    if group["beta1"] is not None:
+        exp_avg = state.setdefault("exp_avg", torch.zeros_like(update))
+        exp_avg.mul_(group["beta1"]).add_(update, alpha=1.0 - group["beta1"])
+        update = exp_avg
+    if group["weight_decay"] != 0.0:
+        p32.mul_(1.0 - group["weight_decay"] * lr_t)
+    p32.sub_(update)
 
 
 def _foreach_rsqrt(tensors: _Tensors) -> _Tensors:
