@@ -106,6 +106,23 @@ def _close(params: list[torch.Tensor], ref: Reference, rtol: float = 1e-5) -> No
         torch.testing.assert_close(p.detach().double(), r, rtol=rtol, atol=rtol * 1e-2)
 
 
+def _against_reference(
+    params: list[torch.Tensor], config: dict[str, Any], steps: int, rtol: float = 1e-5
+) -> tuple[Adafactor, Reference]:
+    """``steps`` steps of Adafactor and the reference on the same gradients, then their
+    parameters compared within ``rtol``."""
+    ref = Reference(params, **config)
+    opt = Adafactor(params, **config)
+    for step in range(steps):
+        grads = _grads(step, params)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        opt.step()
+        ref.step(list(grads))
+    _close(params, ref, rtol)
+    return opt, ref
+
+
 CONFIGS = {
     "default": {},
     "beta1": {"beta1": 0.9},
@@ -123,15 +140,7 @@ CONFIGS = {
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
 def test_matches_reference(config: dict[str, Any]) -> None:
     params = _params()
-    ref = Reference(params, **config)
-    opt = Adafactor(params, **config)
-    for step in range(10):
-        grads = _grads(step, params)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        opt.step()
-        ref.step(list(grads))
-    _close(params, ref)
+    opt, ref = _against_reference(params, config, 10)
     for p, lr_t in zip(params, ref.lr_t, strict=True):
         assert adafactor_lr(opt.param_groups[0], opt.state[p]) == pytest.approx(lr_t, rel=1e-6)
 
@@ -153,15 +162,7 @@ def test_clipping_is_active_in_the_clip_config() -> None:
 
 def test_fp64_params_keep_fp64_state() -> None:
     params = _params(torch.float64)
-    ref = Reference(params, beta1=0.9)
-    opt = Adafactor(params, beta1=0.9)
-    for step in range(5):
-        grads = _grads(step, params)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        opt.step()
-        ref.step(list(grads))
-    _close(params, ref, rtol=1e-12)
+    opt, _ = _against_reference(params, {"beta1": 0.9}, 5, rtol=1e-12)
     assert opt.state[params[0]]["exp_avg_sq_row"].dtype == torch.float64
 
 
@@ -529,16 +530,7 @@ def test_small_blocks_match_reference(monkeypatch: pytest.MonkeyPatch, config: A
     monkeypatch.setattr(adafactor_math, "BLOCK", 30)
     assert adafactor_math.block_rows(1, 40, 30) == 1
     assert adafactor_math.block_rows(3, 4, 5) == 2
-    params = _params()
-    ref = Reference(params, **config)
-    opt = Adafactor(params, **config)
-    for step in range(6):
-        grads = _grads(step, params)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        opt.step()
-        ref.step(list(grads))
-    _close(params, ref)
+    _against_reference(_params(), config, 6)
 
 
 def test_workspace_holds_one_block_not_the_parameter(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -554,15 +546,7 @@ def test_non_contiguous_parameters_match_reference() -> None:
     base = _params(shapes=[(7, 12), (30, 40)])
     params = [torch.nn.Parameter(p.detach().t()) for p in base]  # transposed views
     assert not any(p.is_contiguous() for p in params)
-    ref = Reference(params, beta1=0.9)
-    opt = Adafactor(params, beta1=0.9)
-    for step in range(4):
-        grads = _grads(step, params)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        opt.step()
-        ref.step(list(grads))
-    _close(params, ref)
+    _against_reference(params, {"beta1": 0.9}, 4)
     assert not params[0].is_contiguous()
 
 
@@ -603,59 +587,52 @@ def test_step_is_a_tensor_and_a_saved_number_still_loads() -> None:
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("config", [{}, {"beta1": 0.9, "weight_decay": 0.1, "warmup_init": True}])
-def test_compiled_step_does_not_recompile(config: dict[str, Any]) -> None:
-    """Under torch.compile the step count and the scalars made from it are tensors, and
-    the state and workspace exist before the first compiled step: one graph for every
-    step, and the result of eager steps."""
+def _compiled_frames(
+    eager_opt: Adafactor, compiled_opt: Adafactor, steps: int, schedules: tuple[Any, ...] = ()
+) -> int:
+    """Step one optimizer eagerly and the other under torch.compile (a counting backend)
+    on the same gradients, each ``schedules`` entry after every step; check that the two
+    agree and return the compiled step's frames (graphs and recompiles)."""
     from torch._dynamo.testing import CompileCounter
 
+    eager = [p for group in eager_opt.param_groups for p in group["params"]]
+    compiled = [p for group in compiled_opt.param_groups for p in group["params"]]
     torch._dynamo.reset()
-    eager, compiled = _params(), _params()
-    opt_eager, opt_compiled = Adafactor(eager, **config), Adafactor(compiled, **config)
     counter = CompileCounter()
-    step = torch.compile(opt_compiled.step, backend=counter)
+    step = torch.compile(compiled_opt.step, backend=counter)
     try:
-        for i in range(6):
+        for i in range(steps):
             for p, q, g in zip(eager, compiled, _grads(i, eager), strict=True):
                 p.grad, q.grad = g, g.clone()
-            opt_eager.step()
-            step()
-    finally:
-        torch._dynamo.reset()
-    assert counter.frame_count == 1
-    for p, q in zip(eager, compiled, strict=True):
-        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-7)
-
-
-def test_a_tensor_lr_is_filled_by_a_schedule_without_recompiles() -> None:
-    from torch._dynamo.testing import CompileCounter
-
-    torch._dynamo.reset()
-    floats, tensors = _params(), _params()
-    opt_f = Adafactor(floats, lr=1e-2, relative_step=False, beta1=0.9)
-    opt_t = Adafactor(tensors, lr=torch.tensor(1e-2), relative_step=False, beta1=0.9)
-    schedules = [
-        optreg.get_scheduler("cosine", opt, num_warmup_steps=2, num_training_steps=8)
-        for opt in (opt_f, opt_t)
-    ]
-    counter = CompileCounter()
-    step = torch.compile(opt_t.step, backend=counter)
-    try:
-        for i in range(8):
-            for p, q, g in zip(floats, tensors, _grads(i, floats), strict=True):
-                p.grad, q.grad = g, g.clone()
-            opt_f.step()
+            eager_opt.step()
             step()
             for schedule in schedules:
                 schedule.step()
     finally:
         torch._dynamo.reset()
-    assert counter.frame_count == 1
+    for p, q in zip(eager, compiled, strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-7)
+    return int(counter.frame_count)
+
+
+@pytest.mark.parametrize("config", [{}, {"beta1": 0.9, "weight_decay": 0.1, "warmup_init": True}])
+def test_compiled_step_does_not_recompile(config: dict[str, Any]) -> None:
+    """Under torch.compile the step count and the scalars made from it are tensors, and
+    the state and workspace exist before the first compiled step: one graph for every
+    step, and the result of eager steps."""
+    assert _compiled_frames(Adafactor(_params(), **config), Adafactor(_params(), **config), 6) == 1
+
+
+def test_a_tensor_lr_is_filled_by_a_schedule_without_recompiles() -> None:
+    opt_f = Adafactor(_params(), lr=1e-2, relative_step=False, beta1=0.9)
+    opt_t = Adafactor(_params(), lr=torch.tensor(1e-2), relative_step=False, beta1=0.9)
+    schedules = tuple(
+        optreg.get_scheduler("cosine", opt, num_warmup_steps=2, num_training_steps=8)
+        for opt in (opt_f, opt_t)
+    )
+    assert _compiled_frames(opt_f, opt_t, 8, schedules) == 1
     lr = opt_t.param_groups[0]["lr"]
     assert isinstance(lr, torch.Tensor) and lr.item() == pytest.approx(opt_f.param_groups[0]["lr"])
-    for p, q in zip(floats, tensors, strict=True):
-        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize(
