@@ -245,7 +245,7 @@ class Adafactor(Optimizer):
             if p.grad is not None and not p.grad.is_sparse and type(p) in _PLAIN:
                 dtype = _compute_dtype(p)
                 self._init_state(p, group, dtype)
-                if p.dim() >= 2:
+                if p.dim() >= 2 and p.numel():
                     self._buffer(p.device, dtype, _block_numel(p))
 
     def _init_state(self, p: Tensor, group: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
@@ -322,7 +322,8 @@ class Adafactor(Optimizer):
         lr_t = rms_p.clamp(min=eps2).mul_(rho) if group["scale_parameter"] else rho
         beta2t = [operand(1.0 - t ** group["decay_rate"], p32[0]) for t in steps]
 
-        factored = [i for i, p in enumerate(params) if p.dim() >= 2]
+        # an empty parameter has nothing to update (its step count and RMS still advance)
+        factored = [i for i, p in enumerate(params) if p.dim() >= 2 and p.numel()]
         plain = [i for i, p in enumerate(params) if p.dim() < 2]
         decay = lr_t.mul(-weight_decay).add_(1.0) if weight_decay != 0.0 else None
         if plain:

@@ -648,3 +648,19 @@ def test_a_tensor_lr_is_filled_by_a_schedule_without_recompiles() -> None:
 def test_a_bad_tensor_lr_is_refused(lr: torch.Tensor, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Adafactor(_params(), lr=lr, relative_step=False)
+
+
+def test_empty_parameters_step_as_no_ops() -> None:
+    empty = [torch.nn.Parameter(torch.zeros(s)) for s in [(0, 4), (3, 0), (0,), (2, 0, 5)]]
+    params = _params(shapes=[(5, 4), (4,)])
+    opt = Adafactor([*empty, *params])
+    ref = Reference(params)
+    for step in range(3):
+        grads = _grads(step, params)
+        for p, g in zip([*empty, *params], [*_grads(step, empty), *grads], strict=True):
+            p.grad = g
+        opt.step()
+        ref.step(list(grads))
+    _close(params, ref)
+    assert [tuple(p.shape) for p in empty] == [(0, 4), (3, 0), (0,), (2, 0, 5)]
+    assert all(opt.state[p]["step"] == 3 for p in empty)
