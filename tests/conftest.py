@@ -67,7 +67,8 @@ def make_dist(
     """Install throwaway distributions: a ``*.dist-info`` plus modules on ``sys.path``.
 
     ``make_dist("acme-opt", entry_points={"optreg.optimizers": {"lion": "acme_opt:Lion"}},
-    modules={"acme_opt": "class Lion: ..."})`` returns the site directory. Modules
+    modules={"acme_opt": "class Lion: ..."})`` returns the site directory (``description``:
+    the README its metadata carries). Modules
     written here are removed from ``sys.modules`` after the test.
     """
     site = tmp_path / "site"
@@ -81,11 +82,13 @@ def make_dist(
         version: str = "1.0",
         entry_points: dict[str, dict[str, str]] | None = None,
         modules: dict[str, str] | None = None,
+        description: str | None = None,
     ) -> Path:
         dist_dir = site / f"{name.replace('-', '_')}-{version}.dist-info"
         dist_dir.mkdir()
+        body = "" if description is None else f"\n{description}"  # the README, as pip writes it
         (dist_dir / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{body}"
         )
         lines: list[str] = []
         for group, eps in (entry_points or {}).items():

@@ -76,15 +76,26 @@ def _available_text(row: dict[str, Any]) -> str:
     return f"no (optreg[{row['extra']}])" if row["extra"] else "no"
 
 
-def _capabilities(row: dict[str, Any]) -> dict[str, Any] | None:
-    """A listed or shown optimizer's measured capabilities; None: never measured."""
-    from optreg._core.entry import BUILTIN_DIST
-    from optreg.builtin.capabilities import row as measured
+def _capabilities(entry: Any) -> dict[str, Any] | None:
+    """An optimizer entry's measured capabilities, with the torch they were measured
+    with and where the table comes from; None: never measured (a run-time name, or a
+    plugin whose README publishes no table or no row for it)."""
+    from optreg.builtin.capabilities import published, row, table
 
-    if row["qualified_name"] != f"{BUILTIN_DIST}:{row['canonical_name']}":
-        return None  # a plugin's or a run-time name: not in the builtins' table
-    found = measured(row["canonical_name"])
-    return None if found is None else {c: dataclasses.asdict(v) for c, v in found.items()}
+    if entry.source == "builtin":
+        found, torch, source = row(entry.name), table()["torch"], "optreg's packaged table"
+    elif entry.source == "plugin" and entry.dist is not None:
+        found = row(entry.name, entry.dist)
+        torch, source = published(entry.dist)["torch"], f"{entry.project}'s README"
+    else:
+        return None
+    if found is None:
+        return None
+    return {
+        "verdicts": {c: dataclasses.asdict(v) for c, v in found.items()},
+        "torch": torch,
+        "source": source,
+    }
 
 
 def _supports(text: str, kind: str | None) -> list[str]:
@@ -106,14 +117,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     """``optreg list``: every name, its provider, availability and description."""
     wanted = None if args.supports is None else _supports(args.supports, args.kind)
     kind = "optimizers" if wanted is not None else args.kind
-    listings = {label: _listing(reg) for label, reg in _registries(kind)}
+    registries = dict(_registries(kind))
+    listings = {label: _listing(reg) for label, reg in registries.items()}
     unmeasured = 0
     if wanted is not None:
         rows = []
-        for row in listings["optimizers"]:
-            row["capabilities"] = caps = _capabilities(row)
+        for row, entry in zip(
+            listings["optimizers"], registries["optimizers"].entries(), strict=True
+        ):
+            row["capabilities"] = caps = _capabilities(entry)
             unmeasured += caps is None
-            if caps is not None and all(caps[c]["status"] == "pass" for c in wanted):
+            if caps is not None and all(caps["verdicts"][c]["status"] == "pass" for c in wanted):
                 rows.append(row)
         listings["optimizers"] = rows
     if args.json:
@@ -142,11 +156,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"{label} ({len(rows)})\n{table}" + ("\n" + "\n".join(notes) if notes else "")
         )
     if wanted is not None:
-        from optreg.builtin.capabilities import table as measured
-
         blocks.append(
-            f"measured to pass {', '.join(wanted)} (torch {measured()['torch']}; "
-            f"`optreg info NAME` shows why); {unmeasured} never measured (unknown, not listed)"
+            f"measured to pass {', '.join(wanted)} (`optreg info NAME` shows why, with which "
+            f"torch and whose table); {unmeasured} never measured (unknown, not listed)"
         )
     print("\n\n".join(blocks))
     return 0
@@ -214,17 +226,20 @@ def _info_text(info: Any) -> str:
 
 
 def _info_capabilities(info: Any) -> dict[str, Any] | None:
-    return _capabilities({"qualified_name": info.qualified_name, "canonical_name": info.name})
+    from optreg._core.registry import optimizers
+
+    return _capabilities(optimizers.resolve(info.qualified_name))
 
 
 def _capability_text(info: Any) -> str:
-    from optreg.builtin.capabilities import table as measured
-
     caps = _info_capabilities(info)
     if caps is None:
         return "unknown (never measured)"
-    shown = "; ".join(f"{c} {v['status']} ({v['detail']})" for c, v in caps.items())
-    return f"{shown} [torch {measured()['torch']}]"
+    shown = "; ".join(
+        f"{c} {v['status']}" + (f" ({v['detail']})" if v["detail"] else "")
+        for c, v in caps["verdicts"].items()
+    )
+    return f"{shown} [torch {caps['torch']}, {caps['source']}]"
 
 
 def cmd_info(args: argparse.Namespace) -> int:

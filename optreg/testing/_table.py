@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optreg.builtin.capabilities import CAP_END, CAP_START
+
 if TYPE_CHECKING:
     from optreg._core.entry import Entry
 
@@ -43,8 +45,6 @@ __all__ = [
 
 START = "<!-- optreg-kit-table:start -->"
 END = "<!-- optreg-kit-table:end -->"
-CAP_START = "<!-- optreg-capability-table:start -->"
-CAP_END = "<!-- optreg-capability-table:end -->"
 STATUSES = ("passes", "passes, with gaps", "fails", "not checked", "unavailable")
 
 
@@ -172,13 +172,11 @@ def render_capabilities(measured: dict[str, Any]) -> str:
 
 def parse_capabilities(text: str) -> dict[str, list[str]]:
     """``{name: [status per capability]}`` of the capability table in ``text``."""
-    start, end = text.find(CAP_START), text.find(CAP_END)
-    out = {}
-    for line in text[start:end].splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
-        if len(cells) > 1 and cells[0].startswith("`"):
-            out[cells[0].strip("`")] = [c.split(":")[0] for c in cells[1:]]
-    return out
+    from optreg.builtin.capabilities import CAPABILITIES, parse
+
+    return {
+        name: [caps[c][0] for c in CAPABILITIES] for name, caps in parse(text)["optimizers"].items()
+    }
 
 
 def parse(text: str) -> list[tuple[str, str, str]]:

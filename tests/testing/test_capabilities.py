@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 import optreg
-from optreg.builtin.capabilities import CAPABILITIES, Verdict, row, table
+from optreg.builtin.capabilities import (
+    CAP_END,
+    CAP_START,
+    CAPABILITIES,
+    Verdict,
+    parse,
+    published,
+    row,
+    table,
+)
 from optreg.cli import main
 from optreg.testing._capabilities import (
     capability_table,
@@ -150,7 +160,81 @@ def test_info_shows_the_row(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "sgd", "--json"]) == 0
     caps = json.loads(capsys.readouterr().out)["optimizer"]["capabilities"]
     assert caps == {
-        c: {"status": s, "detail": d} for c, (s, d) in table()["optimizers"]["sgd"].items()
+        "verdicts": {
+            c: {"status": s, "detail": d} for c, (s, d) in table()["optimizers"]["sgd"].items()
+        },
+        "torch": table()["torch"],
+        "source": "optreg's packaged table",
+    }
+
+
+PUBLISHED = f"""# acme-opt
+
+Some prose.
+
+{CAP_START}
+Measured with torch 9.9.0+cpu on x86_64, Linux, Python 3.11.7: of 2 optimizers, compile 1, bf16 2, ddp 1, fsdp2 0 pass.
+
+| name | compile | bf16 | ddp | fsdp2 |
+| --- | --- | --- | --- | --- |
+| `acme_fast` | pass | pass | pass | fail: DTensor: in-place op needs a redistribute |
+| `acme_slow` | fail: 3 recompiles in 30 steps | pass | n/a: steps with a closure | n/a: steps with a closure |
+{CAP_END}
+"""
+
+
+def test_a_plugins_published_table_is_read_from_its_metadata(
+    make_dist: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An installed distribution's README (its metadata's description) holds the table
+    ``python -m optreg.testing README.md --provider DIST --capabilities`` wrote there:
+    ``optreg info`` and ``optreg list --supports`` read a plugin's names from it."""
+    eps = {
+        "acme_fast": "torch.optim:SGD",
+        "acme_slow": "torch.optim:LBFGS",
+        "acme_new": "torch.optim:Adam",
+    }
+    make_dist("acme-opt", entry_points={"optreg.optimizers": eps}, description=PUBLISHED)
+    assert main(["info", "acme_slow", "--json"]) == 0
+    caps = json.loads(capsys.readouterr().out)["optimizer"]["capabilities"]
+    assert caps == {
+        "verdicts": {
+            "compile": {"status": "fail", "detail": "3 recompiles in 30 steps"},
+            "bf16": {"status": "pass", "detail": ""},
+            "ddp": {"status": "n/a", "detail": "steps with a closure"},
+            "fsdp2": {"status": "n/a", "detail": "steps with a closure"},
+        },
+        "torch": "9.9.0+cpu",
+        "source": "acme-opt's README",
+    }
+    assert main(["info", "acme_fast"]) == 0
+    assert (
+        "capabilities:   compile pass; bf16 pass; ddp pass; fsdp2 fail (DTensor: in-place op "
+        "needs a redistribute) [torch 9.9.0+cpu, acme-opt's README]"
+    ) in capsys.readouterr().out
+    assert main(["info", "acme_new"]) == 0  # not in the table: never measured
+    assert "capabilities:   unknown (never measured)" in capsys.readouterr().out
+    assert main(["list", "--supports", "ddp", "--json"]) == 0
+    listed = {r["name"] for r in json.loads(capsys.readouterr().out)["optimizers"]}
+    assert "acme_fast" in listed and not {"acme_slow", "acme_new"} & listed
+    assert "sgd" in listed  # the builtins' table still counts
+
+
+def test_a_readme_without_a_table_publishes_nothing(make_dist: Any) -> None:
+    from optreg._core.registry import optimizers
+
+    make_dist(
+        "bare-opt",
+        entry_points={"optreg.optimizers": {"bare": "torch.optim:SGD"}},
+        description="# bare-opt\n\nNo table here.\n",
+    )
+    entry = optimizers.resolve("bare")
+    assert published(entry.dist)["optimizers"] == {}
+    assert row("bare", entry.dist) is None
+    assert parse(f"{CAP_START}\nno rows\n{CAP_END}") == {
+        "torch": None,
+        "machine": None,
+        "optimizers": {},
     }
 
 
