@@ -96,3 +96,24 @@ def test_schedule_conforms() -> None:
 def test_readme_kit_table_is_current() -> None:
     rows = assert_table_current(Path(__file__).parents[1] / "README.md", "optreg-example")
     assert {r.status for r in rows} == {"passes"}
+
+
+def test_optreg_info_shows_the_capabilities_this_readme_publishes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Installed, this distribution carries its README as its metadata's description:
+    ``optreg info signum`` shows the capability row written there, and says whose it is."""
+    import json
+
+    from optreg.builtin.capabilities import parse
+    from optreg.cli import main
+
+    readme = parse((Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8"))
+    assert main(["info", "signum", "--json"]) == 0
+    caps = json.loads(capsys.readouterr().out)["optimizer"]["capabilities"]
+    assert caps["source"] == "optreg-example's README"
+    assert caps["torch"] == readme["torch"]
+    assert caps["verdicts"] == {
+        c: {"status": s, "detail": d} for c, (s, d) in readme["optimizers"]["signum"].items()
+    }
+    assert caps["verdicts"]["bf16"]["status"] == "pass"
