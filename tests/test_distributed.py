@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import free_port, join_gloo, run_ranks
+from helpers import join_gloo, run_ranks
 from torch import nn
 
 import optreg
@@ -157,8 +157,9 @@ def worker(rank: int, world: int, port: int, out_dir: Path) -> None:
 
 def distributed_results(out_dir: Path) -> dict[str, Any]:
     """Run both ranks once (all cases) and return rank 0's results, checked against rank 1."""
-    port = free_port()
-    run_ranks(__file__, lambda rank: [str(rank), str(WORLD), str(port), str(out_dir)], WORLD, "ddp")
+    run_ranks(
+        __file__, lambda rank, port: [str(rank), str(WORLD), str(port), str(out_dir)], WORLD, "ddp"
+    )
     ranks = [torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
     for key, value in ranks[0].items():
         other = ranks[1][key]
@@ -224,10 +225,10 @@ def test_zero_redundancy_matches_single_process_and_ddp(results: dict[str, Any],
     ],
 )
 def test_fsdp2_matches_single_process(results: dict[str, Any], name: str) -> None:
-    import torch.distributed.fsdp
+    from optreg.testing._common import fsdp2_missing
 
-    if not hasattr(torch.distributed.fsdp, "fully_shard"):
-        pytest.skip(f"torch {torch.__version__} has no torch.distributed.fsdp.fully_shard (FSDP2)")
+    if missing := fsdp2_missing():
+        pytest.skip(missing)
     got = _case(results, "fsdp2", name)
     _assert_close(got, single_process(name))
 

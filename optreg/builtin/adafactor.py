@@ -228,7 +228,10 @@ class Adafactor(Optimizer):
                 if type(p) not in _PLAIN:  # DTensor (FSDP2) and other subclasses
                     self._step_single(group, p)
                     continue
-                buckets.setdefault((p.device, _compute_dtype(p)), []).append(p)
+                key = (p.device, _compute_dtype(p))
+                if key not in buckets:  # not setdefault: torch 2.4's dynamo breaks on it
+                    buckets[key] = []
+                buckets[key].append(p)
             for (device, dtype), params in buckets.items():
                 self._step_bucket(group, params, device, dtype)
         return loss

@@ -85,7 +85,12 @@ def _adjusted_lr(lr: Any, adjust_lr_fn: str | None, shape: torch.Size) -> Any:
     return lr
 
 
-class BatchedMuon(torch.optim.Muon):  # type: ignore[name-defined,misc]
+# torch < 2.9 has no Muon: the module still imports (the kit walks every module), and
+# the names that build this class declare torch>=2.9, so the registry refuses them there.
+_Muon: Any = getattr(torch.optim, "Muon", torch.optim.Optimizer)
+
+
+class BatchedMuon(_Muon):  # type: ignore[misc]
     """``torch.optim.Muon`` whose Newton-Schulz runs batched per shape (see the module).
 
     Args:
@@ -99,6 +104,7 @@ class BatchedMuon(torch.optim.Muon):  # type: ignore[name-defined,misc]
 
     Raises:
         ValueError: ``batch`` of another value, and what ``torch.optim.Muon`` raises.
+        RuntimeError: torch has no ``torch.optim.Muon`` (before 2.9).
     """
 
     def __init__(
@@ -109,6 +115,10 @@ class BatchedMuon(torch.optim.Muon):  # type: ignore[name-defined,misc]
         distributed: Distribution = "auto",
         **kwargs: Any,
     ) -> None:
+        if _Muon is torch.optim.Optimizer:
+            raise RuntimeError(
+                f"BatchedMuon needs torch.optim.Muon (torch>=2.9), torch {torch.__version__} has none"
+            )
         if batch not in (True, False, "auto"):
             raise ValueError(f"`batch` must be True, False or 'auto', got {batch!r}")
         layout_of([], distributed)  # checks the value

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
@@ -17,11 +18,23 @@ __all__ = ["CheckedReduceLROnPlateau", "get_reduce_on_plateau_schedule"]
 
 
 class CheckedReduceLROnPlateau(ReduceLROnPlateau):
-    """torch's ``ReduceLROnPlateau``, whose ``load_state_dict`` checks the group count.
+    """torch's ``ReduceLROnPlateau``, whose ``load_state_dict`` checks the group count and
+    which keeps a tensor lr in place on every torch optreg supports.
 
     torch's own loads a state saved for another number of param groups silently
     (its ``min_lrs`` then no longer match the groups).
     """
+
+    def _reduce_lr(self, epoch: Any) -> None:
+        """torch's reduction, a tensor lr kept as the same tensor and filled in place (as
+        current torch does; torch 2.4 replaced it with a float, and a compiled step that
+        reads the tensor then recompiled at every reduction)."""
+        held = [group["lr"] for group in self.optimizer.param_groups]
+        super()._reduce_lr(epoch)  # type: ignore[misc]
+        for group, lr in zip(self.optimizer.param_groups, held, strict=False):
+            if isinstance(lr, Tensor) and group["lr"] is not lr:
+                lr.fill_(float(group["lr"]))
+                group["lr"] = lr
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state saved by :meth:`state_dict`.

@@ -22,6 +22,7 @@ __all__ = [
     "check_skip_names",
     "clone_units",
     "draws",
+    "fsdp2_missing",
     "max_diff",
     "needs",
     "no_grad",
@@ -338,3 +339,14 @@ def no_grad() -> Iterator[None]:
 
     with torch.no_grad():
         yield
+
+
+def fsdp2_missing() -> str | None:
+    """Why this torch cannot run the ``fsdp2`` check (no public ``fully_shard``, which
+    torch 2.4 kept in ``torch.distributed._composable``); None where it can."""
+    import torch
+    import torch.distributed.fsdp
+
+    if hasattr(torch.distributed.fsdp, "fully_shard"):
+        return None
+    return f"torch {torch.__version__} has no torch.distributed.fsdp.fully_shard (FSDP2)"

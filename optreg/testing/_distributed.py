@@ -316,7 +316,7 @@ def _verdict(found: tuple[float, bool, float], how: str) -> Verdict:
 def _one(name: str, rank: int) -> dict[str, Verdict]:
     import torch.distributed as dist
 
-    from optreg.testing._common import plan, raised, seeded
+    from optreg.testing._common import fsdp2_missing, plan, raised, seeded
 
     why, factory, kwargs, matrices = plan(name)
     if why:
@@ -328,6 +328,10 @@ def _one(name: str, rank: int) -> dict[str, Verdict]:
 
     out = {}
     for cap, check in (("ddp", _ddp), ("fsdp2", _fsdp2_check)):
+        missing = fsdp2_missing() if cap == "fsdp2" else None  # the same torch on every rank
+        if missing:
+            out[cap] = Verdict("n/a", missing)
+            continue
         try:
             mine = check(build, matrices, rank)
         except Exception as e:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import free_port, join_gloo, run_ranks
+from helpers import join_gloo, run_ranks
 from torch import nn
 
 import optreg
@@ -131,10 +131,9 @@ def worker(phase: str, rank: int, world: int, port: int, root: Path) -> None:
 
 
 def _spawn(phase: str, world: int, root: Path) -> dict[str, Any]:
-    port = free_port()
     run_ranks(
         __file__,
-        lambda rank: [phase, str(rank), str(world), str(port), str(root)],
+        lambda rank, port: [phase, str(rank), str(world), str(port), str(root)],
         world,
         f"{phase} on {world} ranks",
     )

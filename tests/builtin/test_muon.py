@@ -7,15 +7,14 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import needs_muon
 from torch import nn
 
 import optreg
 from optreg.builtin.muon import MuonAdamW, route
 from optreg.params import param_groups
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(torch.optim, "Muon"), reason="torch.optim.Muon needs torch >= 2.9"
-)
+pytestmark = needs_muon
 
 
 class TinyLM(nn.Module):

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import free_port, join_gloo, run_ranks
+from helpers import HAS_MUON, NO_MUON, join_gloo, needs_muon, run_ranks
 from torch import nn
 
 import optreg
@@ -178,15 +178,14 @@ def worker(rank: int, world: int, port: int, root: Path) -> None:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, Any]]:
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
-    if not hasattr(torch.optim, "Muon"):
-        pytest.skip(f"torch {torch.__version__} has no torch.optim.Muon")
+    if not HAS_MUON:
+        pytest.skip(NO_MUON)
     root = tmp_path_factory.mktemp("muon_dist")
     out = {}
     for world in WORLDS:
-        port = free_port()
         run_ranks(
             __file__,
-            lambda rank, w=world, p=port: [str(rank), str(w), str(p), str(root)],
+            lambda rank, port, w=world: [str(rank), str(w), str(port), str(root)],
             world,
             f"muon on {world} ranks",
         )
@@ -242,6 +241,7 @@ def test_owners_balance_newton_schulz_cost() -> None:
     assert assign_owners([], 3) == []
 
 
+@needs_muon
 def test_a_bad_ns_distributed_is_named() -> None:
     with pytest.raises(
         ValueError, match="`ns_distributed` must be True, False or 'auto', got 'yes'"
@@ -249,6 +249,7 @@ def test_a_bad_ns_distributed_is_named() -> None:
         optreg.get_optimizer("muon_adamw", Net(), ns_distributed="yes")
 
 
+@needs_muon
 def test_one_process_counts_every_matrix_as_its_own() -> None:
     model = Net()
     opt = optreg.get_optimizer("muon_adamw", model, lr=0.02)
