@@ -3,14 +3,16 @@
 A 6-layer transformer-shaped stack of width d (an embedding, per layer a fused QKV, an
 output projection, a 4d MLP, two LayerNorms and their biases, a final norm and an output
 head) with fixed random gradients, for d = 128, 256, 512. In one process, on one thread,
-interleaved REPS times: one muon_adamw step (its default: Newton-Schulz looped on the CPU),
-one with ``ns_batch=True`` (same-shape matrices orthogonalised in one batched call), one
-step of Muon + AdamW built by hand with torch's defaults (AdamW's for-loop kernel), and
-one of Muon + AdamW(fused=True) by hand. Prints the median of each and the ratios; the
-targets (issue 26): <= 1.0x of the best hand-built pair at every d, and <= 0.7x of the
-torch-default pair at d=128. It also says whether the batched run's parameters equal the
-looped run's exactly after the timed steps (they do where the BLAS computes a batched and
-a single bf16 matmul alike).
+interleaved REPS times: one muon_adamw step (its default, ``ns_batch="auto"``: on the CPU
+each stack of small same-shape matrices measured once, batched where that is equal and
+faster), one with ``ns_batch=False`` (torch's loop), one with ``ns_batch=True`` (every
+stack batched), one step of Muon + AdamW built by hand with torch's defaults (AdamW's
+for-loop kernel), and one of Muon + AdamW(fused=True) by hand. Prints the median of each
+and the ratios; the targets (issue 26): <= 1.0x of the best hand-built pair at every d,
+and <= 0.7x of the torch-default pair at d=128. It also prints what ``"auto"`` chose per
+stack and whether the batched and the default runs' parameters equal the looped run's
+exactly after the timed steps (they do where the BLAS computes a batched and a single
+bf16 matmul alike).
 
     python benchmarks/bench_muon.py [--widths 128 256 512] [--layers 6] [--reps 21]
 """
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 import optreg
+from optreg.builtin import muon_batched
 from optreg.builtin.muon import route
 from optreg.params import param_groups
 
@@ -83,20 +86,22 @@ def _time(step: Callable[[], None]) -> float:
 
 def run(d: int, layers: int, reps: int) -> dict[str, float]:
     """Median step time of each variant at width ``d``."""
-    names = ("muon_adamw", "batched", "by hand", "by hand, fused AdamW")
+    names = ("muon_adamw", "looped", "batched", "by hand", "by hand, fused AdamW")
     models = {k: Stack(d, layers) for k in names}
     first = models["muon_adamw"].state_dict()
     for m in models.values():
         m.load_state_dict(first)
         _grads(m)
     ours = optreg.get_optimizer("muon_adamw", models["muon_adamw"], lr=0.02, adamw_lr=1e-3)
-    batched = optreg.get_optimizer(
-        "muon_adamw", models["batched"], lr=0.02, adamw_lr=1e-3, ns_batch=True
+    looped, batched = (
+        optreg.get_optimizer("muon_adamw", models[k], lr=0.02, adamw_lr=1e-3, ns_batch=batch)
+        for k, batch in (("looped", False), ("batched", True))
     )
     default = _by_hand(models["by hand"], fused=None)
     fused = _by_hand(models["by hand, fused AdamW"], fused=True)
     steps: dict[str, Callable[[], None]] = {
         "muon_adamw": ours.step,
+        "looped": looped.step,
         "batched": batched.step,
         "by hand": lambda: [o.step() for o in default] and None,
         "by hand, fused AdamW": lambda: [o.step() for o in fused] and None,
@@ -109,17 +114,24 @@ def run(d: int, layers: int, reps: int) -> dict[str, float]:
         k0 = i % len(order)
         for k in order[k0:] + order[:k0]:  # rotate the order: no variant always first
             times[k].append(_time(steps[k]))
-    same = all(
-        torch.equal(a, b)
-        for a, b in zip(
-            models["muon_adamw"].parameters(), models["batched"].parameters(), strict=True
+    same = {
+        k: all(
+            torch.equal(a, b)
+            for a, b in zip(models[k].parameters(), models["looped"].parameters(), strict=True)
         )
-    )
+        for k in ("batched", "muon_adamw")
+    }
     routes = route(models["muon_adamw"])
+    chosen = ", ".join(
+        f"{'x'.join(map(str, key[0]))}: {'batched' if pays else 'looped'}"
+        for key, pays in muon_batched._MEASURED.items()
+        if key[0][1:] in {tuple(p.shape) for p in models["muon_adamw"].parameters()}
+    )
     print(
         f"d={d}: {sum(r == 'muon' for r in routes.values())} Muon tensors, "
-        f"{sum(r == 'adamw' for r in routes.values())} AdamW-side tensors; batched equals "
-        f"looped exactly: {same}"
+        f"{sum(r == 'adamw' for r in routes.values())} AdamW-side tensors; equal to the loop "
+        f"exactly: batched {same['batched']}, default {same['muon_adamw']}; "
+        f'"auto" measured {chosen or "nothing (no stack small enough)"}'
     )
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -135,16 +147,18 @@ def main() -> None:
     print(f"torch {torch.__version__}, 1 thread, {args.layers} layers, median of {args.reps}")
     rows = [(d, run(d, args.layers, args.reps)) for d in args.widths]
     print(
-        f"{'d':>5} {'muon_adamw':>11} {'batched':>10} {'by hand':>10} {'hand+fused':>11} "
-        f"{'vs default':>11} {'vs best':>8} {'batched vs default':>19} {'vs best':>8}"
+        f"{'d':>5} {'muon_adamw':>11} {'looped':>10} {'batched':>10} {'by hand':>10} "
+        f"{'hand+fused':>11} {'vs default':>11} {'vs best':>8} {'looped vs best':>15} "
+        f"{'batched vs best':>16}"
     )
     for d, t in rows:
-        ours, batch = t["muon_adamw"], t["batched"]
+        ours, loop, batch = t["muon_adamw"], t["looped"], t["batched"]
         default, best = t["by hand"], min(t["by hand"], t["by hand, fused AdamW"])
         print(
-            f"{d:>5} {ours * 1e3:>9.2f}ms {batch * 1e3:>8.2f}ms {default * 1e3:>8.2f}ms "
-            f"{t['by hand, fused AdamW'] * 1e3:>9.2f}ms {ours / default:>10.3f}x "
-            f"{ours / best:>7.3f}x {batch / default:>18.3f}x {batch / best:>7.3f}x"
+            f"{d:>5} {ours * 1e3:>9.2f}ms {loop * 1e3:>8.2f}ms {batch * 1e3:>8.2f}ms "
+            f"{default * 1e3:>8.2f}ms {t['by hand, fused AdamW'] * 1e3:>9.2f}ms "
+            f"{ours / default:>10.3f}x {ours / best:>7.3f}x {loop / best:>14.3f}x "
+            f"{batch / best:>15.3f}x"
         )
 
 

@@ -38,8 +38,9 @@ class MuonAdamW(torch.optim.Optimizer):
         adamw_foreach, adamw_fused: AdamW's kernel; by default the one ``adamw`` chooses
             (fused where every AdamW-side parameter is contiguous on CPU / CUDA).
         ns_batch: orthogonalise a group's same-shape matrices in one batched call
-            (:class:`~optreg.builtin.muon_batched.BatchedMuon`): ``"auto"`` on CUDA only,
-            True everywhere, False never.
+            (:class:`~optreg.builtin.muon_batched.BatchedMuon`): ``"auto"`` on CUDA, and
+            on the CPU for small stacks measured once equal and faster; True everywhere,
+            False never.
         ns_distributed: orthogonalise each matrix once across the process group
             (:mod:`~optreg.builtin.muon_dist`): ``"auto"`` under FSDP2 and DDP, False never.
         route: ``"auto"`` (by name and module type) or ``"ndim"``; see :func:`route`.

@@ -8,15 +8,20 @@ iteration on the stack (``baddbmm`` for ``addmm``); everything else is torch's s
 operation for operation, and its state (``momentum_buffer``), param groups and
 checkpoints are torch's.
 
-``batch`` chooses: ``"auto"`` batches on CUDA (where launch overhead makes it pay most)
-and loops on the CPU, where the results of a batched and a looped bf16 matmul depend on
-the BLAS; ``True`` batches everywhere (on this project's CPU: identical results, faster
-for matrices up to about 128 x 512, see ``benchmarks/bench_muon.py``); ``False`` loops.
+``batch`` chooses: ``"auto"`` batches on CUDA (where launch overhead makes it pay most);
+on the CPU it measures, once per process for each stack of small matrices (shape, count,
+dtype, threads), both ways on the first step's own matrices, and batches that stack from
+then on only where the batched results equal the looped ones bit for bit and the batched
+call took at most :data:`BATCH_PAYS` of the loop's time (so the choice never changes a
+number, only the time; larger matrices and a compiled step loop, as torch does).
+``True`` batches everywhere (on this project's CPU: identical results, faster for
+matrices up to about 128 x 512, see ``benchmarks/bench_muon.py``); ``False`` loops.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -28,6 +33,15 @@ from optreg.builtin.muon_dist import Distribution, Layout, layout_of, ns_cost, o
 __all__ = ["BatchedMuon", "newton_schulz_batched"]
 
 Batch = bool | Literal["auto"]
+
+#: the most values in one matrix for which ``batch="auto"`` measures batching on the CPU:
+#: above it a matrix's own matmuls dwarf the per-call overhead batching removes.
+MEASURED_UP_TO = 128 * 512
+#: the largest share of the loop's time at which the measured batched call is chosen.
+BATCH_PAYS = 0.9
+#: ``batch="auto"``'s measured choices on the CPU, per stack: (shape, count, dtype,
+#: threads, Newton-Schulz settings) -> batched (this process; never saved).
+_MEASURED: dict[tuple[Any, ...], bool] = {}
 
 
 def newton_schulz_batched(
@@ -69,6 +83,47 @@ def _one(
     return result
 
 
+def _measure(
+    stack: Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float
+) -> list[Tensor]:
+    """``batch="auto"`` on the CPU: the stack's orthogonalisations, looped (torch's
+    numbers), and whether to batch this kind of stack from now on, recorded in
+    :data:`_MEASURED`: only where batched equals looped bit for bit and is faster."""
+
+    def looped() -> list[Tensor]:
+        return [_one(m, ns_coefficients, ns_steps, eps) for m in stack.unbind(0)]
+
+    def batched() -> Tensor:
+        return newton_schulz_batched(stack, ns_coefficients, ns_steps, eps)
+
+    result = looped()
+    same = all(map(torch.equal, result, batched().unbind(0)))  # also the warm-up
+    pays = False
+    if same:
+        times: dict[Callable[[], Any], list[float]] = {looped: [], batched: []}
+        for _ in range(3):  # interleaved; the fastest of three runs each
+            for run, took in times.items():
+                start = time.perf_counter()
+                run()
+                took.append(time.perf_counter() - start)
+        pays = min(times[batched]) <= BATCH_PAYS * min(times[looped])
+    _MEASURED[_measured_key(stack, ns_coefficients, ns_steps, eps)] = pays
+    return result
+
+
+def _measured_key(
+    stack: Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float
+) -> tuple[Any, ...]:
+    return (
+        tuple(stack.shape),
+        stack.dtype,
+        torch.get_num_threads(),
+        tuple(ns_coefficients),
+        ns_steps,
+        eps,
+    )
+
+
 def _scalar(lr: float | Tensor) -> float | Tensor:
     """A tensor lr stays a 0-dim tensor, as torch's Muon keeps it: a schedule filling it
     in place changes no Python value, so a compiled step does not recompile."""
@@ -95,7 +150,8 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
 
     Args:
         params: as ``torch.optim.Muon``.
-        batch: ``"auto"`` (CUDA batched, CPU looped), True or False.
+        batch: ``"auto"`` (CUDA batched; CPU measured per stack of small matrices, see
+            the module), True or False.
         distributed: orthogonalise each matrix once across the process group
             (:mod:`optreg.builtin.muon_dist`): ``"auto"`` under FSDP2 (row-sharded
             DTensors) and with an active process group where every rank holds the same
@@ -151,9 +207,33 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
             known[shapes] = all(s == shapes for s in everyone)
         return known[shapes]
 
-    def _batches(self, device: torch.device) -> bool:
+    def _batches(self, device: torch.device, shape: tuple[int, ...] | None = None) -> bool:
+        """Whether stacks of ``shape`` matrices on ``device`` may run batched (``"auto"``
+        on the CPU: where small enough to measure, outside ``torch.compile``)."""
         batch = self.__dict__.get("batch", "auto")  # a copy restored by torch has none
-        return device.type == "cuda" if batch == "auto" else bool(batch)
+        if batch != "auto":
+            return bool(batch)
+        if device.type == "cuda":
+            return True
+        return (
+            device.type == "cpu"
+            and shape is not None
+            and math.prod(shape) <= MEASURED_UP_TO
+            and not torch.compiler.is_compiling()
+        )
+
+    def _stack(
+        self, stack: Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float
+    ) -> list[Tensor]:
+        """A stack of same-shape matrices orthogonalised, batched or (``"auto"`` on the
+        CPU, until measured, and where it does not pay) looped."""
+        if self.__dict__.get("batch", "auto") == "auto" and stack.device.type == "cpu":
+            choice = _MEASURED.get(_measured_key(stack, ns_coefficients, ns_steps, eps))
+            if choice is None:
+                return _measure(stack, ns_coefficients, ns_steps, eps)
+            if not choice:
+                return [_one(m, ns_coefficients, ns_steps, eps) for m in stack.unbind(0)]
+        return list(newton_schulz_batched(stack, ns_coefficients, ns_steps, eps).unbind(0))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -215,7 +295,7 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
         self.work["cost"] += sum(ns_cost(p.shape) for p in params)
         lr = _scalar(group["lr"])
         coefficients = group["ns_coefficients"]
-        if not any(self._batches(p.device) for p in params):
+        if not any(self._batches(p.device, tuple(p.shape)) for p in params):
             # torch's loop, matrix by matrix (its memory locality: no update waits)
             for param, grad, buf in zip(params, grads, bufs, strict=True):
                 update = self._momentum(group, grad, buf)
@@ -228,11 +308,11 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
         for i, update in enumerate(updates):
             buckets.setdefault((update.shape, update.device, update.dtype), []).append(i)
         ortho: list[Tensor] = list(updates)  # each replaced by its orthogonalisation
-        for (_, device, _), members in buckets.items():
-            if len(members) > 1 and self._batches(device):
+        for (shape, device, _), members in buckets.items():
+            if len(members) > 1 and self._batches(device, tuple(shape)):
                 stacked = torch.stack([updates[i] for i in members])
-                done = newton_schulz_batched(stacked, coefficients, group["ns_steps"], group["eps"])
-                for i, matrix in zip(members, done.unbind(0), strict=True):
+                done = self._stack(stacked, coefficients, group["ns_steps"], group["eps"])
+                for i, matrix in zip(members, done, strict=True):
                     ortho[i] = matrix
             else:
                 for i in members:
