@@ -47,12 +47,14 @@ def _empty_bnb_manager() -> None:
 def _muon_measurements_emptied() -> Iterator[None]:
     """Forget ``batch="auto"``'s measured CPU choices (process-wide) around every test, so
     no test steps Muon batched because another measured it so."""
-    batched = sys.modules.get("optreg.builtin.muon_batched")
-    if batched is not None:
-        batched._MEASURED.clear()
+    _forget_muon_measurements()
     yield
+    _forget_muon_measurements()
+
+
+def _forget_muon_measurements() -> None:
     batched = sys.modules.get("optreg.builtin.muon_batched")
-    if batched is not None:
+    if batched is not None:  # never imported here: nothing measured
         batched._MEASURED.clear()
 
 

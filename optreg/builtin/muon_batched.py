@@ -83,6 +83,13 @@ def _one(
     return result
 
 
+def _looped(
+    stack: Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float
+) -> list[Tensor]:
+    """Each matrix of the stack by torch's own iteration, one after another."""
+    return [_one(m, ns_coefficients, ns_steps, eps) for m in stack.unbind(0)]
+
+
 def _measure(
     stack: Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float
 ) -> list[Tensor]:
@@ -91,7 +98,7 @@ def _measure(
     :data:`_MEASURED`: only where batched equals looped bit for bit and is faster."""
 
     def looped() -> list[Tensor]:
-        return [_one(m, ns_coefficients, ns_steps, eps) for m in stack.unbind(0)]
+        return _looped(stack, ns_coefficients, ns_steps, eps)
 
     def batched() -> Tensor:
         return newton_schulz_batched(stack, ns_coefficients, ns_steps, eps)
@@ -232,7 +239,7 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
             if choice is None:
                 return _measure(stack, ns_coefficients, ns_steps, eps)
             if not choice:
-                return [_one(m, ns_coefficients, ns_steps, eps) for m in stack.unbind(0)]
+                return _looped(stack, ns_coefficients, ns_steps, eps)
         return list(newton_schulz_batched(stack, ns_coefficients, ns_steps, eps).unbind(0))
 
     @torch.no_grad()
