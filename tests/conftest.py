@@ -43,21 +43,6 @@ def _empty_bnb_manager() -> None:
     manager.module_weight_config_triple.clear()
 
 
-@pytest.fixture(autouse=True)
-def _muon_measurements_emptied() -> Iterator[None]:
-    """Forget ``batch="auto"``'s measured CPU choices (process-wide) around every test, so
-    no test steps Muon batched because another measured it so."""
-    _forget_muon_measurements()
-    yield
-    _forget_muon_measurements()
-
-
-def _forget_muon_measurements() -> None:
-    batched = sys.modules.get("optreg.builtin.muon_batched")
-    if batched is not None:  # never imported here: nothing measured
-        batched._MEASURED.clear()
-
-
 @pytest.fixture
 def fresh_registry() -> Iterator[None]:
     """Forget every discovered and runtime-registered name, before and after the test."""

@@ -39,10 +39,13 @@ class MuonAdamW(torch.optim.Optimizer):
             (fused where every AdamW-side parameter is contiguous on CPU / CUDA).
         ns_batch: orthogonalise a group's same-shape matrices in one batched call
             (:class:`~optreg.builtin.muon_batched.BatchedMuon`): ``"auto"`` on CUDA, and
-            on the CPU for small stacks measured once equal and faster; True everywhere,
-            False never.
+            on the CPU for stacks of matrices of at most 65,536 values (a static rule);
+            True everywhere, False never; ``"measure"`` times each small CPU stack once
+            and keeps the choice on the optimizer.
         ns_distributed: orthogonalise each matrix once across the process group
-            (:mod:`~optreg.builtin.muon_dist`): ``"auto"`` under FSDP2 and DDP, False never.
+            (:mod:`~optreg.builtin.muon_dist`): ``"auto"`` under FSDP2 (row-sharded
+            DTensors) only; True also for plain tensors that every rank holds alike
+            (DDP), verified at the first step; False never.
         route: ``"auto"`` (by name and module type) or ``"ndim"``; see :func:`route`.
         adamw_params, muon_params: name patterns (substring or glob) sent to that side.
         no_decay: name patterns exempt from weight decay; default: biases, norm weights
@@ -88,7 +91,7 @@ class MuonAdamW(torch.optim.Optimizer):
         adamw_weight_decay: float = 0.01,
         adamw_foreach: bool | None = None,
         adamw_fused: bool | None = None,
-        ns_batch: bool | Literal["auto"] = "auto",
+        ns_batch: bool | Literal["auto", "measure"] = "auto",
         ns_distributed: bool | Literal["auto"] = "auto",
         route: str = "auto",
         adamw_params: Sequence[str] = (),

@@ -8,14 +8,19 @@ iteration on the stack (``baddbmm`` for ``addmm``); everything else is torch's s
 operation for operation, and its state (``momentum_buffer``), param groups and
 checkpoints are torch's.
 
-``batch`` chooses: ``"auto"`` batches on CUDA (where launch overhead makes it pay most);
-on the CPU it measures, once per process for each stack of small matrices (shape, count,
-dtype, threads), both ways on the first step's own matrices, and batches that stack from
-then on only where the batched results equal the looped ones bit for bit and the batched
-call took at most :data:`BATCH_PAYS` of the loop's time (so the choice never changes a
-number, only the time; larger matrices and a compiled step loop, as torch does).
-``True`` batches everywhere (on this project's CPU: identical results, faster for
-matrices up to about 128 x 512, see ``benchmarks/bench_muon.py``); ``False`` loops.
+``batch`` chooses, by a static rule (as torch chooses its foreach and fused kernels):
+
+* ``"auto"``: batched on CUDA; on the CPU batched for stacks of at least two matrices of
+  at most :data:`BATCHED_UP_TO` values each, outside ``torch.compile``; looped otherwise.
+  The range is where ``benchmarks/bench_muon.py`` measures batching faster on the CPU
+  (it prints the rule beside its figures); above it a matrix's own matmuls dwarf the
+  per-call overhead batching removes. The same choice in every run and on every rank.
+* ``True``: batched everywhere; ``False``: torch's loop.
+* ``"measure"``: on the CPU, each stack in the ``"auto"`` range is timed once both ways
+  on its first step (which keeps the loop's numbers) and batched from then on only where
+  the batched results equal the looped ones bit for bit and took at most
+  :data:`BATCH_PAYS` of the loop's time. The choices live on the optimizer
+  (:attr:`BatchedMuon.measured`, shown in its ``repr``), never in a checkpoint.
 """
 
 from __future__ import annotations
@@ -28,20 +33,25 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from optreg.builtin.muon_dist import Distribution, Layout, layout_of, ns_cost, orthogonalise
+from optreg.builtin.muon_dist import (
+    Distribution,
+    Plan,
+    check_plans,
+    ns_cost,
+    orthogonalise,
+    plan_for,
+)
 
 __all__ = ["BatchedMuon", "newton_schulz_batched"]
 
-Batch = bool | Literal["auto"]
+Batch = bool | Literal["auto", "measure"]
 
-#: the most values in one matrix for which ``batch="auto"`` measures batching on the CPU:
-#: above it a matrix's own matmuls dwarf the per-call overhead batching removes.
-MEASURED_UP_TO = 128 * 512
-#: the largest share of the loop's time at which the measured batched call is chosen.
+#: the most values of one matrix for which ``batch="auto"`` batches a stack on the CPU
+#: (and ``"measure"`` measures it): above it a matrix's own matmuls dwarf the per-call
+#: overhead batching removes (``benchmarks/bench_muon.py``).
+BATCHED_UP_TO = 128 * 512
+#: ``batch="measure"``: the largest share of the loop's time at which batching is chosen.
 BATCH_PAYS = 0.9
-#: ``batch="auto"``'s measured choices on the CPU, per stack: (shape, count, dtype,
-#: threads, Newton-Schulz settings) -> batched (this process; never saved).
-_MEASURED: dict[tuple[Any, ...], bool] = {}
 
 
 def newton_schulz_batched(
@@ -92,10 +102,10 @@ def _looped(
 
 def _measure(
     stack: Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float
-) -> list[Tensor]:
-    """``batch="auto"`` on the CPU: the stack's orthogonalisations, looped (torch's
-    numbers), and whether to batch this kind of stack from now on, recorded in
-    :data:`_MEASURED`: only where batched equals looped bit for bit and is faster."""
+) -> tuple[list[Tensor], bool]:
+    """``batch="measure"``: the stack's orthogonalisations, looped (torch's numbers), and
+    whether to batch this kind of stack from now on: only where batched equals looped
+    bit for bit and is faster."""
 
     def looped() -> list[Tensor]:
         return _looped(stack, ns_coefficients, ns_steps, eps)
@@ -114,8 +124,7 @@ def _measure(
                 run()
                 took.append(time.perf_counter() - start)
         pays = min(times[batched]) <= BATCH_PAYS * min(times[looped])
-    _MEASURED[_measured_key(stack, ns_coefficients, ns_steps, eps)] = pays
-    return result
+    return result, pays
 
 
 def _measured_key(
@@ -123,7 +132,7 @@ def _measured_key(
 ) -> tuple[Any, ...]:
     return (
         tuple(stack.shape),
-        stack.dtype,
+        str(stack.dtype).removeprefix("torch."),
         torch.get_num_threads(),
         tuple(ns_coefficients),
         ns_steps,
@@ -157,13 +166,21 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
 
     Args:
         params: as ``torch.optim.Muon``.
-        batch: ``"auto"`` (CUDA batched; CPU measured per stack of small matrices, see
-            the module), True or False.
+        batch: ``"auto"`` (a static rule: CUDA batched; on the CPU stacks of small
+            matrices), True, False or ``"measure"`` (see the module).
         distributed: orthogonalise each matrix once across the process group
             (:mod:`optreg.builtin.muon_dist`): ``"auto"`` under FSDP2 (row-sharded
-            DTensors) and with an active process group where every rank holds the same
-            matrices (DDP); True (an error where it cannot); False never.
+            DTensors) only; True also for plain tensors, stated replicated on every
+            rank (DDP), which the first step verifies; False never.
         **kwargs: ``torch.optim.Muon``'s hyperparameters.
+
+    Attributes:
+        work: what the last step did on this rank: ``matrices`` and ``cost``
+            (Newton-Schulz) orthogonalised here, ``bytes_sent`` and ``collectives``.
+        plans_built: how many times the distributed plans were built (once, and again
+            after ``add_param_group`` or ``load_state_dict``).
+        measured: ``batch="measure"``'s choices: (shape, dtype, threads, Newton-Schulz
+            settings) -> batched.
 
     Raises:
         ValueError: ``batch`` of another value, and what ``torch.optim.Muon`` raises.
@@ -182,63 +199,88 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
             raise RuntimeError(
                 f"BatchedMuon needs torch.optim.Muon (torch>=2.9), torch {torch.__version__} has none"
             )
-        if batch not in (True, False, "auto"):
-            raise ValueError(f"`batch` must be True, False or 'auto', got {batch!r}")
-        layout_of([], distributed)  # checks the value
+        if batch not in (True, False, "auto", "measure"):
+            raise ValueError(f"`batch` must be True, False, 'auto' or 'measure', got {batch!r}")
+        plan_for([], distributed)  # checks the value
         super().__init__(params, **kwargs)
         self.batch: Batch = batch
         self.distributed: Distribution = distributed
-        #: what the last step orthogonalised on this rank (distributed: its share)
         self.work: dict[str, int] = {}
+        self.plans_built = 0
+        self.measured: dict[tuple[Any, ...], bool] = {}
+
+    def __repr__(self) -> str:
+        """torch's, with the batching rule (and what ``"measure"`` chose)."""
+        choice = f"batch={self.__dict__.get('batch', 'auto')!r}"
+        measured = self.__dict__.get("measured")
+        if measured:
+            choice += ", measured: " + ", ".join(
+                f"{'x'.join(map(str, key[0]))}: {'batched' if pays else 'looped'}"
+                for key, pays in measured.items()
+            )
+        text: str = super().__repr__()
+        return text.replace(" (", f" ({choice}; ", 1) if " (" in text else f"{text} ({choice})"
 
     def __getstate__(self) -> dict[str, Any]:
-        """torch's state, and the batching choices (copies and pickles keep them)."""
+        """torch's state, and the batching choices (copies and pickles keep them); the
+        distributed plans are built again in the process that steps."""
         state: dict[str, Any] = super().__getstate__()
-        state["batch"] = self.__dict__.get("batch", "auto")
-        state["distributed"] = self.__dict__.get("distributed", "auto")
-        state.pop("_replicated", None)  # re-checked in the process that steps
+        for key, default in (("batch", "auto"), ("distributed", "auto"), ("measured", {})):
+            state[key] = self.__dict__.get(key, default)
+        state.pop("_plan_cache", None)
         return state
 
-    def _replicated_everywhere(self) -> bool:
-        """Whether every rank steps the same matrices (DDP), asked of the process group
-        once per set of param groups: ranks holding different parameters (ZeRO, pipeline
-        stages) orthogonalise their own, as one process does."""
-        dist = torch.distributed
-        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return False
-        shapes = tuple(tuple(tuple(p.shape) for p in g["params"]) for g in self.param_groups)
-        known: dict[Any, bool] = self.__dict__.setdefault("_replicated", {})
-        if shapes not in known:
-            everyone: list[Any] = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(everyone, shapes)
-            known[shapes] = all(s == shapes for s in everyone)
-        return known[shapes]
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's; the distributed plans are built again at the next step."""
+        super().add_param_group(param_group)
+        self.__dict__.pop("_plan_cache", None)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's; the distributed plans are built again at the next step."""
+        super().load_state_dict(state_dict)
+        self.__dict__.pop("_plan_cache", None)
+
+    def _plans(self) -> list[Plan | None]:
+        """Each group's distributed plan (None: one process's path), built and checked
+        across the ranks the first time these groups are stepped, then reused."""
+        mode = self.__dict__.get("distributed", "auto")
+        key = (mode, tuple(tuple(map(id, g["params"])) for g in self.param_groups))
+        cached = self.__dict__.get("_plan_cache")
+        if cached is not None and cached[0] == key:
+            plans: list[Plan | None] = cached[1]
+            return plans
+        plans = [plan_for(g["params"], mode) for g in self.param_groups]
+        check_plans(plans)  # one collective, only where a plan is distributed
+        self.__dict__["_plan_cache"] = (key, plans)
+        self.plans_built = self.__dict__.get("plans_built", 0) + 1
+        return plans
 
     def _batches(self, device: torch.device, shape: tuple[int, ...] | None = None) -> bool:
-        """Whether stacks of ``shape`` matrices on ``device`` may run batched (``"auto"``
-        on the CPU: where small enough to measure, outside ``torch.compile``)."""
+        """Whether stacks of ``shape`` matrices on ``device`` run batched (the rule)."""
         batch = self.__dict__.get("batch", "auto")  # a copy restored by torch has none
-        if batch != "auto":
+        if batch in (True, False):
             return bool(batch)
         if device.type == "cuda":
             return True
         return (
             device.type == "cpu"
             and shape is not None
-            and math.prod(shape) <= MEASURED_UP_TO
+            and math.prod(shape) <= BATCHED_UP_TO
             and not torch.compiler.is_compiling()
         )
 
     def _stack(
         self, stack: Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float
     ) -> list[Tensor]:
-        """A stack of same-shape matrices orthogonalised, batched or (``"auto"`` on the
-        CPU, until measured, and where it does not pay) looped."""
-        if self.__dict__.get("batch", "auto") == "auto" and stack.device.type == "cpu":
-            choice = _MEASURED.get(_measured_key(stack, ns_coefficients, ns_steps, eps))
-            if choice is None:
-                return _measure(stack, ns_coefficients, ns_steps, eps)
-            if not choice:
+        """A stack of same-shape matrices orthogonalised batched (``"measure"`` on the
+        CPU: looped until measured, and where batching did not pay)."""
+        if self.__dict__.get("batch") == "measure" and stack.device.type == "cpu":
+            measured = self.__dict__.setdefault("measured", {})
+            key = _measured_key(stack, ns_coefficients, ns_steps, eps)
+            if key not in measured:
+                result, measured[key] = _measure(stack, ns_coefficients, ns_steps, eps)
+                return result
+            if not measured[key]:
                 return _looped(stack, ns_coefficients, ns_steps, eps)
         return list(newton_schulz_batched(stack, ns_coefficients, ns_steps, eps).unbind(0))
 
@@ -249,20 +291,14 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        mode = self.__dict__.get("distributed", "auto")
-        self.work = {"matrices": 0, "cost": 0, "bytes_sent": 0}
-        # asked of every rank before any group (a rank may hold an empty group)
-        replicated = mode != "auto" or self._replicated_everywhere()
-        for group in self.param_groups:
+        self.work = {"matrices": 0, "cost": 0, "bytes_sent": 0, "collectives": 0}
+        for group, plan in zip(self.param_groups, self._plans(), strict=True):
             params: list[Tensor] = []
             grads: list[Tensor] = []
             bufs: list[Tensor] = []
             self._init_group(group, params, grads, bufs)
-            layout = layout_of(group["params"], mode)
-            if layout is not None and layout.kind == "replicated" and not replicated:
-                layout = None
-            if layout is not None:
-                self._step_distributed(group, params, grads, bufs, layout)
+            if plan is not None:
+                self._step_distributed(group, params, grads, bufs, plan)
             else:
                 self._step_group(group, params, grads, bufs)
         return loss
@@ -273,27 +309,27 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
         params: list[Tensor],
         grads: list[Tensor],
         bufs: list[Tensor],
-        layout: Layout,
+        plan: Plan,
     ) -> None:
-        """Each matrix orthogonalised once, on its owner rank (:mod:`.muon_dist`)."""
-        if len(params) != len(group["params"]):
-            raise RuntimeError(
-                "distributed Muon needs a gradient for every matrix on every rank (the "
-                "ranks orthogonalise them together); use ns_distributed=False"
-            )
+        """Each matrix orthogonalised once, on its owner rank (:mod:`.muon_dist`); a
+        matrix without a gradient is skipped, as torch's Muon skips it."""
         lr = _scalar(group["lr"])
-        updates = [self._momentum(group, g, b) for g, b in zip(grads, bufs, strict=True)]
+        stepped = {
+            id(p): self._momentum(group, g, b) for p, g, b in zip(params, grads, bufs, strict=True)
+        }
+        updates = [stepped.get(id(p)) for p in group["params"]]
         ortho = orthogonalise(
             updates,
-            layout,
+            plan,
             lambda u: _one(u, group["ns_coefficients"], group["ns_steps"], group["eps"]),
+            self.work,
         )
-        for param, update in zip(params, ortho, strict=True):
-            own: Tensor = param.to_local() if layout.kind == "fsdp" else param  # type: ignore[attr-defined]
+        for param, update in zip(group["params"], ortho, strict=True):
+            if update is None:
+                continue
+            own: Tensor = param.to_local() if plan.kind == "fsdp" else param
             own.mul_(1 - lr * group["weight_decay"])
             own.add_(update, alpha=-_adjusted_lr(lr, group["adjust_lr_fn"], param.shape))
-        for key, value in layout.work.items():
-            self.work[key] += value
 
     def _step_group(
         self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], bufs: list[Tensor]

@@ -81,18 +81,47 @@ def test_batched_steps_as_looped_and_a_copy_keeps_the_choice() -> None:
     assert copy.deepcopy(opt).muon.batch is True
 
 
-def test_auto_measures_on_the_first_step_with_torchs_numbers() -> None:
-    """``"auto"`` on the CPU measures each stack once, on its first step, which takes the
-    loop's (torch's) numbers; later steps batch only what measured equal and faster."""
-    _close(_stepped("auto", steps=1)[0], _stepped(False, steps=1)[0], exact=True)
-    muon_batched._MEASURED.clear()
-    auto, opt = _stepped("auto")
-    _close(auto, _stepped(False)[0], exact=False)
+def test_auto_is_a_static_rule_that_batches_small_cpu_stacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``"auto"`` on the CPU batches every stack of matrices up to BATCHED_UP_TO values,
+    from the first step, without timing anything: two runs take the same path."""
+    calls: list[tuple[int, ...]] = []
+    exact = muon_batched.newton_schulz_batched
+
+    def counted(stack: torch.Tensor, *rest: Any) -> torch.Tensor:
+        calls.append(tuple(stack.shape))
+        return exact(stack, *rest)
+
+    monkeypatch.setattr(muon_batched, "newton_schulz_batched", counted)
+    monkeypatch.setattr(muon_batched, "_measure", None)  # calling it would fail
+    first, opt = _stepped("auto", steps=2)
+    assert calls == [(3, 16, 16), (2, 48, 16)] * 2
+    second, _ = _stepped("auto", steps=2)
+    _close(first, second, exact=True)
+    assert opt.muon.measured == {}
+    assert "batch='auto'" in repr(opt.muon)
+    calls.clear()
+    monkeypatch.setattr(muon_batched, "BATCHED_UP_TO", 16 * 16)  # the tall pair is above
+    _stepped("auto", steps=1)
+    assert calls == [(3, 16, 16)]
+
+
+def test_measure_is_an_opt_in_kept_on_the_optimizer() -> None:
+    """``"measure"`` times each stack once, on its first step, which takes the loop's
+    (torch's) numbers; the choice lives on the optimizer and its repr, not the state."""
+    _close(_stepped("measure", steps=1)[0], _stepped(False, steps=1)[0], exact=True)
+    measured, opt = _stepped("measure")
+    _close(measured, _stepped(False)[0], exact=False)
     threads = torch.get_num_threads()
-    assert set(muon_batched._MEASURED) == {
-        ((3, 16, 16), torch.float32, threads, COEFFICIENTS, 5, 1e-7),
-        ((2, 48, 16), torch.float32, threads, COEFFICIENTS, 5, 1e-7),
+    assert set(opt.muon.measured) == {
+        ((3, 16, 16), "float32", threads, COEFFICIENTS, 5, 1e-7),
+        ((2, 48, 16), "float32", threads, COEFFICIENTS, 5, 1e-7),
     }
+    assert "measured: 3x16x16: " in repr(opt.muon)
+    assert "measured" not in str(opt.state_dict())
+    assert _stepped("measure", steps=1)[1].muon.measured != {}  # a new optimizer measures anew
+    assert _stepped("auto", steps=1)[1].muon.measured == {}
     assert opt.muon.work["matrices"] == 5
 
 
@@ -102,12 +131,11 @@ def _measure_a_stack(monkeypatch: pytest.MonkeyPatch, pays: float, noise: float 
         exact = muon_batched.newton_schulz_batched
         monkeypatch.setattr(muon_batched, "newton_schulz_batched", lambda *a: exact(*a) + noise)
     stack = torch.randn(3, 16, 16, generator=torch.Generator().manual_seed(0))
-    looped = muon_batched._measure(stack, COEFFICIENTS, 5, 1e-7)
+    looped, choice = muon_batched._measure(stack, COEFFICIENTS, 5, 1e-7)
     from torch.optim._muon import _zeropower_via_newtonschulz
 
     for got, matrix in zip(looped, stack, strict=True):  # the step takes torch's numbers
         assert torch.equal(got, _zeropower_via_newtonschulz(matrix, COEFFICIENTS, 5, 1e-7))
-    (choice,) = muon_batched._MEASURED.values()
     return choice
 
 
@@ -115,9 +143,7 @@ def test_a_measurement_batches_only_where_equal_and_faster(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert _measure_a_stack(monkeypatch, pays=1e9) is True  # equal here, and "faster"
-    muon_batched._MEASURED.clear()
     assert _measure_a_stack(monkeypatch, pays=0.0) is False  # never faster enough
-    muon_batched._MEASURED.clear()
     assert _measure_a_stack(monkeypatch, pays=1e9, noise=1e-3) is False  # not equal
 
 
@@ -130,11 +156,14 @@ def test_a_recorded_choice_is_followed(monkeypatch: pytest.MonkeyPatch) -> None:
         return exact(stack, *rest)
 
     monkeypatch.setattr(muon_batched, "newton_schulz_batched", counted)
+    model = Blocks()
+    opt = optreg.get_optimizer("muon_adamw", model, lr=0.02, route="ndim", ns_batch="measure")
     threads = torch.get_num_threads()
     for shape, choice in [((3, 16, 16), True), ((2, 48, 16), False)]:
-        key = (shape, torch.float32, threads, COEFFICIENTS, 5, 1e-7)
-        muon_batched._MEASURED[key] = choice
-    _stepped("auto", steps=2)
+        opt.muon.measured[(shape, "float32", threads, COEFFICIENTS, 5, 1e-7)] = choice
+    for _ in range(2):
+        model(torch.ones(2, 16)).backward()
+        opt.step()
     assert calls == [(3, 16, 16), (3, 16, 16)]  # the tall pair loops, as measured
 
 
@@ -143,19 +172,21 @@ def test_which_stacks_auto_may_batch_and_a_bad_choice_is_refused() -> None:
     assert opt.muon.batch == "auto"
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert opt.muon._batches(cuda) is True
-    assert opt.muon._batches(cpu, (128, 512)) is True  # small: measured
+    assert opt.muon._batches(cpu, (128, 512)) is True  # small: batched
     assert opt.muon._batches(cpu, (256, 512)) is False  # large: torch's loop
     assert opt.muon._batches(cpu) is False
     looped = optreg.get_optimizer("muon_adamw", Blocks(), lr=0.02, route="ndim", ns_batch=False)
     assert looped.muon._batches(cuda) is False
-    with pytest.raises(ValueError, match=r"`batch` must be True, False or 'auto', got 'yes'"):
+    with pytest.raises(
+        ValueError, match=r"`batch` must be True, False, 'auto' or 'measure', got 'yes'"
+    ):
         BatchedMuon([nn.Parameter(torch.zeros(2, 2))], batch="yes")  # type: ignore[arg-type]
 
 
 def test_a_compiled_step_loops_without_measuring() -> None:
     model = Blocks()
-    opt = optreg.get_optimizer("muon_adamw", model, lr=0.02, route="ndim")
+    opt = optreg.get_optimizer("muon_adamw", model, lr=0.02, route="ndim", ns_batch="measure")
     model(torch.ones(2, 16)).backward()
     torch._dynamo.reset()
     torch.compile(opt.step, backend="eager")()
-    assert muon_batched._MEASURED == {}
+    assert opt.muon.measured == {}

@@ -70,22 +70,34 @@ def _full(p: torch.Tensor) -> torch.Tensor:
     return p.full_tensor() if hasattr(p, "full_tensor") else p  # type: ignore[no-any-return]
 
 
-def _shadowed(model: nn.Module, world: int, rank: int) -> dict[str, Any]:
+class Unused(Net):
+    """A Muon matrix no forward uses: DDP(find_unused_parameters=True) leaves it no grad."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = nn.Linear(8, 8, bias=False)
+
+
+def _shadowed(
+    model: nn.Module, world: int, rank: int, plain: nn.Module | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """Step ``model`` (sharded or DDP) with distributed Muon and a one-process copy with
     the same reduced gradients; how far apart they end, and each rank's share of work."""
     import torch.distributed as dist
 
-    plain = Net()  # the same initial values (seed 0)
-    opt = optreg.get_optimizer("muon_adamw", model, **KWARGS)
+    plain = Net() if plain is None else plain  # the same initial values (seed 0)
+    opt = optreg.get_optimizer("muon_adamw", model, **KWARGS, **kwargs)
     ref = optreg.get_optimizer("muon_adamw", plain, ns_distributed=False, **KWARGS)
+    works = []
     for step in range(STEPS):
         opt.zero_grad()
         x, y = _batch(step, rank, world)
         nn.functional.mse_loss(model(x), y).backward()
         for p, q in zip(model.parameters(), plain.parameters(), strict=True):
-            q.grad = _full(p.grad).detach().clone()  # type: ignore[arg-type]
+            q.grad = None if p.grad is None else _full(p.grad).detach().clone()
         opt.step()
         ref.step()
+        works.append(dict(opt.muon.work))
     diffs = [
         (_full(p.detach()) - q.detach()).abs().max().item()
         for p, q in zip(model.parameters(), plain.parameters(), strict=True)
@@ -96,6 +108,8 @@ def _shadowed(model: nn.Module, world: int, rank: int) -> dict[str, Any]:
         "max_diff": max(diffs),
         "work": work,
         "trained": diffs and _full(next(model.parameters())).ne(Net().l0.weight).any().item(),
+        "plans_built": opt.muon.plans_built,
+        "collectives": [w["collectives"] for w in works],
     }
 
 
@@ -149,14 +163,81 @@ def _uneven(world: int, rank: int) -> dict[str, Any]:
     return {"equal": all(torch.equal(w, m) for w, m in zip(weights, mine, strict=True))}
 
 
+def _uniform(world: int, rank: int) -> dict[str, Any]:
+    """Ranks training different matrices of the same shapes (pipeline stages of a uniform
+    stack, per-rank models): ``"auto"`` steps each rank's own; ``True`` (a statement that
+    they are replicas) is refused at the first step, naming the first differing matrix."""
+    torch.manual_seed(10 + rank)
+    weights = [nn.Parameter(torch.randn(16, 16)) for _ in range(3)]
+    mine = copy.deepcopy(weights)
+    named = [(f"w{i}", w) for i, w in enumerate(weights)]
+    opt = optreg.get_optimizer("muon_adamw", named, lr=0.02)
+    ref = optreg.get_optimizer(
+        "muon_adamw", [(f"w{i}", w) for i, w in enumerate(mine)], lr=0.02, ns_distributed=False
+    )
+    for step in range(STEPS):
+        for w, m in zip(weights, mine, strict=True):
+            w.grad = torch.randn(16, 16, generator=torch.Generator().manual_seed(step + rank))
+            m.grad = w.grad.clone()
+        opt.step()
+        ref.step()
+    stated = optreg.get_optimizer("muon_adamw", named, lr=0.02, ns_distributed=True)
+    try:
+        stated.step()
+        refused = ""
+    except ValueError as e:
+        refused = str(e)
+    return {
+        "equal": all(torch.equal(w, m) for w, m in zip(weights, mine, strict=True)),
+        "work": opt.muon.work,
+        "refused": refused,
+    }
+
+
+def _alone(world: int, rank: int) -> dict[str, Any]:
+    """An optimizer only rank 0 steps (a probe, an evaluation-only head) runs no
+    collective: it returns, where a collective would wait for the other ranks."""
+    if rank == 0:
+        probe = nn.Linear(16, 16)
+        opt = optreg.get_optimizer("muon_adamw", probe, lr=0.02)
+        probe(torch.ones(2, 16)).sum().backward()
+        opt.step()
+        opt.step()
+    return {"returned": True}
+
+
 def worker(rank: int, world: int, port: int, root: Path) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     join_gloo(rank, world, port)
+    from optreg.builtin import muon_dist
+
+    def buckets(case: Any) -> dict[str, Any]:
+        """A case with the matrices in three buckets: (48x32), (48x48), (30x48, 7x30)."""
+        muon_dist.BUCKET_VALUES = 2500
+        try:
+            return case()  # type: ignore[no-any-return]
+        finally:
+            muon_dist.BUCKET_VALUES = 1 << 24
+
     cases = {
         "fsdp2": lambda: _shadowed(_fsdp2(world), world, rank),
-        "ddp": lambda: _shadowed(DistributedDataParallel(Net()), world, rank),
+        "ddp": lambda: _shadowed(DistributedDataParallel(Net()), world, rank, ns_distributed=True),
+        "fsdp2-buckets": lambda: buckets(lambda: _shadowed(_fsdp2(world), world, rank)),
+        "ddp-buckets": lambda: buckets(
+            lambda: _shadowed(DistributedDataParallel(Net()), world, rank, ns_distributed=True)
+        ),
+        "ddp-unused": lambda: _shadowed(
+            DistributedDataParallel(Unused(), find_unused_parameters=True),
+            world,
+            rank,
+            plain=Unused(),
+            ns_distributed=True,
+        ),
+        "ddp-auto": lambda: _shadowed(DistributedDataParallel(Net()), world, rank),
+        "uniform": lambda: _uniform(world, rank),
+        "alone": lambda: _alone(world, rank),
         "train": lambda: _train_vs_one_process(world, rank),
         "uneven": lambda: _uneven(world, rank),
     }
@@ -204,20 +285,29 @@ MATRICES = [(48, 32), (48, 48), (30, 48), (7, 30)]
 
 
 @pytest.mark.parametrize("world", WORLDS)
-@pytest.mark.parametrize("case", ["fsdp2", "ddp"])
+@pytest.mark.parametrize("case", ["fsdp2", "ddp", "fsdp2-buckets", "ddp-buckets"])
 def test_each_matrix_is_orthogonalised_once_and_the_step_equals_one_process(
     runs: dict[int, dict[str, Any]], case: str, world: int
 ) -> None:
     result = _result(runs, world, case)
     assert result["max_diff"] == 0.0  # bit for bit, given the same reduced gradients
     assert result["trained"]
+    # one plan for the run; per step one collective per bucket (FSDP2: there and back)
+    assert result["plans_built"] == 1
+    buckets = 3 if case.endswith("buckets") else 1
+    assert result["collectives"] == [buckets * (2 if case.startswith("fsdp2") else 1)] * STEPS
     work = result["work"]
-    owners = assign_owners(MATRICES, world)
+    if case.endswith("buckets"):  # owners balanced within each bucket
+        owners = [*assign_owners(MATRICES[:1], world), *assign_owners(MATRICES[1:2], world)]
+        owners += assign_owners(MATRICES[2:], world)
+    else:
+        owners = assign_owners(MATRICES, world)
     # each rank orthogonalised exactly the matrices it owns, once per step: together all
     assert [w["matrices"] for w in work] == [owners.count(r) for r in range(world)]
     assert sum(w["cost"] for w in work) == sum(ns_cost(s) for s in MATRICES)
     share = sum(ns_cost(s) for s in MATRICES) / world
-    assert max(w["cost"] for w in work) <= share + max(ns_cost(s) for s in MATRICES)
+    if not case.endswith("buckets"):
+        assert max(w["cost"] for w in work) <= share + max(ns_cost(s) for s in MATRICES)
     assert all(w["bytes_sent"] > 0 for w in work if w["matrices"]) or world > len(MATRICES)
 
 
@@ -233,6 +323,44 @@ def test_ranks_holding_different_matrices_orthogonalise_their_own(
     runs: dict[int, dict[str, Any]], world: int
 ) -> None:
     assert _result(runs, world, "uneven")["equal"]
+
+
+@pytest.mark.parametrize("world", WORLDS)
+def test_a_muon_matrix_without_a_grad_is_skipped_under_ddp(
+    runs: dict[int, dict[str, Any]], world: int
+) -> None:
+    """DDP(find_unused_parameters=True) leaves an unused weight without a gradient: it is
+    skipped on every rank, as torch's Muon skips it, and the rest equals one process."""
+    result = _result(runs, world, "ddp-unused")
+    assert result["max_diff"] == 0.0
+    assert result["plans_built"] == 1
+
+
+@pytest.mark.parametrize("world", WORLDS)
+def test_auto_never_takes_plain_tensors_for_replicas(
+    runs: dict[int, dict[str, Any]], world: int
+) -> None:
+    """Ranks holding different matrices of the same shapes each get their own update under
+    ``"auto"`` (it used to hand them the owner rank's); plain tensors are distributed
+    only when stated, and the statement is checked against the values."""
+    result = _result(runs, world, "uniform")
+    assert result["equal"]
+    assert result["work"]["collectives"] == 0 and result["work"]["matrices"] == 3
+    assert result["refused"] == (
+        "distributed Muon: param group 0: matrix 0 (shape [16, 16]) holds other values on "
+        "rank 1 than on rank 0. ns_distributed=True states that every rank holds the same "
+        "matrices (DDP); ranks that train different parameters need ns_distributed=False "
+        "or 'auto'"
+    )
+    ddp = _result(runs, world, "ddp-auto")  # DDP, not stated: one process's path, exact
+    assert ddp["max_diff"] == 0.0 and ddp["collectives"] == [0] * STEPS
+
+
+@pytest.mark.parametrize("world", WORLDS)
+def test_an_optimizer_one_rank_steps_runs_no_collective(
+    runs: dict[int, dict[str, Any]], world: int
+) -> None:
+    assert _result(runs, world, "alone") == {"returned": True}
 
 
 def test_owners_balance_newton_schulz_cost() -> None:
@@ -259,7 +387,9 @@ def test_one_process_counts_every_matrix_as_its_own() -> None:
         "matrices": len(MATRICES),
         "cost": sum(ns_cost(s) for s in MATRICES),
         "bytes_sent": 0,
+        "collectives": 0,
     }
+    assert opt.muon.plans_built == 1
 
 
 if __name__ == "__main__":
