@@ -36,22 +36,30 @@ def fused_supported(params: Any) -> bool:
     """True when torch's fused Adam/AdamW kernel supports every tensor in ``params``.
 
     ``params`` is a list of tensors, of ``(name, tensor)`` pairs or of param-group
-    dicts. Supported: plain tensors (no subclasses) of a floating dtype on a device in
-    :data:`FUSED_DEVICES`, and contiguous (the kernel mis-updates strided views).
+    dicts. Supported: plain tensors (no subclasses) and FSDP2's DTensors over them, of a
+    floating dtype on a device in :data:`FUSED_DEVICES`, and contiguous (the kernel
+    mis-updates strided views).
     """
     if isinstance(params, Tensor) or not isinstance(params, list):
         return False
     found = False
     for p in _tensors(params):
-        if not (
-            type(p) in _PLAIN_TENSORS
-            and p.device.type in FUSED_DEVICES
-            and torch.is_floating_point(p)
-            and p.is_contiguous()
-        ):
+        if not _fits(p):
             return False
         found = True
     return found
+
+
+def _fits(p: Any) -> bool:
+    """Whether the fused kernel takes ``p`` (a DTensor: its local tensor)."""
+    if type(p).__name__ == "DTensor" and hasattr(p, "device_mesh"):
+        p = p._local_tensor
+    return (
+        type(p) in _PLAIN_TENSORS
+        and p.device.type in FUSED_DEVICES
+        and torch.is_floating_point(p)
+        and p.is_contiguous()
+    )
 
 
 def _strided(groups: Iterable[dict[str, Any]], start: int = 0) -> tuple[int, int, Tensor] | None:
@@ -78,11 +86,18 @@ def _strided_error(name: str, found: tuple[int, int, Tensor]) -> ValueError:
 
 
 def _check_added_groups(optimizer: Any, args: Any, kwargs: Any) -> None:
-    """Step pre-hook of :func:`fused_guard`: groups added since the last step."""
+    """Step pre-hook of :func:`fused_guard`: groups added since the last step. Where
+    optreg chose fused, a group the kernel cannot take (strided, complex, another device
+    or dtype) steps with torch's default kernel; where the user asked for it, a strided
+    parameter is refused (torch refuses the rest itself)."""
     checked = optimizer.__dict__.get("_optreg_fused_checked", 0)
     groups = optimizer.param_groups
     if len(groups) == checked:
         return
+    if optimizer.__dict__.get("_optreg_fused_chosen"):
+        for group in groups[checked:]:
+            if group.get("fused") and not all(map(_fits, group["params"])):
+                group["fused"] = False
     found = _strided(groups, checked)
     while found is not None:
         if not optimizer.__dict__.get("_optreg_fused_chosen"):

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from optreg.builtin.fused import fused_guard, want_fused
+from optreg.builtin.shards import step_shards_locally
 
 __all__ = [
     "adam",
@@ -213,7 +214,9 @@ def adamw_for(
         differentiable=differentiable,
         fused=want_fused(params, foreach, fused, capturable, differentiable),
     )
-    return keep_kernel_choice(fused_guard(optimizer, name, chosen=fused is None))
+    return step_shards_locally(
+        keep_kernel_choice(fused_guard(optimizer, name, chosen=fused is None))
+    )
 
 
 def adam(
@@ -257,7 +260,9 @@ def adam(
         # torch < 2.6's Adam has no such keyword: pass it only when asked for
         **({"decoupled_weight_decay": True} if decoupled_weight_decay else {}),
     )
-    return keep_kernel_choice(fused_guard(optimizer, "adam", chosen=fused is None))
+    return step_shards_locally(
+        keep_kernel_choice(fused_guard(optimizer, "adam", chosen=fused is None))
+    )
 
 
 def adamw_torch_fused(
@@ -293,7 +298,7 @@ def adamw_torch_fused(
         capturable=capturable,
         fused=True,
     )
-    return fused_guard(optimizer, "adamw_torch_fused", chosen=False)
+    return step_shards_locally(fused_guard(optimizer, "adamw_torch_fused", chosen=False))
 
 
 def muon(
