@@ -16,25 +16,39 @@ from optreg._core.errors import MissingDependencyError, close_matches
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["MAX_CONFIG_VALUES", "check_size", "load_config", "plain_config"]
+__all__ = ["MAX_CONFIG_DEPTH", "MAX_CONFIG_VALUES", "check_size", "load_config", "plain_config"]
 
 #: The most values (keys, items and leaves, counted as a tree) a config may hold. A YAML
 #: alias repeats a node without copying it, so a 400-byte file can stand for billions of
 #: values ("billion laughs") and hang whatever walks it; a real config holds hundreds.
 MAX_CONFIG_VALUES = 100_000
+#: The deepest a config may nest (mappings and lists inside each other); a real config
+#: nests a handful of levels, and a deeper one would exhaust Python's recursion.
+MAX_CONFIG_DEPTH = 100
+
+
+def _too_deep(where: str) -> ValueError:
+    return ValueError(
+        f"{where} nests mappings or lists more than {MAX_CONFIG_DEPTH} levels deep; a "
+        "config that deep is refused (a real one nests a handful)"
+    )
 
 
 def check_size(config: Any, where: str = "config") -> None:
-    """Refuse a config holding more than :data:`MAX_CONFIG_VALUES` values as a tree; stops
-    counting there, so it takes time bounded by that number however the config nests.
+    """Refuse a config holding more than :data:`MAX_CONFIG_VALUES` values as a tree, or
+    nesting deeper than :data:`MAX_CONFIG_DEPTH`; stops counting there, so it takes time
+    bounded by that number however the config nests.
 
     Raises:
-        ValueError: more values than that (the usual cause, YAML aliases, is named).
+        ValueError: more values than that (the usual cause, YAML aliases, is named), or
+            nested deeper.
     """
-    budget, stack = MAX_CONFIG_VALUES, [config]
+    budget, stack = MAX_CONFIG_VALUES, [(config, 0)]
     while stack:
-        value = stack.pop()
+        value, depth = stack.pop()
         budget -= 1
+        if depth > MAX_CONFIG_DEPTH:
+            raise _too_deep(where)
         if budget < 0:
             raise ValueError(
                 f"{where} holds more than {MAX_CONFIG_VALUES:,} values once its YAML aliases "
@@ -42,10 +56,10 @@ def check_size(config: Any, where: str = "config") -> None:
                 "make a few hundred bytes stand for billions)"
             )
         if isinstance(value, Mapping):
-            stack.extend(value.keys())
-            stack.extend(value.values())
+            stack.extend((k, depth + 1) for k in value.keys())
+            stack.extend((v, depth + 1) for v in value.values())
         elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-            stack.extend(value)
+            stack.extend((v, depth + 1) for v in value)
 
 
 def plain_config(config: Any) -> Any:
@@ -115,6 +129,8 @@ def load_config(source: str | Path) -> dict[str, Any]:
             data = yaml.safe_load(content)
         except yaml.YAMLError as e:
             raise ValueError(f"config {text!r}: {e}") from e
+        except RecursionError as e:
+            raise _too_deep(f"config {text!r}") from e
     elif suffix == ".toml":
         if sys.version_info >= (3, 11):
             import tomllib
@@ -130,6 +146,8 @@ def load_config(source: str | Path) -> dict[str, Any]:
             data = tomllib.loads(content)
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"config {text!r}: {e}") from e
+        except RecursionError as e:
+            raise _too_deep(f"config {text!r}") from e
     else:
         raise ValueError(f"config {text!r}: use a .json, .yaml, .yml or .toml file")
     if not isinstance(data, dict):
@@ -149,6 +167,8 @@ def _json(text: str, where: str) -> dict[str, Any]:
         raise ValueError(
             f"{where}: {e.msg} at line {e.lineno} column {e.colno}:\n  {line}\n  {caret}"
         ) from e
+    except RecursionError as e:
+        raise _too_deep(where) from e
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be a JSON object, got {type(data).__name__}")
     return data

@@ -21,6 +21,7 @@ __all__ = [
     "remember_optimizer",
     "remember_scheduler",
     "schedulers",
+    "snapshot",
 ]
 
 # What optreg built, keyed by the object (weakly: a record never keeps one alive).
@@ -48,16 +49,34 @@ def _provider(entry: Entry) -> dict[str, Any]:
     return {"name": entry.name, "provider": entry.provider, "provider_version": version}
 
 
+def snapshot(value: Any) -> Any:
+    """``value`` as it is now: tensors copied (a schedule fills a tensor lr in place),
+    mappings and sequences copied all the way down; other values as they are."""
+    from torch import Tensor
+
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    if isinstance(value, Mapping):
+        return {k: snapshot(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(snapshot(v) for v in value)
+    return value
+
+
 def optimizer_record(kwargs: Mapping[str, Any], grouping: Mapping[str, Any]) -> dict[str, Any]:
     """The arguments of a build as a record keeps them (:func:`optimizer_arguments` reads
     them back): the hyperparameters, ``no_decay`` / ``overrides``, and the rest of the
-    grouping under ``grouping``."""
+    grouping under ``grouping``; values, never references to what may change."""
     no_decay, overrides = grouping.get("no_decay"), grouping.get("overrides")
+    if isinstance(no_decay, str):  # one pattern
+        no_decay = [no_decay]
     return {
-        "kwargs": dict(kwargs),
+        "kwargs": snapshot(dict(kwargs)),
         "no_decay": None if no_decay is None else list(no_decay),
-        "overrides": None if overrides is None else {k: dict(v) for k, v in overrides.items()},
-        "grouping": {k: v for k, v in grouping.items() if k not in ("no_decay", "overrides")},
+        "overrides": None if overrides is None else snapshot(dict(overrides)),
+        "grouping": snapshot(
+            {k: v for k, v in grouping.items() if k not in ("no_decay", "overrides")}
+        ),
     }
 
 
@@ -99,5 +118,5 @@ def remember_scheduler(
             "qualified_name": entry.qualified_name,
             "num_warmup_steps": num_warmup_steps,
             "num_training_steps": num_training_steps,
-            "kwargs": dict(kwargs),
+            "kwargs": snapshot(dict(kwargs)),
         }

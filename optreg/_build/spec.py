@@ -46,6 +46,7 @@ class OptimizerSpec:
         """A config's optimizer section (``{"name": ..., **kwargs, **grouping}``)."""
         rest = dict(section)
         name = rest.pop("name")
+        _reserved(rest, "optimizer", "params", "the parameters are build()'s first argument")
         grouping = {k: rest.pop(k) for k in GROUPING_KEYS if rest.get(k) is not None}
         for k in GROUPING_KEYS:
             rest.pop(k, None)
@@ -81,12 +82,11 @@ class ScheduleSpec:
     def from_section(cls, section: Mapping[str, Any], num_training_steps: Any = None) -> ScheduleSpec:
         """A config's scheduler section; ``num_training_steps`` fills in where it has none."""
         rest = dict(section)
-        return cls(
-            rest.pop("name"),
-            rest.pop("num_warmup_steps", None),
-            rest.pop("num_training_steps", num_training_steps),
-            rest,
-        )
+        _reserved(rest, "scheduler", "optimizer", "the schedule drives the optimizer built")
+        name = rest.pop("name")
+        warmup = rest.pop("num_warmup_steps", None)
+        steps = rest.pop("num_training_steps", None)  # null: not given, as anywhere else
+        return cls(name, warmup, num_training_steps if steps is None else steps, rest)
 
     @classmethod
     def from_record(cls, saved: Mapping[str, Any]) -> ScheduleSpec:
@@ -105,6 +105,15 @@ class ScheduleSpec:
             num_warmup_steps=self.num_warmup_steps,
             num_training_steps=self.num_training_steps,
             **self.kwargs,
+        )
+
+
+def _reserved(section: Mapping[str, Any], where: str, key: str, why: str) -> None:
+    """Refuse a key a config section may not give (it would reach the builder twice)."""
+    if key in section:
+        raise ValueError(
+            f"config[{where!r}]: {key!r} cannot be given in a config ({why}); remove "
+            f"{key!r} from the {where!r} section"
         )
 
 

@@ -41,7 +41,10 @@ TABLE = Path(__file__).with_name("capabilities.json")
 #: The markers around a distribution's capability table in its README.
 CAP_START = "<!-- optreg-capability-table:start -->"
 CAP_END = "<!-- optreg-capability-table:end -->"
-_MEASURED = re.compile(r"Measured with torch (\S+) on (.+?): of \d+ optimizers")
+_MEASURED = re.compile(r"Measured with torch (\S+) on ([^:]+): of \d+ optimizers")
+#: Lines longer than this are not part of a table (a published README is read line by
+#: line, each line at most this long, so a crafted description costs linear time).
+MAX_LINE = 4096
 
 
 @dataclass(frozen=True)
@@ -66,15 +69,18 @@ def table() -> dict[str, Any]:
 def parse(text: str) -> dict[str, Any]:
     """The capability table between the markers of a README, in :func:`table`'s shape
     (a detail as the README shows it, shortened); no optimizers without the markers."""
-    start, end = text.find(CAP_START), text.find(CAP_END)
+    start = text.find(CAP_START)
+    end = text.find(CAP_END, start) if start >= 0 else -1
     found: dict[str, Any] = {"torch": None, "machine": None, "optimizers": {}}
     if start < 0 or end < start:
         return found
-    section = text[start:end]
-    header = _MEASURED.search(section)
-    if header:
-        found["torch"], found["machine"] = header.groups()
-    for line in section.splitlines():
+    for line in text[start:end].splitlines():
+        if len(line) > MAX_LINE:
+            continue
+        header = None if found["torch"] else _MEASURED.match(line.strip())
+        if header:
+            found["torch"], found["machine"] = header.groups()
+            continue
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
         if len(cells) == len(CAPABILITIES) + 1 and cells[0].startswith("`"):
             verdicts = [cell.partition(": ") for cell in cells[1:]]

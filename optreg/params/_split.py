@@ -237,13 +237,7 @@ def _split(
             scale = ruled.pop("lr_scale", None)
             group.update(ruled)
             if scale is not None:
-                base = group.get("lr", lr)
-                if isinstance(base, bool) or not isinstance(base, (int, float)):
-                    raise ValueError(
-                        f"lr_scale / layer_decay scale the lr, and parameter {name!r} has "
-                        f"lr={base!r}: give the optimizer an lr"
-                    )
-                group["lr"] = base * scale
+                group["lr"] = _scaled_lr(group.get("lr", lr), scale, name)
             groups[key] = group
         groups[key]["params"].append(p)
     # deterministic order: un-overridden groups first, then by pattern; decay before no-decay;
@@ -256,3 +250,33 @@ def _split(
             groups, key=lambda k: (order.get(k[1], -1), k[0] if not k[2] else False, first[k])
         )
     ]
+
+
+def _scaled_lr(base: Any, scale: float, name: str) -> Any:
+    """``base * scale`` for a parameter's group: a number, or a one-element tensor lr (a
+    new tensor per group, which a schedule fills in place as torch's do).
+
+    Raises:
+        ValueError: no lr to scale, or a product that is not finite.
+    """
+    import math
+
+    import torch
+
+    if isinstance(base, torch.Tensor) and base.numel() == 1 and base.is_floating_point():
+        scaled: Any = (base.detach() * scale).reshape(base.shape)
+        value = float(scaled)
+    elif isinstance(base, (int, float)) and not isinstance(base, bool):
+        scaled = value = base * scale
+    else:
+        raise ValueError(
+            f"lr_scale / layer_decay scale the lr, and parameter {name!r} has lr={base!r}, "
+            "which is not a number: give get_optimizer an lr (a float or a one-element "
+            "tensor)"
+        )
+    if not math.isfinite(value):
+        raise ValueError(
+            f"lr_scale / layer_decay make parameter {name!r}'s lr {value!r} (lr {float(base)!r}"
+            f" x {scale!r}), which is not finite; use a smaller lr_scale or lr"
+        )
+    return scaled

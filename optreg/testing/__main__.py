@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.capabilities and args.file is None:
+        if args.provider:
+            parser.error(
+                "--capabilities --provider DIST needs the FILE to write the table into (the "
+                "distribution's README); without --provider it measures the builtins"
+            )
         return _capabilities(check=args.check)
     if args.capabilities and args.provider:
         return _provider_capabilities(args.file, args.provider, check=args.check)

@@ -194,3 +194,44 @@ def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="more than 100,000 values"):
         optreg.build(torch.nn.Linear(2, 2), yaml.safe_load(path.read_text()))
+
+
+def test_a_config_nested_too_deep_is_refused_by_name(tmp_path: Path) -> None:
+    """5,000 levels raised a bare RecursionError; depth is bounded as size is."""
+    deep: Any = 1
+    for _ in range(5000):
+        deep = {"x": deep}
+    with pytest.raises(ValueError, match="nests mappings or lists more than 100 levels deep"):
+        optreg.build(torch.nn.Linear(2, 2), {"optimizer": {"name": "adamw", "lr": deep}})
+    text = '{"optimizer": ' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.raises(ValueError, match="the inline config nests mappings or lists more than"):
+        optreg.load_config(text)
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="deep.json nests mappings or lists more than"):
+        optreg.build(torch.nn.Linear(2, 2), path)
+
+
+def test_a_null_num_training_steps_in_the_section_takes_the_top_level_one() -> None:
+    config = {
+        "optimizer": "sgd",
+        "scheduler": {"name": "linear", "num_warmup_steps": 0, "num_training_steps": None},
+        "num_training_steps": 10,
+    }
+    _, scheduler = optreg.build(torch.nn.Linear(2, 2), config)
+    assert scheduler.lr_lambdas[0](5) == 0.5  # linear over the top-level 10 steps
+
+
+@pytest.mark.parametrize(
+    ("section", "key"), [("optimizer", "params"), ("scheduler", "optimizer")]
+)
+def test_a_reserved_key_in_a_section_is_a_config_error(section: str, key: str) -> None:
+    config: dict[str, Any] = {"optimizer": {"name": "sgd", "lr": 0.1}, "scheduler": "constant"}
+    config[section] = {**({"name": "sgd"} if section == "optimizer" else {"name": "constant"})}
+    config[section][key] = "x"
+    with pytest.raises(ValueError) as info:
+        optreg.build(torch.nn.Linear(2, 2), config)
+    assert str(info.value).startswith(
+        f"config[{section!r}]: {key!r} cannot be given in a config ("
+    )
+    assert f"remove {key!r} from the {section!r} section" in str(info.value)

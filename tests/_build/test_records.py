@@ -31,3 +31,35 @@ def test_a_record_keeps_nothing_alive() -> None:
     del opt, sched
     gc.collect()
     assert [ref() for ref in refs] == [None, None]  # the records did not keep them
+
+
+def test_a_record_keeps_values_not_references() -> None:
+    """A schedule fills a tensor lr in place: the record keeps the lr given (0.01), so a
+    resume neither warns falsely nor rebuilds with the scheduled lr."""
+    model = torch.nn.Linear(2, 2)
+    lr = torch.tensor(0.01)
+    opt = optreg.get_optimizer("adamw", model, lr=lr)
+    sched = optreg.get_scheduler("linear", opt, num_warmup_steps=0, num_training_steps=10)
+    model(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    sched.step()
+    record = optreg.state_dict(opt, sched)
+    assert lr.item() < 0.01  # the schedule filled the tensor in place
+    assert record["optimizer"]["kwargs"]["lr"].item() == torch.tensor(0.01).item()
+    from optreg._build.spec import Spec  # the spec a resume rebuilds from (private path)
+
+    spec = Spec.from_record(record)
+    assert spec.optimizer is not None
+    assert spec.optimizer.kwargs["lr"].item() == torch.tensor(0.01).item()
+    rebuilt, _ = optreg.from_state_dict(record, model)
+    assert rebuilt.param_groups[0]["initial_lr"].item() == torch.tensor(0.01).item()
+
+
+def test_a_single_no_decay_pattern_is_recorded_as_one_pattern() -> None:
+    from optreg._build.spec import OptimizerSpec  # what build() records (private path)
+
+    spec = OptimizerSpec("adamw", {"lr": 0.1, "weight_decay": 0.1}, {"no_decay": "bias"})
+    assert spec.record()["no_decay"] == ["bias"]  # not ['b', 'i', 'a', 's']
+    opt = spec.build(torch.nn.Linear(2, 2))
+    record = optreg.state_dict(opt)
+    assert record["optimizer"]["no_decay"] == ["bias"]

@@ -213,3 +213,30 @@ def test_selectors_and_lr_scale_of_the_wrong_kind_are_named(
 ) -> None:
     with pytest.raises(error, match=re.escape(f"rules[0]: {message}")):
         optreg.get_optimizer("adamw", torch.nn.Linear(2, 2), rules=[rule])
+
+
+def test_an_lr_scale_that_overflows_the_lr_is_refused() -> None:
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError) as info:
+        optreg.get_optimizer(
+            "adamw", model, lr=1e308, rules=[{"match": "weight", "lr_scale": 1e10}]
+        )
+    assert str(info.value) == (
+        "lr_scale / layer_decay make parameter 'weight''s lr inf (lr 1e+308 x 10000000000.0), "
+        "which is not finite; use a smaller lr_scale or lr"
+    )
+
+
+def test_layer_decay_scales_a_tensor_lr_into_a_tensor_per_group() -> None:
+    """A tensor lr (for a compiled step) was refused with "give the optimizer an lr"."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    lr = torch.tensor(0.01)
+    opt = optreg.get_optimizer("adamw", model, lr=lr, layer_decay=0.5, layer_pattern=r"^(\d+)\.")
+    lrs = [g["lr"] for g in opt.param_groups]
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in lrs)
+    assert [v.item() for v in lrs] == [
+        (lr * 0.5**2).item(), (lr * 0.5**2).item(), (lr * 0.5).item(), (lr * 0.5).item()
+    ]  # fmt: skip
+    assert len({id(v) for v in lrs}) == len(lrs)  # each its own, for a schedule to fill
+    with pytest.raises(ValueError, match=r"has lr='fast', which is not a number: give"):
+        optreg.group_parameters(model, layer_decay=0.5, layer_pattern=r"^(\d+)\.", lr="fast")

@@ -72,11 +72,20 @@ class KeepsACounter(_Base):
         super()._update(p)
 
 
+class Breaks(_Base):
+    """Branches in Python on a tensor every step: a graph break under compile."""
+
+    def _update(self, p: torch.Tensor) -> None:
+        if p.grad.abs().sum() >= 0:  # type: ignore[union-attr]
+            super()._update(p)
+
+
 PLANTED = {
     "growing": Growing,
     "nan_bf16": NanInBf16,
     "mixes_dtensor": MixesDTensor,
     "dies_on_rank_1": DiesOnRank1,
+    "breaks": Breaks,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -283,9 +284,10 @@ def test_a_providers_table_is_written_into_its_readme_and_checked(
     text = readme.read_text()
     assert text.startswith("# mine\n") and text.endswith(f"{CAP_END}\n\nafter\n")
     assert f"Measured with torch {torch.__version__} on " in text
-    assert "of 4 optimizers, compile 3, bf16 3, ddp 0, fsdp2 0 pass." in text
+    assert "of 5 optimizers, compile 4, bf16 4, ddp 0, fsdp2 0 pass." in text
     rows = parse_capabilities(text)
     assert rows == {
+        "breaks": ["pass", "pass", "n/a", "n/a"],
         "dies_on_rank_1": ["pass", "pass", "n/a", "n/a"],
         "growing": ["fail", "pass", "n/a", "n/a"],
         "mixes_dtensor": ["pass", "pass", "n/a", "n/a"],
@@ -337,3 +339,44 @@ def test_state_kept_beside_the_per_parameter_states_is_not_mistaken_for_one() ->
 
     optreg.register_optimizer("counter", KeepsACounter)
     assert measure_local("counter")["bf16"] == Verdict("pass", "state bfloat16")
+
+
+def test_parsing_a_crafted_description_takes_linear_time() -> None:
+    """A 600 KB line of repeated headers took minutes (the header's regex backtracked
+    over the whole section); lines are now read one by one, each bounded. The bound
+    below is a hang guard, 30x what the linear parse takes on a slow machine."""
+    import time
+
+    from optreg.builtin.capabilities import CAP_END, CAP_START, parse
+
+    crafted = "Measured with torch 2 on " * 24_000  # 600 KB, one line, no ": of"
+    text = f"{CAP_START}\n{crafted}\n| `adamw` | pass | pass | pass | pass |\n{CAP_END}"
+    start = time.perf_counter()
+    found = parse(text)
+    assert time.perf_counter() - start < 3.0
+    assert found["torch"] is None and list(found["optimizers"]) == ["adamw"]
+    many = f"{CAP_START}\n" + "\n".join([crafted[:4000]] * 150) + f"\n{CAP_END}"
+    start = time.perf_counter()
+    assert parse(many)["optimizers"] == {}
+    assert time.perf_counter() - start < 3.0
+
+
+@pytest.mark.usefixtures("planted")
+def test_a_compiled_step_that_graph_breaks_says_how_often() -> None:
+    """Users ask "fullgraph?": a pass names the step's graph breaks, or says it has none."""
+    breaks = measure_local("breaks")["compile"]
+    assert breaks.status == "pass"
+    assert re.search(r"\d+ graphs, \d+ graph breaks? in the step, 0 recompiles", breaks.detail)
+    clean = measure_local("sgd")["compile"]
+    assert ", no graph break in the step, 0 recompiles" in clean.detail
+
+
+def test_capabilities_for_a_provider_without_a_file_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from optreg.testing.__main__ import main as kit_main
+
+    with pytest.raises(SystemExit) as info:
+        kit_main(["--capabilities", "--provider", "optreg-example"])
+    assert info.value.code == 2
+    assert "--capabilities --provider DIST needs the FILE" in capsys.readouterr().err
