@@ -28,7 +28,7 @@ from optreg._build.explain import GroupReport, explain_groups
 from optreg._build.spec import build
 from optreg._checkpoint.convert import convert_state_dict
 from optreg._checkpoint.state import from_state_dict, load_state_dict, state_dict
-from optreg._core.contract import FactoryContract
+from optreg._core.contract import ClipPolicy, FactoryContract
 from optreg._core.entry import Entry, EntryInfo
 from optreg._core.errors import (
     AmbiguousNameError,
@@ -47,12 +47,16 @@ from optreg._core.errors import (
 from optreg._core.names import SchedulerType
 from optreg._core.prefer import prefer
 from optreg._core.registry import Registry, optimizers, schedulers
+from optreg._core.traits import Traits
+from optreg._policies.clip import clip_grad_norm_
+from optreg._policies.modes import eval_mode
 from optreg.optim import get_optimizer_cls
 
 __all__ = [
     "AmbiguousNameError",
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",
+    "ClipPolicy",
     "DuplicateNameError",
     "Entry",
     "EntryInfo",
@@ -66,12 +70,15 @@ __all__ = [
     "PluginRegistry",
     "Registry",
     "SchedulerType",
+    "Traits",
     "UnknownNameError",
     "UsageError",
     "WarmupLongerThanTrainingWarning",
     "__version__",
     "build",
+    "clip_grad_norm_",
     "convert_state_dict",
+    "eval_mode",
     "explain_groups",
     "from_state_dict",
     "get_optimizer",

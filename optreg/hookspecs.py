@@ -41,6 +41,7 @@ import pluggy
 
 from optreg._core.contract import FactoryContract
 from optreg._core.entry import Entry, make_entry
+from optreg._core.traits import Traits
 
 if TYPE_CHECKING:
     import torch
@@ -92,6 +93,7 @@ class PluginRegistry:
         requires: tuple[str, ...] | list[str] = (),
         extra: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        traits: Traits | None = None,
     ) -> Entry:
         """Register a name for this plugin's distribution.
 
@@ -103,8 +105,10 @@ class PluginRegistry:
             requires: what the target needs, checked without importing it: module
                 names, optionally with a minimum version (``"torch>=2.9"``).
             extra: pip extra of ``optreg`` that installs ``requires``.
-            metadata: facts a trainer may need, shown by ``optreg info``; under
+            metadata: free-form facts, shown by ``optreg info``; under
                 ``"conformance"``, what the conformance kit needs (:mod:`optreg.testing`).
+            traits: what the name needs from the training loop (:class:`~optreg.Traits`:
+                train/eval modes, a metric, its own lr, an install command).
 
         Returns:
             The new entry.
@@ -125,6 +129,7 @@ class PluginRegistry:
                 requires=requires,
                 extra=extra,
                 metadata=metadata,
+                traits=traits,
                 entry_point=f"optreg: {self._plugin}",
                 dist=self._dist,
             )

@@ -281,7 +281,7 @@ def get_scheduler(
             f"{entry.name}: `optimizer` must be a torch.optim.Optimizer, got "
             f"{type(optimizer).__name__}: {optimizer!r:.80}"
         )
-    if not entry.metadata.get("own_lr"):
+    if not entry.traits.own_lr:
         _check_numeric_lrs(entry, optimizer)
     specific = dict(scheduler_specific_kwargs or {})
     specific.update(kwargs)
@@ -353,7 +353,7 @@ def is_metric_driven(name: str, kwargs: Mapping[str, Any] | None = None) -> bool
         )
         built = loading.first_call(entry, factory, probe, **call)
     except Exception:  # needs what only the real run has: the declaration decides
-        return bool(entry.metadata.get("metric_driven"))
+        return entry.traits.metric_driven
     return _signature.step_needs_metric(built)
 
 

@@ -13,7 +13,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["DEFAULT", "DeclaresContract", "FactoryContract", "contract_of"]
+__all__ = ["DEFAULT", "ClipPolicy", "DeclaresContract", "FactoryContract", "contract_of"]
+
+
+@dataclass(frozen=True)
+class ClipPolicy:
+    """Which of an optimizer's param groups gradient-norm clipping takes part in
+    (:func:`optreg.clip_grad_norm_`): their gradients make the norm and are scaled; the
+    others are left as they are.
+
+    Attributes:
+        clips: a param group -> whether it is clipped.
+        reason: why, in one sentence, for ``optreg info`` and the guides.
+    """
+
+    clips: Callable[[Mapping[str, Any]], bool]
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -39,12 +54,15 @@ class FactoryContract:
             where its signature names it), it returns the step -> multiplier function the
             factory wraps in a ``LambdaLR``. ``sequence`` joins these, and they need no
             optimizer.
+        clip: which param groups gradient clipping takes part in (:class:`ClipPolicy`);
+            None: all, as ``torch.nn.utils.clip_grad_norm_`` over every parameter.
     """
 
     routes_params: bool = False
     group_options: tuple[str, ...] = ()
     check_keywords: Callable[[Mapping[str, Any]], None] | None = None
     multiplier: Callable[..., Callable[[int], float]] | None = None
+    clip: ClipPolicy | None = None
 
 
 #: What a factory without ``optreg_contract`` declares: nothing beyond its signature.

@@ -42,4 +42,5 @@ def describe(entry: Entry) -> EntryInfo:
         doc=doc,
         metadata=entry.metadata,
         qualified_name=entry.qualified_name,
+        traits=entry.traits,
     )

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from optreg._core.traits import Traits
+
 __all__ = [
     "BUILTIN_DIST",
     "RUNTIME_PROVIDER",
@@ -110,7 +112,9 @@ class Entry:
         requires: what the target needs, checked without importing it: top-level
             module names, optionally with a minimum version (``"torch>=2.9"``).
         extra: the ``optreg`` pip extra that installs ``requires``.
-        metadata: free-form facts a trainer or the conformance kit may need (read-only).
+        metadata: free-form facts for display, and what the conformance kit needs under
+            ``"conformance"`` (read-only).
+        traits: what the name needs from the training loop (:class:`~optreg.Traits`).
         entry_point: ``"group: name = value"`` for error messages, when discovered.
         dist: the importlib-metadata Distribution (version is read lazily).
     """
@@ -127,6 +131,7 @@ class Entry:
     metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False)
     entry_point: str | None = None
     dist: Any = field(default=None, compare=False, repr=False)
+    traits: Traits = field(default_factory=Traits, compare=False)
 
     @property
     def qualified_name(self) -> str:
@@ -181,6 +186,7 @@ class EntryInfo:
     doc: str
     metadata: Mapping[str, Any]
     qualified_name: str
+    traits: Traits = field(default_factory=Traits)
 
 
 # A distribution's parsed METADATA, once per distribution: importlib-metadata parses the
@@ -257,16 +263,19 @@ def make_entry(
     metadata: Mapping[str, Any] | None = None,
     entry_point: str | None = None,
     dist: Any = None,
+    traits: Traits | None = None,
 ) -> Entry:
     """Build an :class:`Entry`, normalising and checking every field.
 
     ``source`` follows from ``provider``: ``"runtime"`` for run-time registrations,
     ``"builtin"`` for optreg itself, ``"plugin"`` for any other distribution. A
     missing description is the first line of the target's docstring (callables only).
+    Without ``traits``, the traits optreg 0.3 read from ``metadata`` keys count.
 
     Raises:
         TypeError: ``name`` is not a str, or ``target`` is neither callable nor a
-            ``"module:attr"`` string, or ``metadata`` is not a mapping.
+            ``"module:attr"`` string, ``metadata`` is not a mapping or ``traits`` not
+            a :class:`~optreg.Traits`.
         ValueError: a malformed name, alias or requirement.
     """
     key = normalize_name(name, what=f"{kind} name")
@@ -297,6 +306,13 @@ def make_entry(
         raise TypeError(
             f"{kind} {key!r}: metadata must be a mapping, got {type(metadata).__name__}"
         )
+    if traits is None:
+        traits = Traits.from_metadata(metadata or {})
+    elif not isinstance(traits, Traits):
+        raise TypeError(
+            f"{kind} {key!r}: traits must be an optreg.Traits, got {type(traits).__name__}: "
+            f"{traits!r:.60}"
+        )
     if description is None:
         doc = own_doc(target) if callable(target) else ""
         description = doc.splitlines()[0] if doc else ""
@@ -322,4 +338,5 @@ def make_entry(
         metadata=MappingProxyType(dict(metadata or {})),
         entry_point=entry_point,
         dist=dist,
+        traits=traits,
     )

@@ -231,11 +231,11 @@ def install_hint(entry: Entry, module: str) -> str:
     The providing distribution's extra when the entry names one (``optreg[bnb]``), else
     the requirement of that distribution that installs ``module`` (its ``Requires-Dist``
     whose name matches: ``lion-pytorch>=0.1`` for ``lion_pytorch``), else ``module``. An
-    entry's ``metadata["install"]`` (a command) says it instead, for a package that pip
+    An entry's ``traits.install`` (a command) says it instead, for a package that pip
     cannot find by its module name.
     """
-    if isinstance(entry.metadata.get("install"), str):
-        return str(entry.metadata["install"])
+    if entry.traits.install:
+        return entry.traits.install
     if entry.extra:
         return f'pip install "{entry.project}[{entry.extra}]"'
     wanted = _canonical(module.split(".")[0])

@@ -26,6 +26,7 @@ from optreg._core import prefer as _prefer
 from optreg._core.entry import Entry, EntryInfo, Kind, make_entry, normalize_dist, split_qualified
 from optreg._core.errors import AmbiguousNameError, DuplicateNameError, UnknownNameError
 from optreg._core.locks import fork_safe_lock
+from optreg._core.traits import Traits
 
 __all__ = ["LOCK", "Registry", "optimizers", "schedulers", "set_discovery"]
 
@@ -128,6 +129,7 @@ class Registry(Mapping[str, Entry]):
         description: str | None = None,
         override: bool = False,
         metadata: Mapping[str, Any] | None = None,
+        traits: Traits | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
     @overload
     def register(
@@ -139,6 +141,7 @@ class Registry(Mapping[str, Entry]):
         description: str | None = None,
         override: bool = False,
         metadata: Mapping[str, Any] | None = None,
+        traits: Traits | None = None,
     ) -> Entry: ...
     def register(
         self,
@@ -149,6 +152,7 @@ class Registry(Mapping[str, Entry]):
         description: str | None = None,
         override: bool = False,
         metadata: Mapping[str, Any] | None = None,
+        traits: Traits | None = None,
     ) -> Entry | Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register ``factory`` under ``name`` at run time (highest precedence).
 
@@ -160,7 +164,8 @@ class Registry(Mapping[str, Entry]):
             aliases: other names for the same entry.
             description: one line for listings (default: first docstring line).
             override: replace an existing runtime or builtin name.
-            metadata: facts a trainer may need (e.g. ``{"needs_train_eval": True}``).
+            metadata: free-form facts, shown by ``optreg info``.
+            traits: what the name needs from the training loop (:class:`~optreg.Traits`).
 
         Returns:
             The new :class:`~optreg.Entry`, or a decorator returning the factory unchanged.
@@ -181,12 +186,19 @@ class Registry(Mapping[str, Entry]):
                     description=description,
                     override=override,
                     metadata=metadata,
+                    traits=traits,
                 )
                 return fn
 
             return decorator
         entry = make_entry(
-            self.kind, name, factory, aliases=aliases, description=description, metadata=metadata
+            self.kind,
+            name,
+            factory,
+            aliases=aliases,
+            description=description,
+            metadata=metadata,
+            traits=traits,
         )
         self._ensure()
         return self._add(entry, override=override)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from optreg._core.traits import Traits
+
 if TYPE_CHECKING:
     from optreg.hookspecs import PluginRegistry
 
@@ -41,6 +43,7 @@ class Name:
     requires: tuple[str, ...] = ()
     extra: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    traits: Traits | None = None
 
 
 @dataclass(frozen=True, eq=False)  # identity hash: pluggy keeps plugins in sets
@@ -72,6 +75,7 @@ def _register(registry: PluginRegistry, names: tuple[Name, ...]) -> None:
             requires=n.requires,
             extra=n.extra,
             metadata=n.metadata,
+            traits=n.traits,
         )
 
 
@@ -120,7 +124,7 @@ SCHEDULES = BuiltinPlugin(
             "reduce_lr_on_plateau",
             "optreg.builtin.plateau:get_reduce_on_plateau_schedule",
             "torch ReduceLROnPlateau: cut the lr when a metric stops improving",
-            metadata=MappingProxyType({"metric_driven": True}),
+            traits=Traits(metric_driven=True),
         ),
         Name(
             "cosine_with_min_lr",
@@ -157,7 +161,7 @@ SCHEDULES = BuiltinPlugin(
             "greedy",
             "optreg.builtin.greedy:GreedyLR",
             "GreedyLR: raise the lr while a metric improves, cut it on plateaus",
-            metadata=MappingProxyType({"metric_driven": True}),
+            traits=Traits(metric_driven=True),
         ),
     ),
 )
@@ -246,7 +250,8 @@ ADAFACTOR = BuiltinPlugin(
             "optreg.builtin.adafactor_schedule:get_adafactor_schedule",
             "AdafactorSchedule: reports Adafactor's own relative-step lr",
             # it reports the lr Adafactor computes, instead of scaling a numeric one
-            metadata=MappingProxyType({**_needs(optimizer="adafactor"), "own_lr": True}),
+            metadata=_needs(optimizer="adafactor"),
+            traits=Traits(own_lr=True),
         ),
     ),
 )

@@ -16,13 +16,18 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from optreg._core.contract import FactoryContract
+from optreg._core.contract import ClipPolicy, FactoryContract
 from optreg.builtin.muon_routing import HEAD_MODULES, SIDES, SideOptions, route, sides_of
 from optreg.builtin.torch_optim import adamw_for, keep_kernel_choice, muon
 from optreg.params._rules import assign, named_of
 from optreg.params._split import check_overrides, matches, param_groups
 
 __all__ = ["HEAD_MODULES", "MuonAdamW", "muon", "route"]
+
+
+def _adamw_side(group: Mapping[str, Any]) -> bool:
+    """muon_adamw's clip policy: a group of the AdamW side."""
+    return group.get("optimizer") == "adamw"
 
 
 class MuonAdamW(torch.optim.Optimizer):
@@ -71,7 +76,16 @@ class MuonAdamW(torch.optim.Optimizer):
 
     #: optreg.get_optimizer passes the module, not its groups; a rule or override may give
     #: AdamW's ``betas`` by their own name
-    optreg_contract = FactoryContract(routes_params=True, group_options=("betas",))
+    optreg_contract = FactoryContract(
+        routes_params=True,
+        group_options=("betas",),
+        clip=ClipPolicy(
+            _adamw_side,
+            "only the AdamW side is clipped: Muon orthogonalises its update, so the "
+            "gradient's norm never sets the update's size, and a norm taken over the "
+            "matrices would scale the AdamW side by the Muon side's gradients",
+        ),
+    )
 
     def __init__(
         self,

@@ -213,8 +213,8 @@ def clone_units(units: Sequence[Sequence[torch.Tensor]]) -> list[list[torch.Tens
 def needs(entry: Entry) -> dict[str, Any]:
     """What checking ``entry`` needs, from its metadata (``metadata["conformance"]``).
 
-    The top-level ``needs_train_eval`` and ``metric_driven`` metadata keys count too. A
-    ``device`` (``"cuda"``, ...) makes the name a whole-name ``skip`` saying so.
+    The entry's traits count too (``needs_train_eval``: :attr:`~optreg.Traits.train_eval`;
+    ``metric_driven``). A ``device`` (``"cuda"``, ...) makes the name a whole-name ``skip`` saying so.
 
     Raises:
         TypeError: ``metadata["conformance"]`` is not a mapping, or its ``device`` is not
@@ -229,9 +229,11 @@ def needs(entry: Entry) -> dict[str, Any]:
             f"mapping, got {type(declared).__name__}: {declared!r}"
         )
     out.update(declared)
-    for key in ("needs_train_eval", "metric_driven"):
-        if key in meta and key not in out:
-            out[key] = meta[key]
+    traits = entry.traits
+    if traits.train_eval:
+        out.setdefault("needs_train_eval", True)
+    if traits.metric_driven:
+        out.setdefault("metric_driven", True)
     device = out.get("device")
     if device is not None:
         if not isinstance(device, str) or not device or device == "cpu":

@@ -3,8 +3,9 @@
 Schedule-free optimizers keep two points: the one gradients are taken at (train
 mode) and the averaged one to evaluate and save (eval mode). A trainer must call
 ``optimizer.train()`` before training steps and ``optimizer.eval()`` before
-evaluation and checkpointing; :data:`METADATA` says so on every entry, so
-``optreg.optimizer_info(name).metadata["needs_train_eval"]`` tells a trainer.
+evaluation and checkpointing; every entry's traits say so
+(``optreg.optimizer_info(name).traits.train_eval``), and optreg's integrations and
+``optreg.eval_mode`` act on it.
 They need no LR schedule (use ``constant``; ``warmup_steps`` is built in).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optreg import PluginRegistry, hookimpl
+from optreg import PluginRegistry, Traits, hookimpl
 
 __all__ = ["METADATA", "OPTIMIZERS", "optreg_add_optimizers"]
 
@@ -66,4 +67,5 @@ def optreg_add_optimizers(registry: PluginRegistry) -> None:
             description=description,
             requires=("schedulefree",),
             metadata=metadata,
+            traits=Traits(train_eval=True),
         )

@@ -1,0 +1,91 @@
+"""Gradient-norm clipping as an optimizer's name says: :func:`clip_grad_norm_`.
+
+A name's factory may declare a :class:`optreg.ClipPolicy` in its contract: the param
+groups clipping takes part in. ``muon_adamw``'s leaves its Muon side out (see the Muon
+guide); a name without a policy is clipped as ``torch.nn.utils.clip_grad_norm_`` clips
+every parameter of the optimizer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from optreg._core.contract import ClipPolicy, contract_of
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["clip_grad_norm_", "clip_policy", "clipped_parameters"]
+
+
+def clip_policy(optimizer: Any) -> ClipPolicy | None:
+    """The clip policy of ``optimizer``'s name: its class's contract (a class factory,
+    as ``muon_adamw``'s), else the contract of the name optreg built it from."""
+    declared = contract_of(type(optimizer)).clip
+    if declared is not None:
+        return declared
+    from optreg._build import records
+
+    try:
+        record = records.optimizers.get(optimizer)
+    except TypeError:  # not weakly referable: never recorded
+        record = None
+    if record is None:
+        return None
+    from optreg._core import loading
+    from optreg._core.registry import optimizers
+
+    try:
+        return loading.contract(optimizers.resolve(record["qualified_name"])).clip
+    except Exception:  # the name is gone: no policy
+        return None
+
+
+def clipped_parameters(optimizer: Any) -> list[torch.Tensor]:
+    """The parameters :func:`clip_grad_norm_` takes into the norm and scales, in the
+    optimizer's group order."""
+    policy = clip_policy(optimizer)
+    return [
+        p
+        for group in optimizer.param_groups
+        if policy is None or policy.clips(group)
+        for p in group["params"]
+    ]
+
+
+def clip_grad_norm_(
+    optimizer: Any,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
+) -> torch.Tensor:
+    """Clip the gradients ``optimizer`` steps with, as its name's clip policy says.
+
+    ``torch.nn.utils.clip_grad_norm_`` over the parameters of the param groups the
+    policy clips (every group without a policy: then it equals torch's call over the
+    optimizer's parameters bit for bit). ``muon_adamw`` leaves its Muon side out::
+
+        loss.backward()
+        optreg.clip_grad_norm_(optimizer, 1.0)
+        optimizer.step()
+
+    Args:
+        optimizer: the optimizer about to step.
+        max_norm, norm_type, error_if_nonfinite, foreach: torch's.
+
+    Returns:
+        The total norm of the clipped groups' gradients (before clipping), as torch's.
+
+    Raises:
+        RuntimeError: what torch raises (a non-finite norm with ``error_if_nonfinite``).
+    """
+    import torch
+
+    return torch.nn.utils.clip_grad_norm_(
+        clipped_parameters(optimizer),
+        max_norm,
+        norm_type=norm_type,
+        error_if_nonfinite=error_if_nonfinite,
+        foreach=foreach,
+    )

@@ -1,0 +1,78 @@
+"""Train/eval modes: schedule-free optimizers evaluate and save at another point than
+they take gradients at, and must be told which (``optimizer.train()`` / ``eval()``).
+
+Whether an optimizer needs this is a trait of its name (:attr:`optreg.Traits.train_eval`),
+read from the record of what optreg built; an optimizer built by hand needs it where it
+has the ``train()`` / ``eval()`` methods schedule-free optimizers have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["eval_mode", "in_train_mode", "needs_modes"]
+
+
+def needs_modes(optimizer: Any) -> bool:
+    """Whether ``optimizer`` must be switched with ``train()`` / ``eval()``: its name's
+    trait where optreg built it, else whether it has both methods."""
+    from optreg._build import records
+
+    record = records.optimizers.get(optimizer) if _weakable(optimizer) else None
+    if record is not None:
+        from optreg._core.registry import optimizers
+
+        try:
+            return optimizers.resolve(record["qualified_name"]).traits.train_eval
+        except Exception:  # the name is gone (unregistered): the object decides
+            pass
+    return callable(getattr(optimizer, "train", None)) and callable(
+        getattr(optimizer, "eval", None)
+    )
+
+
+def _weakable(optimizer: Any) -> bool:
+    try:
+        import weakref
+
+        weakref.ref(optimizer)
+    except TypeError:
+        return False
+    return True
+
+
+def in_train_mode(optimizer: Any) -> bool:
+    """Whether a train/eval optimizer is in train mode (schedule-free optimizers keep
+    ``train_mode`` in each param group; one without that flag counts as training)."""
+    return all(g.get("train_mode", True) for g in optimizer.param_groups)
+
+
+@contextmanager
+def eval_mode(optimizer: Any) -> Iterator[Any]:
+    """Evaluate (and save) with the weights a train/eval optimizer means you to use.
+
+    A schedule-free optimizer takes gradients at one point and evaluates at another: in
+    the block it is switched to eval mode (``optimizer.eval()``), and back to train mode
+    after, if it was training. For any other optimizer it does nothing, so a training
+    loop can use it whatever the name::
+
+        with optreg.eval_mode(optimizer):
+            val_loss = evaluate(model)
+            torch.save(model.state_dict(), "model.pt")
+
+    Args:
+        optimizer: the optimizer training the model.
+
+    Yields:
+        ``optimizer``.
+    """
+    switch = needs_modes(optimizer) and in_train_mode(optimizer)
+    if switch:
+        optimizer.eval()
+    try:
+        yield optimizer
+    finally:
+        if switch:
+            optimizer.train()
