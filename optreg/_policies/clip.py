@@ -21,6 +21,9 @@ __all__ = ["clip_grad_norm_", "clip_policy", "clipped_parameters"]
 def clip_policy(optimizer: Any) -> ClipPolicy | None:
     """The clip policy of ``optimizer``'s name: its class's contract (a class factory,
     as ``muon_adamw``'s), else the contract of the name optreg built it from."""
+    from optreg._policies.modes import unwrap_optimizer
+
+    optimizer = unwrap_optimizer(optimizer)
     declared = contract_of(type(optimizer)).clip
     if declared is not None:
         return declared
@@ -44,6 +47,9 @@ def clip_policy(optimizer: Any) -> ClipPolicy | None:
 def clipped_parameters(optimizer: Any) -> list[torch.Tensor]:
     """The parameters :func:`clip_grad_norm_` takes into the norm and scales, in the
     optimizer's group order."""
+    from optreg._policies.modes import unwrap_optimizer
+
+    optimizer = unwrap_optimizer(optimizer)
     policy = clip_policy(optimizer)
     return [
         p

@@ -12,7 +12,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["eval_mode", "in_train_mode", "needs_modes"]
+__all__ = ["eval_mode", "in_train_mode", "needs_modes", "unwrap_optimizer"]
+
+
+def unwrap_optimizer(optimizer: Any) -> Any:
+    """The optimizer inside a trainer's wrapper (accelerate's ``AcceleratedOptimizer``
+    keeps it as ``.optimizer``, Lightning's ``LightningOptimizer`` as ``._optimizer``)."""
+    for _ in range(4):
+        inner = getattr(optimizer, "optimizer", None) or getattr(optimizer, "_optimizer", None)
+        if inner is None or inner is optimizer or not hasattr(inner, "param_groups"):
+            return optimizer
+        optimizer = inner
+    return optimizer
 
 
 def needs_modes(optimizer: Any) -> bool:
@@ -20,6 +31,7 @@ def needs_modes(optimizer: Any) -> bool:
     trait where optreg built it, else whether it has both methods."""
     from optreg._build import records
 
+    optimizer = unwrap_optimizer(optimizer)
     record = records.optimizers.get(optimizer) if _weakable(optimizer) else None
     if record is not None:
         from optreg._core.registry import optimizers
@@ -68,11 +80,12 @@ def eval_mode(optimizer: Any) -> Iterator[Any]:
     Yields:
         ``optimizer``.
     """
-    switch = needs_modes(optimizer) and in_train_mode(optimizer)
+    inner = unwrap_optimizer(optimizer)
+    switch = needs_modes(inner) and in_train_mode(inner)
     if switch:
-        optimizer.eval()
+        inner.eval()
     try:
         yield optimizer
     finally:
         if switch:
-            optimizer.train()
+            inner.train()

@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -40,6 +41,8 @@ from transformers.training_args import OptimizerNames
 from optreg._build.api import get_scheduler, is_metric_driven
 from optreg._core import loading, signature, validate
 from optreg._core.registry import optimizers, schedulers
+from optreg._policies.clip import clip_policy, clipped_parameters
+from optreg._policies.modes import eval_mode, unwrap_optimizer
 from optreg.optim import get_optimizer_cls
 
 __all__ = [
@@ -309,6 +312,11 @@ class OptregTrainerMixin:
     the name; the schedule named by ``args.lr_scheduler_type`` by
     :func:`optreg.get_scheduler`, with ``args.get_warmup_steps(num_training_steps)``, the
     step count the Trainer computed and ``lr_scheduler_kwargs``.
+
+    The name's policies hold: a train/eval optimizer (schedule-free) is in eval mode
+    while a checkpoint or the model is saved (the Trainer itself switches it around
+    evaluation and prediction), and ``max_grad_norm`` clips as
+    :func:`optreg.clip_grad_norm_` does (``muon_adamw``: its AdamW side only).
     """
 
     args: transformers.TrainingArguments
@@ -346,6 +354,27 @@ class OptregTrainerMixin:
             self.lr_scheduler = scheduler
             self._created_lr_scheduler = True
         return self.lr_scheduler
+
+    def _clip_grad_norm(self, model: Any) -> Any:
+        """``max_grad_norm`` as the name's clip policy says (through accelerate, which
+        unscales mixed-precision gradients first); the Trainer's own clipping where the
+        name has no policy or the run shards gradients its own way."""
+        policy = clip_policy(unwrap_optimizer(self.optimizer))
+        if policy is None or getattr(self, "is_deepspeed_enabled", False):
+            return super()._clip_grad_norm(model)  # type: ignore[misc]
+        params = clipped_parameters(unwrap_optimizer(self.optimizer))
+        return self.accelerator.clip_grad_norm_(params, self.args.max_grad_norm)  # type: ignore[attr-defined]
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """The Trainer's, with a train/eval optimizer in eval mode (the weights and state
+        a schedule-free optimizer means to be saved)."""
+        with eval_mode(unwrap_optimizer(self.optimizer)) if self.optimizer else nullcontext():
+            super()._save_checkpoint(model, trial)  # type: ignore[misc]
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """The Trainer's, with a train/eval optimizer in eval mode."""
+        with eval_mode(unwrap_optimizer(self.optimizer)) if self.optimizer else nullcontext():
+            super().save_model(output_dir, _internal_call)  # type: ignore[misc]
 
 
 def _kwargs(value: object) -> Mapping[str, Any] | None:
