@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optreg._build.api import get_optimizer, get_scheduler, is_metric_driven
 from optreg._core import signature
 from optreg._core.registry import schedulers
 
-__all__ = ["configure_optimizers"]
+__all__ = ["OptimizerModes", "clip_gradients", "configure_optimizers"]
+
+if TYPE_CHECKING:  # built on first use by __getattr__ (it subclasses Lightning's Callback)
+    OptimizerModes: type
 
 _INTERVALS = ("step", "epoch")
 
@@ -135,3 +138,123 @@ def _trainer_steps(module: Any, name: str, interval: str, frequency: int) -> int
             f"={total}): set max_steps / max_epochs, or pass num_training_steps"
         )
     return max(1, int(total) // frequency)
+
+
+def clip_gradients(
+    module: Any,
+    optimizer: Any,
+    gradient_clip_val: float | None = None,
+    gradient_clip_algorithm: str | None = None,
+) -> None:
+    """Lightning's gradient clipping, as the optimizer's name says (its clip policy).
+
+    Call it from the LightningModule's ``configure_gradient_clipping``; the Trainer's
+    ``gradient_clip_val`` then clips ``muon_adamw``'s AdamW side only (see
+    :func:`optreg.clip_grad_norm_`), and every other name as Lightning would::
+
+        def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
+                                        gradient_clip_algorithm=None):
+            clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    Args:
+        module: the LightningModule (``self``).
+        optimizer: the optimizer Lightning passes.
+        gradient_clip_val, gradient_clip_algorithm: what Lightning passes.
+    """
+    from optreg._policies.clip import clip_grad_norm_, clip_policy
+
+    by_norm = gradient_clip_algorithm in (None, "norm")
+    if gradient_clip_val and by_norm and clip_policy(optimizer) is not None:
+        clip_grad_norm_(optimizer, float(gradient_clip_val))
+        return
+    module.clip_gradients(
+        optimizer,
+        gradient_clip_val=gradient_clip_val,
+        gradient_clip_algorithm=gradient_clip_algorithm,
+    )
+
+
+def _modes_callback() -> type:
+    """:class:`OptimizerModes`, a Callback of the Lightning that is installed."""
+    try:
+        from lightning.pytorch import Callback  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - the older package name
+        from pytorch_lightning import Callback  # type: ignore[import-not-found,no-redef,unused-ignore]
+
+    from optreg._policies.modes import in_train_mode, needs_modes, unwrap_optimizer
+
+    def _training(trainer: Any) -> list[Any]:
+        """The train/eval optimizers now in train mode."""
+        found = [unwrap_optimizer(o) for o in trainer.optimizers]
+        return [o for o in found if needs_modes(o) and in_train_mode(o)]
+
+    class OptimizerModes(Callback):  # type: ignore[misc,valid-type]
+        """Switch train/eval optimizers (schedule-free) to train mode for training
+        steps, to eval mode for validation, testing, prediction and every checkpoint,
+        and back to train mode after.
+
+        ``Trainer(callbacks=[OptimizerModes()])``; for other optimizers it does nothing.
+        """
+
+        def __init__(self) -> None:
+            self._switched: list[Any] = []
+
+        def _eval(self, trainer: Any, *_: Any) -> None:
+            self._switched = _training(trainer)
+            for optimizer in self._switched:
+                optimizer.eval()
+
+        def _train(self, trainer: Any, *_: Any) -> None:
+            for optimizer in self._switched:
+                optimizer.train()
+            self._switched = []
+
+        on_validation_start = on_test_start = on_predict_start = _eval
+        on_validation_end = on_test_end = on_predict_end = _train
+
+        def on_train_batch_start(self, trainer: Any, *_: Any) -> None:
+            """Training steps in train mode (schedule-free optimizers start in eval)."""
+            for optimizer in map(unwrap_optimizer, trainer.optimizers):
+                if needs_modes(optimizer) and not in_train_mode(optimizer):
+                    optimizer.train()
+
+        def on_save_checkpoint(self, trainer: Any, module: Any, checkpoint: Any) -> None:
+            """The checkpoint takes the eval-mode weights and optimizer state."""
+            training = _training(trainer)
+            if not training:
+                return
+            for optimizer in training:
+                optimizer.eval()
+            try:
+                checkpoint["state_dict"] = {
+                    k: v.detach().clone() for k, v in module.state_dict().items()
+                }
+                checkpoint["optimizer_states"] = [
+                    _copied(o.state_dict()) for o in trainer.optimizers
+                ]
+            finally:
+                for optimizer in training:
+                    optimizer.train()
+
+    return OptimizerModes
+
+
+def _copied(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
+
+
+def __getattr__(name: str) -> Any:
+    # OptimizerModes subclasses Lightning's Callback: built on first use, so that this
+    # module imports no Lightning
+    if name == "OptimizerModes":
+        value = globals()["OptimizerModes"] = _modes_callback()
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
