@@ -245,6 +245,8 @@ def get_scheduler(
     num_warmup_steps: float | None = None,
     num_training_steps: int | None = None,
     scheduler_specific_kwargs: Mapping[str, Any] | None = None,
+    *,
+    hyperparameter: str = "lr",
     **kwargs: Any,
 ) -> Any:
     """Build the learning-rate scheduler registered as ``name``.
@@ -260,6 +262,10 @@ def get_scheduler(
             transformers reads a float ``TrainingArguments.warmup_steps``).
         num_training_steps: total training steps, for schedules that decay.
         scheduler_specific_kwargs: extra arguments of the schedule (as in transformers).
+        hyperparameter: what the schedule drives: ``"lr"``, or ``"weight_decay"`` /
+            ``"momentum"`` (a group's ``momentum``, else its ``betas[0]``), each group's
+            initial value times the same multipliers, with the same warmup and phases
+            (a schedule that is a function of the step only: not a metric-driven one).
         **kwargs: more schedule arguments; merged over ``scheduler_specific_kwargs``.
 
     Returns:
@@ -288,6 +294,20 @@ def get_scheduler(
     call = validate.schedule_arguments(
         entry.name, _label(entry), factory, num_warmup_steps, num_training_steps, specific
     )
+    if hyperparameter != "lr":
+        from optreg._policies.hyper import hyperparameter_scheduler
+
+        scheduler = hyperparameter_scheduler(
+            _label(entry), optimizer, hyperparameter, lambda: factory(optimizer, **call)
+        )
+        records.remember_scheduler(
+            scheduler,
+            entry,
+            num_warmup_steps,
+            num_training_steps,
+            {**specific, "hyperparameter": hyperparameter},
+        )
+        return scheduler
     scheduler = loading.first_call(entry, factory, optimizer, **call)
     if not callable(getattr(scheduler, "step", None)):
         raise TypeError(
@@ -296,6 +316,7 @@ def get_scheduler(
             f"with step(), such as a torch LRScheduler); the plugin providing it "
             f"({entry.provider}) is broken"
         )
+    _warn_if_it_fights(entry, optimizer, scheduler, num_training_steps)
     records.remember_scheduler(scheduler, entry, num_warmup_steps, num_training_steps, specific)
     call_hook("optreg_scheduler_created", name=entry.name, scheduler=scheduler)
     return scheduler
@@ -379,3 +400,29 @@ def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
 def _label(entry: Entry) -> str:
     """How errors name an entry: ``optimizer 'adamw' (optreg.builtin.torch_optim:adamw)``."""
     return f"{entry.kind} {entry.name!r} ({entry.target_ref})"
+
+
+def _warn_if_it_fights(entry: Entry, optimizer: Any, scheduler: Any, steps: Any) -> None:
+    """Warn where a decaying lr schedule drives a train/eval (schedule-free) optimizer:
+    decided from the schedule's own multipliers (a LambdaLR's pure step -> multiplier
+    functions), never from its name; a schedule of another kind is not judged."""
+    from optreg._policies.modes import needs_modes
+
+    lambdas = getattr(scheduler, "lr_lambdas", None)
+    if not lambdas or not isinstance(steps, int) or steps < 1 or not needs_modes(optimizer):
+        return
+    every = max(1, steps // 200)
+    values = [float(lambdas[0](s)) for s in range(0, steps + 1, every)]
+    if values[-1] < max(values) * (1 - 1e-6):
+        import warnings
+
+        from optreg._core.errors import ScheduleFightsOptimizerWarning, user_stacklevel
+
+        warnings.warn(
+            f"schedule {entry.name!r} decays the lr (to {values[-1]:.3g} of its peak) of "
+            f"a schedule-free optimizer, which averages its iterates in place of a decay: "
+            "the decay shrinks the steps it averages. Use 'constant' or "
+            "'constant_with_warmup' (or the optimizer's own warmup_steps)",
+            ScheduleFightsOptimizerWarning,
+            stacklevel=user_stacklevel(),
+        )

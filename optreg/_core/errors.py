@@ -38,6 +38,7 @@ __all__ = [
     "OptregPluginWarning",
     "PagedFallbackWarning",
     "PluginLoadError",
+    "ScheduleFightsOptimizerWarning",
     "UnknownNameError",
     "UsageError",
     "WarmupLongerThanTrainingWarning",
@@ -123,6 +124,12 @@ class WarmupLongerThanTrainingWarning(UserWarning):
     """``num_warmup_steps > num_training_steps`` (a smoke test's ``--max_steps 10`` under
     a config's ``warmup_steps=500``): the schedule computes what transformers computes
     there, the warmup never finishing, and says so once per schedule built."""
+
+
+class ScheduleFightsOptimizerWarning(UserWarning):
+    """A decaying lr schedule given to an optimizer that schedules itself: a schedule-free
+    optimizer (a train/eval name) averages its iterates in place of a decay, and a decay
+    on top shrinks the steps it averages (use ``constant`` or ``constant_with_warmup``)."""
 
 
 def user_stacklevel() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -249,8 +250,9 @@ def needs(entry: Entry) -> dict[str, Any]:
 
 def plan(name: str | Entry) -> tuple[str | None, Any, dict[str, Any], bool]:
     """How the kit steps a name: ``(why not, factory, kwargs, matrices only)``; ``why
-    not`` is None where it can (a closure-only, sparse, train/eval, second-derivative or
-    unavailable name is not applicable, with the reason).
+    not`` is None where it can (a closure-only, sparse, second-derivative or unavailable
+    name is not applicable, with the reason). A train/eval name's factory returns the
+    optimizer in train mode.
 
     Raises:
         UnknownNameError: no optimizer has that name.
@@ -264,9 +266,6 @@ def plan(name: str | Entry) -> tuple[str | None, Any, dict[str, Any], bool]:
         need.get("skip")
         or ("it steps only with a closure" if need.get("requires_closure") else None)
         or ("it takes sparse gradients; the problem is dense" if need.get("sparse_grad") else None)
-        or (
-            "it needs train() / eval() calls around steps" if need.get("needs_train_eval") else None
-        )
         or (
             "it needs backward(create_graph=True) (second derivatives)"
             if need.get("create_graph")
@@ -282,7 +281,22 @@ def plan(name: str | Entry) -> tuple[str | None, Any, dict[str, Any], bool]:
     kwargs = dict(need.get("kwargs") or {})
     if "lr" not in kwargs and requires(factory, "lr"):
         kwargs["lr"] = DEFAULT_LR
+    if need.get("needs_train_eval"):  # stepped for real: in train mode, as a trainer does
+        factory = _in_train_mode(factory)
     return None, factory, kwargs, bool(need.get("matrices_only"))
+
+
+def _in_train_mode(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """``factory``, returning a train/eval optimizer switched to train mode (schedule-free
+    ones are built in eval mode, where ``step()`` raises); its signature is the factory's."""
+
+    @functools.wraps(factory)
+    def build(params: Any, **kwargs: Any) -> Any:
+        optimizer = factory(params, **kwargs)
+        optimizer.train()
+        return optimizer
+
+    return build
 
 
 def resolve_target(

@@ -77,3 +77,18 @@ def test_traits_are_typed() -> None:
     assert optreg.Traits(own_lr=True).shown() == [
         "sets its own learning rate (no lr schedule drives it)"
     ]
+
+
+@pytest.mark.usefixtures("fresh_registry")
+def test_a_decaying_schedule_on_a_schedule_free_name_warns_why() -> None:
+    optreg.register_optimizer("two_points", TwoPoints, traits=optreg.Traits(train_eval=True))
+    opt = optreg.get_optimizer("two_points", [torch.nn.Parameter(torch.zeros(2))])
+    with pytest.warns(optreg.ScheduleFightsOptimizerWarning) as caught:
+        optreg.get_scheduler("cosine", opt, num_warmup_steps=2, num_training_steps=20)
+    assert str(caught[0].message).startswith(
+        "schedule 'cosine' decays the lr (to 0 of its peak) of a schedule-free optimizer"
+    )
+    assert "Use 'constant' or 'constant_with_warmup'" in str(caught[0].message)
+    optreg.get_scheduler("constant_with_warmup", opt, num_warmup_steps=2, num_training_steps=20)
+    plain = optreg.get_optimizer("sgd", [torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    optreg.get_scheduler("cosine", plain, num_warmup_steps=2, num_training_steps=20)

@@ -37,7 +37,8 @@ def test_entry_info_tells_a_trainer_about_train_and_eval(name: str) -> None:
     info = optreg.optimizer_info(name)
     assert info.provider == "optreg-schedulefree"  # the project name its metadata gives
     assert info.available is True
-    assert info.metadata["needs_train_eval"] is True
+    assert info.traits == optreg.Traits(train_eval=True)  # what optreg acts on
+    assert info.metadata["needs_train_eval"] is True  # shown, for 0.3 readers
     assert "optimizer.train()" in info.metadata["note"]
     assert "optimizer.eval()" in info.metadata["note"]
     assert info.metadata["recommended_scheduler"] == "constant"
