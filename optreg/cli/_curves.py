@@ -283,9 +283,14 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def save_lr_figure(
-    curves: Sequence[LrCurve], path: Path, *, title: str, log_y: bool = False
+    curves: Sequence[LrCurve],
+    path: Path,
+    *,
+    title: str,
+    log_y: bool = False,
+    ylabel: str = "learning rate",
 ) -> None:
-    """Draw every curve on one labelled axis and save the figure to ``path``.
+    """Draw every curve on one labelled axis (``ylabel``) and save the figure to ``path``.
 
     Raises:
         MissingDependencyError: matplotlib is not installed.
@@ -299,7 +304,7 @@ def save_lr_figure(
         for boundary in curve.boundaries:  # where a sequence's next phase begins
             ax.axvline(boundary, color=style["color"], linestyle=":", linewidth=1.0, alpha=0.7)
     ax.set_xlabel("step")
-    ax.set_ylabel("learning rate")
+    ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")
     ax.set_title(title)

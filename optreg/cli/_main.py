@@ -103,10 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-warmup-steps", type=WARMUP_STEPS, metavar="W")
     p.add_argument("--num-training-steps", type=TRAINING_STEPS, metavar="T")
     p.add_argument(
-        "--lr", type=positive_float, default=1.0, help="base learning rate (default 1.0)"
+        "--lr",
+        type=positive_float,
+        default=1.0,
+        help="base value of what is plotted: the lr, or the --hyperparameter (default 1.0)",
+    )
+    p.add_argument(
+        "--hyperparameter",
+        choices=("lr", "weight_decay", "momentum"),
+        default=None,
+        help="what the schedule drives (default lr; a config's scheduler may say it)",
     )
     p.add_argument("--kw", type=parse_kw, action="append", metavar="KEY=VALUE", help=kw_help)
-    p.add_argument("--log-y", action="store_true", help="logarithmic learning-rate axis")
+    p.add_argument("--log-y", action="store_true", help="logarithmic axis")
     p.add_argument("-o", "--output", required=True, metavar="FILE.png", help="image to write")
     p.set_defaults(func=_plot.cmd_plot, step_count=TRAINING_STEPS)
 

@@ -137,9 +137,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     kw = _kw_dict(args.kw)
     factories = {name: schedulers.load(name) for name in args.names}
     scoped = _scoped(schedulers, kw, args.names)
+    drives = args.hyperparameter
     if from_config is not None:  # the config's schedule arguments go to its curve only
         own = scoped.setdefault(schedulers.resolve(from_config.name).name, {})
         own.update(from_config.kwargs)
+        drives = drives or own.pop("hyperparameter", None)
         if from_config.num_warmup_steps is not None:
             own["num_warmup_steps"] = from_config.num_warmup_steps
     common = {k: v for k, v in kw.items() if "." not in k}
@@ -166,10 +168,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
             )
         except (ValueError, TypeError) as e:
             raise UsageError(f"scheduler {name!r}: {e}") from e
-    title = f"lr {args.lr:g}, {args.num_training_steps} steps"
+    drives = drives or "lr"  # the same multipliers drive any hyperparameter
+    title = f"{drives} {args.lr:g}, {args.num_training_steps} steps"
     if args.num_warmup_steps is not None:
         title += f", {args.num_warmup_steps} warmup"
-    save_lr_figure(curves, path, title=title, log_y=args.log_y)
+    label = "learning rate" if drives == "lr" else drives
+    save_lr_figure(curves, path, title=title, log_y=args.log_y, ylabel=label)
     print(f"saved {path} ({len(curves)} schedule{'s' if len(curves) > 1 else ''})")
     return 0
 

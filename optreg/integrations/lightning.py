@@ -49,7 +49,9 @@ def configure_optimizers(
     monitor: str = "val_loss",
     interval: str | None = None,
     frequency: int = 1,
-) -> dict[str, Any]:
+    weight_decay_scheduler: str | None = None,
+    weight_decay_scheduler_kwargs: Mapping[str, Any] | None = None,
+) -> Any:
     """Build ``optimizer`` (and ``scheduler``) for ``module`` as Lightning wants them.
 
     Args:
@@ -70,6 +72,10 @@ def configure_optimizers(
         interval: ``"step"`` or ``"epoch"``; default: ``"epoch"`` for a metric-driven
             schedule, else ``"step"``.
         frequency: step the schedule every ``frequency`` intervals.
+        weight_decay_scheduler: a schedule name for ``weight_decay`` too, stepped beside
+            the lr schedule with the same warmup, length and interval (see
+            :func:`optreg.get_scheduler`'s ``hyperparameter``).
+        weight_decay_scheduler_kwargs: that schedule's own arguments.
 
     Returns:
         ``{"optimizer": ...}``, with ``"lr_scheduler": {"scheduler": ..., "interval": ...,
@@ -112,7 +118,22 @@ def configure_optimizers(
     if metric_driven:
         config["monitor"] = monitor
         config["reduce_on_plateau"] = True  # a plugin's may not be a ReduceLROnPlateau
-    return {"optimizer": built, "lr_scheduler": config}
+    if weight_decay_scheduler is None:
+        return {"optimizer": built, "lr_scheduler": config}
+    if metric_driven:
+        raise ValueError(
+            f"weight_decay_scheduler={weight_decay_scheduler!r} is a function of the step, and "
+            f"the lr schedule {scheduler!r} is metric-driven: give them separately"
+        )
+    decay = get_scheduler(
+        weight_decay_scheduler,
+        built,
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        scheduler_specific_kwargs=weight_decay_scheduler_kwargs,
+        hyperparameter="weight_decay",
+    )
+    return [built], [config, {"scheduler": decay, "interval": interval, "frequency": frequency}]
 
 
 def _trainer_steps(module: Any, name: str, interval: str, frequency: int) -> int:

@@ -124,8 +124,24 @@ class OptregTrainingArguments(transformers.TrainingArguments):
             "(plain or dist:name); its own arguments go in --lr_scheduler_kwargs."
         },
     )
+    weight_decay_scheduler_type: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "A schedule for weight_decay (any name of `optreg list schedulers`), "
+            "with the lr schedule's warmup and length; its own arguments go in "
+            "--weight_decay_scheduler_kwargs."
+        },
+    )
+    weight_decay_scheduler_kwargs: dict[str, Any] | str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "The weight-decay schedule's own arguments (a dict or its JSON)."},
+    )
 
     def __post_init__(self) -> None:
+        if self.weight_decay_scheduler_type is not None:
+            schedulers.resolve(str(self.weight_decay_scheduler_type))  # an unknown name, now
+        if isinstance(self.weight_decay_scheduler_kwargs, str):
+            self.weight_decay_scheduler_kwargs = json.loads(self.weight_decay_scheduler_kwargs)
         optim = _optimizer_name(self.optim)
         schedule, metric_driven = _scheduler_name(self.lr_scheduler_type, self.lr_scheduler_kwargs)
         if metric_driven and _plain(self.eval_strategy) == "no":
@@ -351,6 +367,28 @@ class OptregTrainerMixin:
                 scheduler
             ):
                 scheduler = _MetricStepped(scheduler)
+            decay = getattr(self.args, "weight_decay_scheduler_type", None)
+            if decay is not None:
+                if isinstance(scheduler, (ReduceLROnPlateau, _MetricStepped)):
+                    raise ValueError(
+                        f"weight_decay_scheduler_type={decay!r} steps with the lr schedule, "
+                        f"and lr_scheduler_type {_plain(self.args.lr_scheduler_type)!r} is "
+                        "metric-driven (the Trainer steps it after evaluations only): give "
+                        "a schedule that is a function of the step, or no weight-decay schedule"
+                    )
+                scheduler = _WithWeightDecay(
+                    scheduler,
+                    get_scheduler(
+                        str(decay),
+                        optimizer,
+                        num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                        num_training_steps=num_training_steps,
+                        scheduler_specific_kwargs=_kwargs(
+                            getattr(self.args, "weight_decay_scheduler_kwargs", None)
+                        ),
+                        hyperparameter="weight_decay",
+                    ),
+                )
             self.lr_scheduler = scheduler
             self._created_lr_scheduler = True
         return self.lr_scheduler
@@ -375,6 +413,28 @@ class OptregTrainerMixin:
         """The Trainer's, with a train/eval optimizer in eval mode."""
         with eval_mode(unwrap_optimizer(self.optimizer)) if self.optimizer else nullcontext():
             super().save_model(output_dir, _internal_call)  # type: ignore[misc]
+
+
+class _WithWeightDecay:
+    """The lr schedule and a weight-decay schedule, stepped, saved and loaded as one (the
+    Trainer holds one ``lr_scheduler``); everything else is the lr schedule's."""
+
+    def __init__(self, lr: Any, weight_decay: Any) -> None:
+        self.lr, self.weight_decay = lr, weight_decay
+
+    def step(self, *args: Any, **kwargs: Any) -> None:
+        self.lr.step(*args, **kwargs)
+        self.weight_decay.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lr": self.lr.state_dict(), "weight_decay": self.weight_decay.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.lr.load_state_dict(state_dict["lr"])
+        self.weight_decay.load_state_dict(state_dict["weight_decay"])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["lr"], name)
 
 
 def _kwargs(value: object) -> Mapping[str, Any] | None:

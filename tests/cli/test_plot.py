@@ -147,3 +147,37 @@ def test_a_builtin_curve_builds_no_optimizer_and_equals_the_stepped_schedule(
     )
     assert built == []
     assert list(curve.lrs) == stepped  # exact: lr * f(step), what the LambdaLR writes
+
+
+def test_plot_draws_a_weight_decay_schedule_from_a_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_registry: None
+) -> None:
+    """The curve a config's weight-decay schedule drives: its values and its axis."""
+    pytest.importorskip("matplotlib")
+    from optreg.cli import main
+
+    figures: list[Any] = []
+    monkeypatch.setattr(_curves, "_save", lambda fig, path: figures.append(fig))
+    config = (
+        '{"optimizer": "adamw", "num_training_steps": 20, "scheduler": {"name": "cosine", '
+        '"num_warmup_steps": 4, "hyperparameter": "weight_decay"}}'
+    )
+    assert main(["plot", "--config", config, "--lr", "0.1", "-o", str(tmp_path / "w.png")]) == 0
+    [fig] = figures
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "weight_decay" and ax.get_title().startswith("weight_decay 0.1")
+    (line,) = [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+    import torch
+
+    opt = optreg.get_optimizer(
+        "sgd", [torch.nn.Parameter(torch.zeros(1))], lr=1.0, weight_decay=0.1
+    )
+    sched = optreg.get_scheduler(
+        "cosine", opt, num_warmup_steps=4, num_training_steps=20, hyperparameter="weight_decay"
+    )
+    expected = []
+    for _ in range(20):
+        expected.append(opt.param_groups[0]["weight_decay"])
+        opt.step()
+        sched.step()
+    assert list(line.get_ydata()) == pytest.approx(expected, rel=1e-12, abs=0)

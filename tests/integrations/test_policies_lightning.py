@@ -156,3 +156,28 @@ def test_clip_gradients_leaves_muon_adamws_muon_side_unclipped(tmp_path: Path) -
     assert torch.nn.utils.clip_grad_norm_(params, 1.0) > 1.0
     for name, p in zip(adamw, params, strict=True):
         assert torch.equal(stepped[name], p.grad), name
+
+
+def test_a_weight_decay_schedule_steps_beside_the_lr_schedule(tmp_path: Path) -> None:
+    import math
+
+    decays: dict[int, float] = {}
+
+    class _Decay(L.Callback):  # type: ignore[misc]
+        def on_train_batch_end(self, trainer: Any, *_: Any) -> None:
+            decays[trainer.global_step] = trainer.optimizers[0].param_groups[0]["weight_decay"]
+
+    class _Scheduled(_Model):
+        def configure_optimizers(self) -> Any:
+            return configure_optimizers(
+                self, "adamw", "cosine", num_warmup_steps=2,
+                optimizer_kwargs={"lr": 1e-2, "weight_decay": 0.1},
+                weight_decay_scheduler="cosine",
+            )  # fmt: skip
+
+    trainer = _trainer(tmp_path, [_Decay()], max_steps=12)
+    trainer.fit(_Scheduled("adamw"), _loader())
+    assert len(trainer.lr_scheduler_configs) == 2
+    for step in range(1, 13):
+        expected = step / 2 if step < 2 else 0.5 * (1 + math.cos(math.pi * (step - 2) / 10))
+        assert decays[step] == pytest.approx(0.1 * expected, rel=1e-12), step

@@ -164,3 +164,46 @@ def test_max_grad_norm_leaves_muon_adamws_muon_side_unclipped(tmp_path: Path) ->
     assert total > 1.0  # clipping did something
     for name, p in zip(adamw, params, strict=True):  # the AdamW side as torch clips it alone
         assert torch.equal(grads.stepped[name], p.grad), name
+
+
+class _Decay(transformers.TrainerCallback):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.rows: dict[int, list[float]] = {}
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        groups = kwargs["optimizer"].param_groups
+        self.rows[state.global_step] = [float(g["weight_decay"]) for g in groups]
+
+
+def _decay_run(tmp_path: Path, resume_from: Path | None) -> tuple[nn.Module, _Decay]:
+    model, decay = Regressor(), _Decay()
+    args = _args(
+        tmp_path,
+        optim="adamw",
+        learning_rate=1e-2,
+        weight_decay=0.1,
+        lr_scheduler_type="cosine",
+        weight_decay_scheduler_type="cosine",
+        warmup_steps=2,
+        max_steps=12,
+        save_strategy="steps",
+        save_steps=6,
+    )
+    trainer = OptregTrainer(model=model, args=args, train_dataset=_Data(), callbacks=[decay])
+    trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from))
+    return model, decay
+
+
+def test_a_weight_decay_schedule_beside_the_lr_schedule_resumes_exactly(tmp_path: Path) -> None:
+    import math
+
+    whole, decay = _decay_run(tmp_path / "whole", None)
+    for step in range(1, 13):
+        expected = step / 2 if step < 2 else 0.5 * (1 + math.cos(math.pi * (step - 2) / 10))
+        assert decay.rows[step][0] == pytest.approx(0.1 * expected, rel=1e-12), step
+        assert decay.rows[step][1] == 0.0  # the no-decay group stays at 0
+    resumed, again = _decay_run(tmp_path / "resumed", tmp_path / "whole" / "checkpoint-6")
+    assert sorted(again.rows) == list(range(7, 13))
+    assert all(again.rows[s] == decay.rows[s] for s in range(7, 13))
+    for p, q in zip(whole.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
