@@ -15,6 +15,7 @@
      ├── CheckpointMismatchWarning           a record's hyperparameters differ; they continue
      ├── OptregPluginWarning                 a plugin misbehaved; optreg contained it
      ├── PagedFallbackWarning                a paged bitsandbytes optimizer got CPU parameters
+     ├── ScheduleFightsOptimizerWarning      a decaying lr schedule on a schedule-free optimizer
      └── WarmupLongerThanTrainingWarning     num_warmup_steps > num_training_steps
 
 Every error names the thing, shows the value and says what is allowed. The

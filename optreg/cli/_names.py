@@ -211,18 +211,84 @@ def _info_text(info: Any) -> str:
         ("provider", provider),
         ("target", info.target),
         ("available", available),
-        ("signature", info.signature or "(unknown until the target can be imported)"),
         ("required", ", ".join(info.required_args) or "(none)"),
     ]
-    fields.extend((f"metadata.{k}", repr(v)) for k, v in sorted(info.metadata.items()))
+    fields.extend(
+        (k, _plain_value(v))
+        for k, v in sorted(info.metadata.items())
+        if k != "conformance" and _plain_value(v) is not None
+    )
+    policies = _policies(info)
     if info.kind == "optimizer":
         fields.append(("capabilities", _capability_text(info)))
-    width = max(len(k) for k, _ in fields) + 1
+    width = max(len(k) for k, _ in [*fields, ("parameters", "")]) + 1
     lines = [f"{info.name}  ({info.kind})"]
     lines += [f"  {(k + ':').ljust(width)} {one_line(v)}" for k, v in fields]
+    lines += [f"  {'policies:'.ljust(width)} {policies[0]}"] if policies else []
+    lines += [f"  {''.ljust(width)} {p}" for p in policies[1:]]
+    parameters = _parameters(info)
+    if parameters is None:
+        lines.append(f"  {'parameters:'.ljust(width)} (unknown until the target can be imported)")
+    else:
+        lines.append(f"  {'parameters:'.ljust(width)} {parameters[0] if parameters else '(none)'}")
+        lines += [f"  {''.ljust(width)} {p}" for p in parameters[1:]]
     if info.doc:
         lines += ["", *(f"  {line}" for line in printable(info.doc).splitlines())]
     return "\n".join(lines)
+
+
+def _plain_value(value: Any) -> str | None:
+    """A metadata value as text: numbers, strings, booleans and lists of them."""
+    if isinstance(value, (str, int, float, bool)):
+        return str(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
+        return ", ".join(map(str, value))
+    return None
+
+
+def _policies(info: Any) -> list[str]:
+    """The name's policies in words: its traits, and an optimizer's clip policy."""
+    out = list(info.traits.shown())
+    if info.kind == "optimizer" and info.available:
+        from optreg._core import loading
+        from optreg._core.registry import optimizers
+
+        try:
+            clip = loading.contract(optimizers.resolve(info.qualified_name)).clip
+        except Exception:  # a broken plugin: nothing to say here (optreg check says it)
+            clip = None
+        if clip is not None:
+            out.append(f"clipping: {clip.reason}")
+    return out
+
+
+def _parameters(info: Any) -> list[str] | None:
+    """The factory's parameters, one per line (``name: type = default``), without the
+    optimizer / params it is given; None where the target cannot be imported."""
+    import inspect
+
+    from optreg._core.registry import optimizers, schedulers
+
+    if not info.available:
+        return None
+    registry = optimizers if info.kind == "optimizer" else schedulers
+    try:
+        factory = registry.load(registry.resolve(info.qualified_name))
+        signature = inspect.signature(factory)
+    except Exception:  # a broken plugin, or a callable without a signature
+        return None
+    out = []
+    for i, param in enumerate(signature.parameters.values()):
+        if i == 0 and param.name in ("params", "optimizer"):
+            continue
+        text = str(param.replace(annotation=inspect.Parameter.empty))
+        if param.annotation is not inspect.Parameter.empty:
+            hint = param.annotation if isinstance(param.annotation, str) else None
+            hint = hint or inspect.formatannotation(param.annotation)
+            name, _, default = text.partition("=")
+            text = f"{name}: {hint}" + (f" = {default}" if default else "")
+        out.append(text)
+    return out
 
 
 def _info_capabilities(info: Any) -> dict[str, Any] | None:
@@ -252,6 +318,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         }
         for kind, item in out.items():
             item["metadata"] = dict(item["metadata"])
+            item["traits"] = dataclasses.asdict(item["traits"])
             if kind == "optimizer":
                 item["capabilities"] = _info_capabilities(infos[kind])
         print(json.dumps(out, indent=2, default=repr))
