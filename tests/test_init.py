@@ -140,6 +140,7 @@ ROOMS = (
     "_build",
     "optim",
     "_checkpoint",
+    "_policies",
     "integrations",
     "cli",
     "__main__",
@@ -181,10 +182,12 @@ def test_the_top_of_the_package_is_public_modules_and_rooms() -> None:
     }
 
 
-def test_no_library_module_is_over_400_lines() -> None:
+def test_no_library_module_is_over_600_lines() -> None:
+    """One concept per module, not a line cap: a module this long has likely taken a
+    second job (the layout is docs/architecture.md)."""
     long = {
         str(path.relative_to(path.parents[len(name.split(".")) - 1])): n
         for name, path in _package_modules().items()
-        if (n := len(path.read_text().splitlines())) > 400
+        if (n := len(path.read_text().splitlines())) > 600
     }
-    assert long == {}, "split these modules by job"
+    assert long == {}, "a module this long holds more than one job: split it by job"

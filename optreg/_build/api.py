@@ -291,11 +291,17 @@ def get_scheduler(
         _check_numeric_lrs(entry, optimizer)
     specific = dict(scheduler_specific_kwargs or {})
     specific.update(kwargs)
-    call = validate.schedule_arguments(
-        entry.name, _label(entry), factory, num_warmup_steps, num_training_steps, specific
-    )
+    try:
+        call = validate.schedule_arguments(
+            entry.name, _label(entry), factory, num_warmup_steps, num_training_steps, specific
+        )
+    except TypeError as e:
+        kin = _kin_taking(entry, specific)
+        if kin is None:
+            raise
+        raise TypeError(f"{e}. {kin}") from None
     if hyperparameter != "lr":
-        from optreg._policies.hyper import hyperparameter_scheduler
+        from optreg._build.hyper import hyperparameter_scheduler
 
         scheduler = hyperparameter_scheduler(
             _label(entry), optimizer, hyperparameter, lambda: factory(optimizer, **call)
@@ -406,10 +412,11 @@ def _warn_if_it_fights(entry: Entry, optimizer: Any, scheduler: Any, steps: Any)
     """Warn where a decaying lr schedule drives a train/eval (schedule-free) optimizer:
     decided from the schedule's own multipliers (a LambdaLR's pure step -> multiplier
     functions), never from its name; a schedule of another kind is not judged."""
-    from optreg._policies.modes import needs_modes
-
     lambdas = getattr(scheduler, "lr_lambdas", None)
-    if not lambdas or not isinstance(steps, int) or steps < 1 or not needs_modes(optimizer):
+    traits = records.built_traits(optimizer)
+    if not lambdas or not isinstance(steps, int) or steps < 1 or not traits:
+        return
+    if not traits.train_eval:
         return
     every = max(1, steps // 200)
     values = [float(lambdas[0](s)) for s in range(0, steps + 1, every)]
@@ -426,3 +433,26 @@ def _warn_if_it_fights(entry: Entry, optimizer: Any, scheduler: Any, steps: Any)
             ScheduleFightsOptimizerWarning,
             stacklevel=user_stacklevel(),
         )
+
+
+def _kin_taking(entry: Entry, specific: Mapping[str, Any]) -> str | None:
+    """Where a keyword ``entry`` does not take belongs: a schedule of the same provider
+    named after it (``cosine`` -> ``cosine_with_min_lr`` for ``min_lr``), if one takes it."""
+    factory = schedulers.load(entry)
+    foreign = [k for k in specific if not _signature.takes(factory, k)]
+    for other in sorted(schedulers.entries(), key=lambda e: (len(e.name), e.name)):
+        if other is entry or other.provider != entry.provider:
+            continue
+        if not other.name.startswith(entry.name + "_"):
+            continue
+        try:
+            theirs = schedulers.load(other)
+        except Exception:  # unavailable: no hint from it
+            continue
+        takes = [k for k in foreign if _signature.takes(theirs, k) == "named"]
+        if takes:
+            return (
+                f"{', '.join(map(repr, takes))} is an argument of the schedule {other.name!r}: "
+                f"use that name"
+            )
+    return None

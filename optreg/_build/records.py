@@ -12,8 +12,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from optreg._core.entry import Entry, optreg_version
+from optreg._core.traits import Traits
 
 __all__ = [
+    "built_traits",
     "optimizer_arguments",
     "optimizer_record",
     "optimizers",
@@ -120,3 +122,20 @@ def remember_scheduler(
             "num_training_steps": num_training_steps,
             "kwargs": snapshot(dict(kwargs)),
         }
+
+
+def built_traits(optimizer: Any) -> Traits | None:
+    """The traits of the name optreg built ``optimizer`` from; None for one it did not
+    build (or whose name is no longer registered)."""
+    try:
+        record = optimizers.get(optimizer)
+    except TypeError:  # not weakly referable: never recorded
+        return None
+    if record is None:
+        return None
+    from optreg._core.registry import optimizers as registry
+
+    try:
+        return registry.resolve(record["qualified_name"]).traits
+    except Exception:  # unregistered since
+        return None

@@ -63,19 +63,30 @@ class UnknownNameError(OptregError, KeyError, ValueError):
         kind: ``"optimizer"`` or ``"scheduler"``.
         name: the name as the caller gave it.
         suggestions: close registered names, best first.
+        elsewhere: the other kind (``"scheduler"``) when the name is one of those.
     """
 
-    def __init__(self, kind: str, name: object, known: Iterable[str]) -> None:
+    def __init__(
+        self, kind: str, name: object, known: Iterable[str], elsewhere: str | None = None
+    ) -> None:
         self.kind = kind
         self.name = name
+        self.elsewhere = elsewhere
         known = sorted(known)
         self.suggestions = close_matches(str(name).strip().lower().replace("-", "_"), known)
         # the args rebuild the error when it is unpickled (in a multiprocessing parent,
         # say): the suggestions stand in for the known names
-        super().__init__(kind, name, tuple(self.suggestions))
+        super().__init__(kind, name, tuple(self.suggestions), elsewhere)
 
     def __str__(self) -> str:  # KeyError would repr() the args otherwise
         msg = f"unknown {self.kind} {self.name!r}"
+        if self.elsewhere is not None:
+            call = "get_scheduler" if self.elsewhere == "scheduler" else "get_optimizer"
+            return (
+                f"{msg}: {self.name!r} is a{'n' if self.elsewhere[0] == 'o' else ''} "
+                f"{self.elsewhere} name; build it with optreg.{call}({self.name!r}, ...) "
+                f"(see `optreg list {self.kind}s` for the {self.kind}s)"
+            )
         if self.suggestions:
             msg += "; did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
         return msg + f" (see `optreg list {self.kind}s`)"

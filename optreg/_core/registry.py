@@ -241,7 +241,7 @@ class Registry(Mapping[str, Entry]):
                 self.kind, name, sorted(e.qualified_name for e in self.entries())
             )
         if not candidates:
-            raise UnknownNameError(self.kind, name, self.names())
+            raise UnknownNameError(self.kind, name, self.names(), self._elsewhere(key))
         winners = _winners(key, candidates)
         if len(winners) > 1:
             raise AmbiguousNameError(
@@ -252,6 +252,14 @@ class Registry(Mapping[str, Entry]):
                 f"or [tool.optreg] prefer = [{winners[0].provider!r}] in pyproject.toml"
             )
         return winners[0]
+
+    def _elsewhere(self, key: str) -> str | None:
+        """The other kind, where the default registry of that kind has ``key``."""
+        other = {id(optimizers): schedulers, id(schedulers): optimizers}.get(id(self))
+        try:
+            return other.kind if other is not None and key in other else None
+        except Exception:  # a broken discovery of the other kind: no hint
+            return None
 
     def entries(self) -> list[Entry]:
         """Every entry, shadowed and ambiguous ones included, sorted by name and rank."""

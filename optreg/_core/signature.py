@@ -145,12 +145,30 @@ def check_keywords(
     accepted = [a for a in accepted if a not in set(reserved)]
     for key in kwargs:
         if key not in accepted:
-            hint = close_matches(key, accepted, n=1)
-            did = f"; did you mean {hint[0]!r}?" if hint else ""
+            habit = HABITS.get(key)
+            if habit is not None and habit[0] in accepted:
+                did = f"; did you mean {habit[0]!r} ({habit[1]})?"
+            else:
+                hint = close_matches(key, accepted, n=1)
+                did = f"; did you mean {hint[0]!r}?" if hint else "."
             raise TypeError(
                 f"{label} got an unexpected keyword argument {key!r}{did} "
                 f"Accepted keywords: {', '.join(accepted) or '(none)'}"
             )
+
+
+#: Keywords other libraries spell another way: ours, and whose habit it is.
+HABITS: dict[str, tuple[str, str]] = {
+    "learning_rate": ("lr", "transformers' learning_rate"),
+    "adam_beta1": ("betas", "transformers' adam_beta1: betas=(beta1, beta2)"),
+    "adam_beta2": ("betas", "transformers' adam_beta2: betas=(beta1, beta2)"),
+    "beta1": ("betas", "betas=(beta1, beta2)"),
+    "beta2": ("betas", "betas=(beta1, beta2)"),
+    "adam_epsilon": ("eps", "transformers' adam_epsilon"),
+    "epsilon": ("eps", "Keras' epsilon"),
+    "warmup_steps": ("num_warmup_steps", "transformers' warmup_steps"),
+    "max_steps": ("num_training_steps", "the Trainer's max_steps"),
+}
 
 
 def step_needs_metric(scheduler: Any) -> bool:

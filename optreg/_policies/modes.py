@@ -29,30 +29,15 @@ def unwrap_optimizer(optimizer: Any) -> Any:
 def needs_modes(optimizer: Any) -> bool:
     """Whether ``optimizer`` must be switched with ``train()`` / ``eval()``: its name's
     trait where optreg built it, else whether it has both methods."""
-    from optreg._build import records
+    from optreg._build.records import built_traits
 
     optimizer = unwrap_optimizer(optimizer)
-    record = records.optimizers.get(optimizer) if _weakable(optimizer) else None
-    if record is not None:
-        from optreg._core.registry import optimizers
-
-        try:
-            return optimizers.resolve(record["qualified_name"]).traits.train_eval
-        except Exception:  # the name is gone (unregistered): the object decides
-            pass
+    traits = built_traits(optimizer)
+    if traits is not None:
+        return traits.train_eval
     return callable(getattr(optimizer, "train", None)) and callable(
         getattr(optimizer, "eval", None)
     )
-
-
-def _weakable(optimizer: Any) -> bool:
-    try:
-        import weakref
-
-        weakref.ref(optimizer)
-    except TypeError:
-        return False
-    return True
 
 
 def in_train_mode(optimizer: Any) -> bool:

@@ -142,6 +142,7 @@ SCHEDULES = BuiltinPlugin(
             "warmup_stable_decay",
             _S + "get_wsd_schedule",
             "warmup, stable phase, then linear/cosine/1-sqrt decay (WSD)",
+            aliases=("wsd",),
             metadata=_needs(kwargs={"num_decay_steps": 5}),
         ),
         Name(

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CAP[,CAP]",
         help="only optimizers measured to pass these capabilities (compile, bf16, ddp, fsdp2)",
     )
+    p.add_argument(
+        "--conflicts",
+        action="store_true",
+        help="list every shadowed, preferred or ambiguous name (default: one summary line)",
+    )
     p.set_defaults(func=_names.cmd_list)
 
     p = sub.add_parser("info", help="signature, defaults, required arguments, provider, doc")

@@ -152,6 +152,12 @@ def cmd_list(args: argparse.Namespace) -> int:
             ("name", "provider", "available", "description"),
             [(r["name"], _provider_text(r), _available_text(r), r["description"]) for r in rows],
         )
+        if notes and not getattr(args, "conflicts", False):
+            notes = [
+                f"  {len(notes)} name{'s' if len(notes) != 1 else ''} shared by several "
+                f"providers (listed under their dist:name); `optreg list {label} --conflicts` "
+                "shows who reaches each"
+            ]
         blocks.append(
             f"{label} ({len(rows)})\n{table}" + ("\n" + "\n".join(notes) if notes else "")
         )

@@ -146,6 +146,12 @@ def _trainer_steps(module: Any, name: str, interval: str, frequency: int) -> int
         trainer = module.trainer
     except RuntimeError:  # Lightning's "not attached to a Trainer"
         trainer = None
+    except AttributeError:  # not a LightningModule
+        raise TypeError(
+            f"configure_optimizers(module, ...) takes the LightningModule (`self` in its "
+            f"configure_optimizers), got {type(module).__name__}; for a plain nn.Module "
+            f"pass num_training_steps=, or use optreg.get_optimizer / optreg.get_scheduler"
+        ) from None
     if trainer is None:
         raise ValueError(
             f"schedule {name!r} needs num_training_steps: pass it, or call this from "

@@ -356,13 +356,17 @@ class OptregTrainerMixin:
         """Build ``args.lr_scheduler_type`` with optreg (once, as the Trainer does)."""
         if self.lr_scheduler is None:
             optimizer = self.optimizer if optimizer is None else optimizer
-            scheduler = get_scheduler(
-                str(_plain(self.args.lr_scheduler_type)),
-                optimizer,
-                num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
-                num_training_steps=num_training_steps,
-                scheduler_specific_kwargs=_kwargs(self.args.lr_scheduler_kwargs),
-            )
+            name = str(_plain(self.args.lr_scheduler_type))
+            try:
+                scheduler = get_scheduler(
+                    name,
+                    optimizer,
+                    num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                    num_training_steps=num_training_steps,
+                    scheduler_specific_kwargs=_kwargs(self.args.lr_scheduler_kwargs),
+                )
+            except (TypeError, ValueError) as e:
+                raise type(e)(_where_to_fix(str(e), name)) from e
             if not isinstance(scheduler, ReduceLROnPlateau) and signature.step_needs_metric(
                 scheduler
             ):
@@ -413,6 +417,24 @@ class OptregTrainerMixin:
         """The Trainer's, with a train/eval optimizer in eval mode."""
         with eval_mode(unwrap_optimizer(self.optimizer)) if self.optimizer else nullcontext():
             super().save_model(output_dir, _internal_call)  # type: ignore[misc]
+
+
+def _where_to_fix(message: str, name: str) -> str:
+    """A schedule's argument error, with where the Trainer takes that argument."""
+    import re
+
+    missing = re.search(r"requires `(\w+)`", message)
+    if missing and missing.group(1) not in ("num_warmup_steps", "num_training_steps"):
+        arg = missing.group(1)
+        return (
+            f"{message} Under the Trainer, a schedule's own arguments go in "
+            f"lr_scheduler_kwargs: OptregTrainingArguments(lr_scheduler_type={name!r}, "
+            f"lr_scheduler_kwargs={{{arg!r}: ...}}) or --lr_scheduler_kwargs "
+            f"'{{\"{arg}\": ...}}'"
+        )
+    if "unexpected keyword argument" in message:
+        return f"{message} (under the Trainer, from lr_scheduler_kwargs)"
+    return message
 
 
 class _WithWeightDecay:

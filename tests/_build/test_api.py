@@ -345,3 +345,34 @@ def test_group_options_of_a_contract_reach_overrides_and_rules() -> None:
         optreg.get_optimizer(
             "sgd_with_momentum_groups", Net(), overrides={"fc": {"dampening": 0.1}}
         )
+
+
+def test_errors_say_where_to_fix() -> None:
+    """transformers' habits, a schedule for an optimizer, a neighbour schedule's argument."""
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(TypeError) as info:
+        optreg.get_optimizer("adamw", model, learning_rate=1e-3)
+    assert "argument 'learning_rate'; did you mean 'lr' (transformers' learning_rate)? " in str(
+        info.value
+    )
+    with pytest.raises(TypeError, match=r"did you mean 'betas' \(transformers' adam_beta1"):
+        optreg.get_optimizer("adamw", model, adam_beta1=0.9)
+    with pytest.raises(TypeError) as info:
+        optreg.get_optimizer("adamw", model, zzz=1)
+    assert "unexpected keyword argument 'zzz'. Accepted keywords: lr, betas" in str(info.value)
+    with pytest.raises(optreg.UnknownNameError) as unknown:
+        optreg.get_optimizer("cosine", model)
+    assert str(unknown.value) == (
+        "unknown optimizer 'cosine': 'cosine' is a scheduler name; build it with "
+        "optreg.get_scheduler('cosine', ...) (see `optreg list optimizers` for the optimizers)"
+    )
+    opt = optreg.get_optimizer("sgd", model, lr=0.1)
+    with pytest.raises(TypeError) as info:
+        optreg.get_scheduler("cosine", opt, num_warmup_steps=1, num_training_steps=10, min_lr=0.1)
+    assert str(info.value).endswith(
+        ". 'min_lr' is an argument of the schedule 'cosine_with_min_lr': use that name"
+    )
+    wsd = optreg.get_scheduler(
+        "wsd", opt, num_warmup_steps=1, num_training_steps=10, num_decay_steps=2
+    )
+    assert optreg.scheduler_info("wsd").name == "warmup_stable_decay" and wsd is not None

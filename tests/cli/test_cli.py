@@ -85,9 +85,14 @@ def test_list_text_python_m_imports_no_target(marker_dist: Path) -> None:
     assert lines[1].split() == ["name", "provider", "available", "description"]
     assert any(re.match(r"lion\s+acme-cli 1\.0\s+yes", x) for x in lines)
     assert any(re.match(r"acme_cli:adamw\s+acme-cli 1\.0\s+yes", x) for x in lines)
-    assert "  acme_cli:adamw: shadowed by optreg:adamw" in lines
+    assert lines[-1] == (
+        "  1 name shared by several providers (listed under their dist:name); "
+        "`optreg list optimizers --conflicts` shows who reaches each"
+    )
     assert "schedulers (" not in proc.stdout
     assert not marker_dist.exists(), "`optreg list` imported a plugin target"
+    every = run(["list", "optimizers", "--conflicts"], module=True, env=env)
+    assert "  acme_cli:adamw: shadowed by optreg:adamw" in every.stdout.splitlines()
 
 
 def test_unknown_name_python_m_exits_2_one_line() -> None:

@@ -207,3 +207,17 @@ def test_a_weight_decay_schedule_beside_the_lr_schedule_resumes_exactly(tmp_path
     assert all(again.rows[s] == decay.rows[s] for s in range(7, 13))
     for p, q in zip(whole.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_a_schedules_missing_argument_says_lr_scheduler_kwargs(tmp_path: Path) -> None:
+    args = _args(tmp_path, lr_scheduler_type="warmup_stable_decay", max_steps=2)
+    trainer = OptregTrainer(model=Regressor(), args=args, train_dataset=_Data())
+    with pytest.raises(ValueError) as info:
+        trainer.train()
+    assert str(info.value) == (
+        "warmup_stable_decay requires `num_decay_steps`, please provide that argument. Under "
+        "the Trainer, a schedule's own arguments go in lr_scheduler_kwargs: "
+        "OptregTrainingArguments(lr_scheduler_type='warmup_stable_decay', "
+        "lr_scheduler_kwargs={'num_decay_steps': ...}) or --lr_scheduler_kwargs "
+        "'{\"num_decay_steps\": ...}'"
+    )
