@@ -1,9 +1,11 @@
 """optreg: optimizers and learning-rate schedulers by name, from any installed plugin.
 
->>> import optreg
->>> opt = optreg.get_optimizer("adamw", model, lr=3e-4, weight_decay=0.01)  # doctest: +SKIP
->>> sched = optreg.get_scheduler("cosine", opt, num_warmup_steps=100,
-...                              num_training_steps=1000)  # doctest: +SKIP
+```python
+import optreg
+
+opt = optreg.get_optimizer("adamw", model, lr=3e-4, weight_decay=0.01)
+sched = optreg.get_scheduler("cosine", opt, num_warmup_steps=100, num_training_steps=1000)
+```
 
 Importing this package loads no plugin and imports neither torch, pluggy nor
 importlib_metadata; the first registry access discovers plugins once.

@@ -6,7 +6,7 @@ distribution's ``pyproject.toml``::
     [project.entry-points.optreg]
     mypkg = "mypkg.optreg_plugin"
 
-and implements any of the hooks below with :data:`optreg.hookimpl`::
+and implements any of the hooks below with [optreg.hookimpl][]::
 
     from optreg import PluginRegistry, hookimpl
 
@@ -14,22 +14,22 @@ and implements any of the hooks below with :data:`optreg.hookimpl`::
     def optreg_add_optimizers(registry: PluginRegistry) -> None:
         registry.register("lion", "lion_pytorch:Lion", description="Lion (sign momentum)")
 
-optreg's own builtin plugins (:mod:`optreg.builtin`) implement the same hooks.
+optreg's own builtin plugins (`optreg.builtin`) implement the same hooks.
 
 Hooks are called through pluggy, one plugin at a time (pluggy's call order:
 last registered first, ``tryfirst`` / ``trylast`` honoured, ``wrapper=True``
 implementations run around their own plugin's call): a plugin whose
 ``optreg_add_*`` hook raises loses only its own names (``optreg check`` reports
 it); a notification hook that raises is reported with an
-:class:`~optreg.OptregPluginWarning` and skipped. A hook implementation whose name
+[OptregPluginWarning][optreg.OptregPluginWarning] and skipped. A hook implementation whose name
 matches no specification here (``optreg_add_optimiser``) fails pluggy's
 ``check_pending()``: that plugin is not loaded and ``optreg check`` exits with 1.
 
 The factory contract. A registered factory is called as ``factory(params, **kwargs)``
 and its signature says which keywords it takes. A factory that does more declares it
-with an ``optreg_contract`` attribute, a :class:`optreg.FactoryContract`
+with an ``optreg_contract`` attribute, a [optreg.FactoryContract][]
 (``FactoryContract(routes_params=..., group_options=..., check_keywords=...)``, defined
-in :mod:`optreg._core.contract`), read once when the name is loaded.
+in `optreg._core.contract`), read once when the name is loaded.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ hookspec = pluggy.HookspecMarker("optreg")
 class PluginRegistry:
     """What ``optreg_add_optimizers`` / ``optreg_add_schedulers`` receive.
 
-    A view of :data:`optreg.optimizers` (or :data:`optreg.schedulers`) bound to the
+    A view of [optreg.optimizers][] (or [optreg.schedulers][]) bound to the
     plugin's distribution: every name registered through it is provided by that
     distribution (``dist:name`` reaches it), and a ``"module:attr"`` target is
     imported only when the name is used.
@@ -106,8 +106,8 @@ class PluginRegistry:
                 names, optionally with a minimum version (``"torch>=2.9"``).
             extra: pip extra of ``optreg`` that installs ``requires``.
             metadata: free-form facts, shown by ``optreg info``; under
-                ``"conformance"``, what the conformance kit needs (:mod:`optreg.testing`).
-            traits: what the name needs from the training loop (:class:`~optreg.Traits`:
+                ``"conformance"``, what the conformance kit needs ([optreg.testing][]).
+            traits: what the name needs from the training loop ([Traits][optreg.Traits]:
                 train/eval modes, a metric, its own lr, an install command).
 
         Returns:
@@ -166,7 +166,7 @@ def optreg_add_optimizers(registry: PluginRegistry) -> None:
 
 @hookspec
 def optreg_add_schedulers(registry: PluginRegistry) -> None:
-    """Register scheduler names; same API as :func:`optreg_add_optimizers`."""
+    """Register scheduler names; same API as `optreg_add_optimizers()`."""
 
 
 @hookspec
@@ -176,7 +176,7 @@ def optreg_prepare_optimizer(
     """Adjust ``param_groups`` and ``kwargs`` in place before the optimizer is built.
 
     A hook that raises has its edits undone (and is reported once, as a
-    :class:`~optreg.OptregPluginWarning`); the build goes on. For a factory that splits
+    [OptregPluginWarning][optreg.OptregPluginWarning]); the build goes on. For a factory that splits
     the parameters itself (``muon_adamw``: its contract says ``routes_params=True``), the hook
     runs on the groups that factory makes, each tagged ``"optimizer": "muon"`` or
     ``"adamw"``, with its hyperparameters (``adamw_lr``... included) as ``kwargs``:
@@ -192,9 +192,9 @@ def optreg_prepare_optimizer(
 
 @hookspec
 def optreg_optimizer_created(name: str, optimizer: torch.optim.Optimizer) -> None:
-    """Called with every optimizer :func:`optreg.get_optimizer` builds."""
+    """Called with every optimizer [optreg.get_optimizer][] builds."""
 
 
 @hookspec
 def optreg_scheduler_created(name: str, scheduler: Any) -> None:
-    """Called with every scheduler :func:`optreg.get_scheduler` builds."""
+    """Called with every scheduler [optreg.get_scheduler][] builds."""

@@ -1,6 +1,6 @@
 """Every optimizer name as a ``torch.optim.Optimizer`` subclass, for APIs that want a class.
 
-``optreg.optim.adamw`` (what :func:`optreg.get_optimizer_cls` returns) is a real subclass
+``optreg.optim.adamw`` (what [optreg.get_optimizer_cls][] returns) is a real subclass
 of ``torch.optim.Optimizer``; calling it builds exactly what
 ``optreg.get_optimizer("adamw", params, **kwargs)`` builds (a fast-by-default
 ``torch.optim.AdamW``, with the same errors). So a name works wherever the ecosystem
@@ -79,7 +79,7 @@ class _Signed:
     names), not when the class is made.
 
     jsonargparse, and so a Lightning CLI ``class_path``, reads a class's parameters from
-    these two methods and not from the class. ``__new__`` builds (see :func:`_new`);
+    these two methods and not from the class. ``__new__`` builds (see `_new()`);
     ``__init__`` never runs (``__new__`` returns the factory's optimizer, of another class).
     """
 

@@ -1,22 +1,20 @@
 """The site's generated pages, written at build time by mkdocs-gen-files (``mkdocs.yml``).
 
-* ``catalogue.md``: every optimizer and scheduler name installed where the site is built
-  (the builtins and each plugins/ adapter present), from the registry itself: provider,
-  signature, required arguments, availability (with the install hint), the kit's verdict
-  (the builtins' measured now; an adapter's read from the table its README keeps, which
-  the plugins env checks) and the measured capability row.
+* ``catalogue.md`` and ``names/KIND/NAME.md``: the catalogue table (filtered and sorted in
+  the browser) and a page per name (``tools/docs_catalogue.py``).
 * ``gallery.md`` and ``gallery/NAME.png``: every builtin schedule drawn by ``optreg plot``
   itself with the arguments printed under the picture, so a figure cannot disagree with
   the code.
 
 Run by ``mkdocs build``; ``python tools/docs_gen.py`` builds both in memory and prints
-their sizes.
+what they hold.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -39,102 +37,6 @@ GALLERY: dict[str, list[str]] = {
 }
 #: Not drawn alone: it reports an Adafactor optimizer's own learning rate.
 NOT_DRAWN = {"adafactor": "it reports the learning rate an Adafactor optimizer computes"}
-
-
-def _cell(text: object) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def _kit_verdicts() -> dict[tuple[str, str, str], tuple[str, str]]:
-    """``(provider, kind, name) -> (status, detail)``: the builtins measured now; each
-    adapter's from its README table."""
-    from optreg.testing._table import START, conformance_rows, parse
-
-    out: dict[tuple[str, str, str], tuple[str, str]] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for row in conformance_rows(["optreg"]):
-            out[("optreg", row.kind, row.name)] = (row.status, row.detail)
-    for readme in sorted(ROOT.glob("plugins/*/README.md")):
-        text = readme.read_text(encoding="utf-8")
-        if START in text:
-            for kind, name, status in parse(text):
-                out[(readme.parent.name, kind, name)] = (status, "")
-    return out
-
-
-def _capabilities() -> dict[tuple[str, str], list[str]]:
-    """``(provider, name) -> [status per capability]``: the builtins' packaged table and
-    each adapter's README table."""
-    from optreg.builtin.capabilities import CAPABILITIES, table
-    from optreg.testing._table import CAP_START, parse_capabilities
-
-    out = {
-        ("optreg", name): [row[c][0] for c in CAPABILITIES]
-        for name, row in table()["optimizers"].items()
-    }
-    for readme in sorted(ROOT.glob("plugins/*/README.md")):
-        text = readme.read_text(encoding="utf-8")
-        if CAP_START in text:
-            for name, statuses in parse_capabilities(text).items():
-                out[(readme.parent.name, name)] = statuses
-    return out
-
-
-def catalogue() -> str:
-    """The catalogue page."""
-    import optreg
-    from optreg.builtin.capabilities import CAPABILITIES
-
-    kit, caps = _kit_verdicts(), _capabilities()
-    lines = [
-        "# The catalogue",
-        "",
-        "Every name installed where this site was built, read from the registry at build",
-        "time (`tools/docs_gen.py`). **kit**: the conformance kit's verdict (see",
-        "[Checking a plugin with the kit](guides/kit.md)); **capabilities**: "
-        + ", ".join(CAPABILITIES)
-        + " as measured (see [Measured capabilities](guides/capabilities.md)); a name "
-        "never measured shows `unknown`.",
-        "",
-    ]
-    for kind, names, info in (
-        ("optimizer", optreg.list_optimizers(), optreg.optimizer_info),
-        ("scheduler", optreg.list_schedulers(), optreg.scheduler_info),
-    ):
-        infos = [info(n) for n in names]
-        providers = sorted({i.provider for i in infos}, key=lambda p: (p != "optreg", p))
-        lines += [f"## {kind.capitalize()}s ({len(infos)})", ""]
-        for provider in providers:
-            mine = [i for i in infos if i.provider == provider]
-            version = mine[0].version or ""
-            lines += [f"### {provider} {version} ({len(mine)} {kind}s)", ""]
-            header = "| name | signature | required | available | kit |"
-            rule = "| --- | --- | --- | --- | --- |"
-            if kind == "optimizer":
-                header += " capabilities |"
-                rule += " --- |"
-            lines += [header, rule]
-            for i in mine:
-                status, _ = kit.get((provider, kind, i.name), ("not in a kit table", ""))
-                avail = "yes" if i.available else f"no: {i.reason}"
-                sig = f"`{_cell(i.signature)}`" if i.signature else "(not importable here)"
-                required = ", ".join(i.required_args) or "—"
-                row = f"| `{i.name}` | {sig} | {required} | {_cell(avail)} | {_cell(status)} |"
-                if kind == "optimizer":
-                    got = caps.get((provider, i.name))
-                    row += (
-                        " "
-                        + (
-                            ", ".join(f"{c} {s}" for c, s in zip(CAPABILITIES, got, strict=True))
-                            if got
-                            else "unknown"
-                        )
-                        + " |"
-                    )
-                lines.append(row)
-            lines.append("")
-    return "\n".join(lines)
 
 
 @contextlib.contextmanager
@@ -200,20 +102,30 @@ def _provider(name: str) -> str:
 
 
 def main() -> None:
+    import docs_catalogue
     import mkdocs_gen_files
 
+    rows = docs_catalogue.names()
     with mkdocs_gen_files.open("catalogue.md", "w") as f:
-        f.write(catalogue())
+        f.write(docs_catalogue.catalogue(rows))
+    for row in rows:
+        with mkdocs_gen_files.open(row.page, "w") as f:
+            f.write(docs_catalogue.page(row))
     page, images = gallery()
     with mkdocs_gen_files.open("gallery.md", "w") as f:
         f.write(page)
     for name, data in images.items():
         with mkdocs_gen_files.open(f"gallery/{name}.png", "wb") as f:
             f.write(data)
+    changelog = Path(__file__).resolve().parents[1] / "CHANGELOG.md"
+    with mkdocs_gen_files.open("changelog.md", "w") as f:
+        f.write(changelog.read_text(encoding="utf-8").replace("CHANGELOG.md#", "#"))
 
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs_catalogue, beside this
 
 if __name__ == "__main__":
     page, images = gallery()
-    print(f"catalogue: {len(catalogue())} characters; gallery: {len(images)} pictures")
+    print(f"gallery: {len(images)} pictures")
 elif __name__ == "<run_path>":  # mkdocs-gen-files runs the script with runpy.run_path
     main()

@@ -37,7 +37,7 @@ register_optimizer = optimizers.register
 ``register_optimizer(name, factory, *, aliases=(), description=None, override=False)`` or
 a decorator ``@register_optimizer(name)``."""
 register_scheduler = schedulers.register
-"""Register a scheduler factory under a name at run time; as :data:`register_optimizer`."""
+"""Register a scheduler factory under a name at run time; as `register_optimizer`."""
 
 
 def list_optimizers() -> list[str]:
@@ -93,7 +93,7 @@ def get_optimizer(
         rules: declarative param-group rules, plain data: selectors (``match``,
             ``regex``, ``module``, ``ndim``, ``shape``) and the options they set
             (``lr``, ``lr_scale``, ``weight_decay``, any hyperparameter; ``optimizer``
-            for a composite such as ``muon_adamw``); see :mod:`optreg.params._rules`.
+            for a composite such as ``muon_adamw``); see `optreg.params._rules`.
         layer_decay: layer-wise lr decay (``0.75``: each layer below the top gets
             0.75 times the lr of the one above).
         layer_pattern: a regex whose first group is a parameter name's layer index.
@@ -362,7 +362,7 @@ def is_metric_driven(name: str, kwargs: Mapping[str, Any] | None = None) -> bool
 
     Read from the schedule itself: one is built with ``kwargs`` on a throwaway optimizer
     (with the step counts it declares) and its ``step()`` signature read, as every
-    caller of a built one reads it (:func:`optreg._core.signature.step_needs_metric`). A
+    caller of a built one reads it (`optreg._core.signature.step_needs_metric()`). A
     schedule that cannot be built that way counts as metric-driven when its entry
     declares ``metadata={"metric_driven": True}``.
 

@@ -1,7 +1,7 @@
-"""Configs as plain data: :func:`load_config` reads JSON, YAML or TOML (a file or a
-string), and :func:`plain_config` turns those or an OmegaConf / Hydra object into plain
+"""Configs as plain data: `load_config()` reads JSON, YAML or TOML (a file or a
+string), and `plain_config()` turns those or an OmegaConf / Hydra object into plain
 dicts, lists, strings and numbers, which round-trip through every one of those formats.
-:class:`optreg._build.spec.Spec` reads the result.
+`optreg._build.spec.Spec` reads the result.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def _too_deep(where: str) -> ValueError:
 
 
 def check_size(config: Any, where: str = "config") -> None:
-    """Refuse a config holding more than :data:`MAX_CONFIG_VALUES` values as a tree, or
-    nesting deeper than :data:`MAX_CONFIG_DEPTH`; stops counting there, so it takes time
+    """Refuse a config holding more than `MAX_CONFIG_VALUES` values as a tree, or
+    nesting deeper than `MAX_CONFIG_DEPTH`; stops counting there, so it takes time
     bounded by that number however the config nests.
 
     Raises:
@@ -70,7 +70,7 @@ def plain_config(config: Any) -> Any:
 
     Raises:
         TypeError: a key that is not a str, or a value that is not plain data.
-        ValueError: more than :data:`MAX_CONFIG_VALUES` values (:func:`check_size`).
+        ValueError: more than `MAX_CONFIG_VALUES` values (`check_size()`).
     """
     if type(config).__module__.startswith("omegaconf"):
         from omegaconf import OmegaConf

@@ -1,6 +1,6 @@
 """The dry run: which parameter goes to which group, inner optimizer, lr and weight decay.
 
-:func:`explain_groups` builds the optimizer on the model (nothing is stepped) and reads
+`explain_groups()` builds the optimizer on the model (nothing is stepped) and reads
 its param groups back by parameter name, with warnings for the classic mistakes: an
 embedding or output head routed to Muon, a norm weight or a bias decayed, a frozen
 parameter in a group, a trainable parameter in no group. ``optreg groups`` prints it.
@@ -36,7 +36,7 @@ class GroupRow:
 
 @dataclasses.dataclass(frozen=True)
 class GroupReport:
-    """What :func:`explain_groups` found: one row per parameter, and the warnings."""
+    """What `explain_groups()` found: one row per parameter, and the warnings."""
 
     name: str
     rows: tuple[GroupRow, ...]
@@ -82,14 +82,14 @@ def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: An
         name: an optimizer name.
         model: the model whose parameters are reported (all of them, frozen ones too).
         params: what to build the optimizer on; default: ``model``.
-        **kwargs: what :func:`optreg.get_optimizer` takes (hyperparameters, ``rules``,
+        **kwargs: what [optreg.get_optimizer][] takes (hyperparameters, ``rules``,
             ``layer_decay``, ``no_decay``, ...).
 
     Returns:
-        A :class:`GroupReport`; ``report.table()`` is what ``optreg groups`` prints.
+        A `GroupReport`; ``report.table()`` is what ``optreg groups`` prints.
 
     Raises:
-        Whatever :func:`optreg.get_optimizer` raises for these arguments.
+        Whatever [optreg.get_optimizer][] raises for these arguments.
     """
     from optreg.params._kinds import is_embedding, is_head, is_norm, owners
 

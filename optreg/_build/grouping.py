@@ -1,8 +1,8 @@
 """The grouping a build asks for, as one spec checked once: no-decay patterns, overrides,
 rules and layer decay, against the optimizer's factory and contract.
 
-:func:`optreg.get_optimizer` takes them as keywords, :func:`optreg.build` from a config,
-and the checkpoint record stores :meth:`Grouping.ruling` with ``no_decay`` / ``overrides``.
+[optreg.get_optimizer][] takes them as keywords, [optreg.build][] from a config,
+and the checkpoint record stores `Grouping.ruling()` with ``no_decay`` / ``overrides``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Grouping:
         return self.rules is not None or self.layer_decay is not None
 
     def given(self) -> dict[str, Any]:
-        """The grouping keywords given (as :func:`optreg.get_optimizer` takes them)."""
+        """The grouping keywords given (as [optreg.get_optimizer][] takes them)."""
         given = {"no_decay": self.no_decay, "overrides": self.overrides, **self.ruling()}
         return {k: v for k, v in given.items() if v is not None}
 
@@ -60,7 +60,7 @@ def check_grouping(
     layer_decay: float | None,
     layer_pattern: str | None,
 ) -> Grouping:
-    """The grouping keywords, checked against the factory, as one :class:`Grouping`.
+    """The grouping keywords, checked against the factory, as one `Grouping`.
 
     Raises:
         TypeError: an override or rule option the optimizer does not take.
@@ -127,7 +127,7 @@ def check_overrides(
     Raises:
         TypeError: a pattern that is not a str, options that are not a mapping, or an
             option the optimizer does not take (``params`` included).
-        ValueError: an option value of the wrong kind (see :mod:`optreg._core.validate`).
+        ValueError: an option value of the wrong kind (see `optreg._core.validate`).
     """
     shape = (
         f"{label}: overrides must map name patterns to option dicts, e.g. "

@@ -1,9 +1,9 @@
 """Hyperparameter schedules: any schedule name drives ``weight_decay`` or momentum as it
-drives the lr (:func:`optreg.get_scheduler` with ``hyperparameter=``).
+drives the lr ([optreg.get_scheduler][] with ``hyperparameter=``).
 
 A schedule that is a function of the step (a ``LambdaLR``: every builtin but the
 metric-driven ones, ``sequence`` included, and any plugin's of that kind) gives one
-multiplier per param group; :class:`HyperparameterScheduler` sets each group's
+multiplier per param group; `HyperparameterScheduler` sets each group's
 hyperparameter to its initial value (kept as ``initial_<name>`` in the group, as torch
 keeps ``initial_lr``) times that multiplier, with the same warmup and phases.
 """
@@ -29,7 +29,7 @@ def slot(
     """Where ``hyperparameter`` lives in a param group: ``(key, None)`` or ``("betas", 0)``.
 
     Raises:
-        ValueError: a hyperparameter not in :data:`HYPERPARAMETERS`, or one the group
+        ValueError: a hyperparameter not in `HYPERPARAMETERS`, or one the group
             does not have (its keys are named).
     """
     if hyperparameter not in HYPERPARAMETERS:
@@ -71,7 +71,7 @@ class HyperparameterScheduler(LRScheduler):
     """Sets one hyperparameter of every param group to its initial value times the
     schedule's multiplier at the step (the lr is left to the lr schedule).
 
-    Built by :func:`optreg.get_scheduler` with ``hyperparameter=``; it steps, saves and
+    Built by [optreg.get_scheduler][] with ``hyperparameter=``; it steps, saves and
     loads as torch's schedulers do (its ``state_dict`` holds the step and the initial
     values, not the functions), so several on one optimizer resume exactly.
 
@@ -124,7 +124,7 @@ class HyperparameterScheduler(LRScheduler):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a :meth:`state_dict` of a scheduler of the same hyperparameter.
+        """Load a `state_dict()` of a scheduler of the same hyperparameter.
 
         Raises:
             ValueError: the state drives another hyperparameter.

@@ -1,6 +1,6 @@
-"""What optreg built, remembered for checkpoint records (see :mod:`optreg._checkpoint.state`).
+"""What optreg built, remembered for checkpoint records (see `optreg._checkpoint.state`).
 
-:func:`optreg.get_optimizer` and :func:`optreg.get_scheduler` note here, weakly, the
+[optreg.get_optimizer][] and [optreg.get_scheduler][] note here, weakly, the
 entry, arguments and parameter names of each object they return.
 """
 
@@ -32,7 +32,7 @@ schedulers: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDict
 
 
 def parameter_names(params: Any) -> dict[int, str]:
-    """``id(tensor) -> name`` for what :func:`optreg.get_optimizer` was given, where it
+    """``id(tensor) -> name`` for what [optreg.get_optimizer][] was given, where it
     says names (an ``nn.Module`` or ``(name, tensor)`` pairs); empty otherwise."""
     from torch import nn
 
@@ -66,7 +66,7 @@ def snapshot(value: Any) -> Any:
 
 
 def optimizer_record(kwargs: Mapping[str, Any], grouping: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments of a build as a record keeps them (:func:`optimizer_arguments` reads
+    """The arguments of a build as a record keeps them (`optimizer_arguments()` reads
     them back): the hyperparameters, ``no_decay`` / ``overrides``, and the rest of the
     grouping under ``grouping``; values, never references to what may change."""
     no_decay, overrides = grouping.get("no_decay"), grouping.get("overrides")
@@ -96,7 +96,7 @@ def remember_optimizer(
     grouping: Mapping[str, Any],
     names: dict[int, str],
 ) -> None:
-    """Note how :func:`optreg.get_optimizer` built ``optimizer`` (for :func:`state_dict`)."""
+    """Note how [optreg.get_optimizer][] built ``optimizer`` (for `state_dict()`)."""
     with contextlib.suppress(TypeError):  # an object with no weak reference: no record
         optimizers[optimizer] = {
             **_provider(entry),
@@ -113,7 +113,7 @@ def remember_scheduler(
     num_training_steps: Any,
     kwargs: Mapping[str, Any],
 ) -> None:
-    """Note how :func:`optreg.get_scheduler` built ``scheduler``."""
+    """Note how [optreg.get_scheduler][] built ``scheduler``."""
     with contextlib.suppress(TypeError):  # a plugin's object with no weak reference
         schedulers[scheduler] = {
             **_provider(entry),

@@ -1,8 +1,8 @@
 """One spec of a set-up: optimizer name + arguments + grouping, schedule + step counts.
 
-:class:`Spec` is plain data, normalised and checked once when it is made. It is what
-:func:`optreg.build` makes from a config, what the checkpoint record stores (and
-:func:`optreg.from_state_dict` rebuilds from), and what the command line's ``--config``
+`Spec` is plain data, normalised and checked once when it is made. It is what
+[optreg.build][] makes from a config, what the checkpoint record stores (and
+[optreg.from_state_dict][] rebuilds from), and what the command line's ``--config``
 and ``compare`` build from::
 
     Spec.from_config({"optimizer": {"name": "adamw", "lr": 3e-4},
@@ -29,7 +29,7 @@ __all__ = ["GROUPING_KEYS", "TOP_KEYS", "OptimizerSpec", "ScheduleSpec", "Spec",
 #: The keys of a config: an optimizer section, an optional scheduler section, and the
 #: training length the schedule (and any warmup fraction) is measured against.
 TOP_KEYS = ("optimizer", "scheduler", "num_training_steps")
-#: The keywords of :func:`optreg.get_optimizer` that say how parameters are grouped.
+#: The keywords of [optreg.get_optimizer][] that say how parameters are grouped.
 GROUPING_KEYS = ("no_decay", "overrides", "rules", "layer_decay", "layer_pattern")
 
 
@@ -63,7 +63,7 @@ class OptimizerSpec:
         return records.optimizer_record(self.kwargs, self.grouping)
 
     def build(self, params: Any) -> torch.optim.Optimizer:
-        """:func:`optreg.get_optimizer` with this spec (raises what it raises)."""
+        """[optreg.get_optimizer][] with this spec (raises what it raises)."""
         from optreg._build.api import get_optimizer
 
         return get_optimizer(self.name, params, **self.grouping, **self.kwargs)
@@ -96,7 +96,7 @@ class ScheduleSpec:
         )
 
     def build(self, optimizer: Any) -> Any:
-        """:func:`optreg.get_scheduler` with this spec (raises what it raises)."""
+        """[optreg.get_scheduler][] with this spec (raises what it raises)."""
         from optreg._build.api import get_scheduler
 
         return get_scheduler(
@@ -170,7 +170,7 @@ class Spec:
 
     @classmethod
     def from_record(cls, checkpoint: Mapping[str, Any]) -> Spec:
-        """What a :func:`optreg.state_dict` record built (checked by the caller)."""
+        """What a [optreg.state_dict][] record built (checked by the caller)."""
         saved_sched = checkpoint.get("scheduler")
         return cls(
             OptimizerSpec.from_record(checkpoint["optimizer"]),
@@ -195,9 +195,9 @@ def build(
     """Build ``(optimizer, scheduler)`` from one config; the scheduler is None without one.
 
     Args:
-        model_or_params: what :func:`optreg.get_optimizer` takes (an ``nn.Module``...).
+        model_or_params: what [optreg.get_optimizer][] takes (an ``nn.Module``...).
         config: a mapping (dict, OmegaConf / Hydra object) or a file / JSON string for
-            :func:`optreg.load_config`. Keys: ``optimizer`` (a name, or ``{"name": ...,
+            [optreg.load_config][]. Keys: ``optimizer`` (a name, or ``{"name": ...,
             **its keyword arguments, "no_decay": [...], "overrides": {...}, "rules":
             [...], "layer_decay": ...}``), ``scheduler`` (likewise, with
             ``num_warmup_steps`` and the schedule's own arguments), and

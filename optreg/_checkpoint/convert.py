@@ -2,7 +2,7 @@
 and torch's fp32, for Adam(W) and Lion.
 
 Users convert by hand today (bitsandbytes #782, #1382): to resume an 8-bit run in fp32,
-to debug one, to move a run to a machine without bitsandbytes. :func:`convert_state_dict`
+to debug one, to move a run to a machine without bitsandbytes. `convert_state_dict()`
 does it from ``optimizer.state_dict()`` to a state dict the other name's optimizer loads.
 
 Approximate where 8-bit is involved: 8-bit state is dequantised (bitsandbytes' blockwise
@@ -27,7 +27,7 @@ _BLOCKSIZE = 256  # bitsandbytes' 8-bit optimizers quantise their state in block
 _MIN_8BIT_SIZE = 4096  # and keep the state of smaller parameters in fp32 (their default)
 
 #: bitsandbytes class families whose state converts, by algorithm; the names and their
-#: bit widths come from the catalogue (:data:`optreg.builtin.BNB_OPTIMIZERS`).
+#: bit widths come from the catalogue (`optreg.builtin.BNB_OPTIMIZERS`).
 _FAMILIES = {"Adam": "adam", "AdamW": "adam", "Lion": "lion"}
 #: torch's names of each algorithm (fp32 state as ``exp_avg`` / ``exp_avg_sq``).
 _TORCH_NAMES = {"adam": ("adam", "adamw"), "lion": ()}
@@ -75,7 +75,7 @@ def _layout(name: str, role: str) -> tuple[str, str, int | str]:
 def convert_state_dict(state_dict: Mapping[str, Any], source: str, target: Any) -> dict[str, Any]:
     """``source``'s ``optimizer.state_dict()`` in the layout of ``target``'s optimizer.
 
-    ``adamw_8bit`` <-> ``adamw`` (and every Adam name of :data:`CONVERSIONS`),
+    ``adamw_8bit`` <-> ``adamw`` (and every Adam name of `CONVERSIONS`),
     ``lion_8bit`` <-> ``lion_32bit`` (and the paged ones). Each parameter's moments are
     dequantised to fp32 or quantised to 8 bit (bitsandbytes' blockwise dynamic maps, as its
     8-bit optimizers store them), the step count carried over. Each param group keeps the
@@ -92,7 +92,7 @@ def convert_state_dict(state_dict: Mapping[str, Any], source: str, target: Any) 
         state_dict: ``optimizer.state_dict()`` of an optimizer built as ``source``.
         source: the name it was built by (an alias is fine).
         target: the optimizer that will load the result (built by
-            :func:`optreg.get_optimizer`, over the same parameters), or its name.
+            [optreg.get_optimizer][], over the same parameters), or its name.
 
     Returns:
         A state dict for ``target``'s ``load_state_dict``.

@@ -1,11 +1,11 @@
 """Checkpoint records: what was built, by which name, with which arguments, for which params.
 
-:func:`state_dict` wraps ``optimizer.state_dict()`` (and the scheduler's) in a record of
-how :func:`optreg.get_optimizer` / :func:`optreg.get_scheduler` built them: the canonical
+`state_dict()` wraps ``optimizer.state_dict()`` (and the scheduler's) in a record of
+how [optreg.get_optimizer][] / [optreg.get_scheduler][] built them: the canonical
 name and provider (distribution and version), the plain-data arguments, the schedule's
-step counts, and the parameter names (FQNs) and shapes per group. :func:`load_state_dict`
+step counts, and the parameter names (FQNs) and shapes per group. `load_state_dict()`
 checks the record against the objects *before* it loads anything and names what
-differs; :func:`from_state_dict` rebuilds both objects from the record alone.
+differs; `from_state_dict()` rebuilds both objects from the record alone.
 
 The record holds only tensors, numbers, strings, lists, tuples and dicts:
 ``torch.load(path, weights_only=True)`` reads it.
@@ -81,8 +81,8 @@ def state_dict(optimizer: torch.optim.Optimizer, scheduler: Any = None) -> dict[
     """The checkpoint record of ``optimizer`` (and ``scheduler``), their states included.
 
     Args:
-        optimizer: built by :func:`optreg.get_optimizer`.
-        scheduler: built by :func:`optreg.get_scheduler`, or None.
+        optimizer: built by [optreg.get_optimizer][].
+        scheduler: built by [optreg.get_scheduler][], or None.
 
     Returns:
         ``{"format", "optreg_version", "optimizer": {name, provider, provider_version,
@@ -173,7 +173,7 @@ def _group_differences(saved: list[dict[str, Any]], here: list[dict[str, Any]]) 
 
 def _effective(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
     """A record's arguments as its factory effectively receives them (see
-    :func:`optreg._build.api.effective_arguments`); as written when the factory refuses them."""
+    `optreg._build.api.effective_arguments()`); as written when the factory refuses them."""
     given = dict(record["kwargs"])
     if kind == "scheduler":
         given.update(
@@ -199,7 +199,7 @@ def load_state_dict(
     *,
     strict: bool = True,
 ) -> None:
-    """Check a :func:`state_dict` record against the objects, then load it into them.
+    """Check a `state_dict()` record against the objects, then load it into them.
 
     Nothing is loaded unless every check passes. Checked, in order:
 
@@ -210,14 +210,14 @@ def load_state_dict(
     * the schedule's arguments (``num_warmup_steps``, ``num_training_steps``, its own
       keywords): the schedule would continue differently, so an error (a warning with
       ``strict=False``);
-    * the optimizer's hyperparameters: a :class:`CheckpointMismatchWarning` listing them,
+    * the optimizer's hyperparameters: a `CheckpointMismatchWarning` listing them,
       since the checkpoint's values are what continues (torch's ``load_state_dict``
       restores every group's options).
 
     Args:
-        checkpoint: a :func:`state_dict` record (e.g. ``torch.load(path, weights_only=True)``).
-        optimizer: built by :func:`optreg.get_optimizer`.
-        scheduler: built by :func:`optreg.get_scheduler`; required when the record holds
+        checkpoint: a `state_dict()` record (e.g. ``torch.load(path, weights_only=True)``).
+        optimizer: built by [optreg.get_optimizer][].
+        scheduler: built by [optreg.get_scheduler][]; required when the record holds
             a schedule, refused when it holds none.
         strict: schedule arguments that differ are an error (True) or a warning.
 
@@ -300,12 +300,12 @@ def load_state_dict(
 
 
 def from_state_dict(checkpoint: Mapping[str, Any], params: Any) -> tuple[Any, Any]:
-    """Rebuild the optimizer (and scheduler) a :func:`state_dict` record describes, and
+    """Rebuild the optimizer (and scheduler) a `state_dict()` record describes, and
     load it: no name or argument needs to be known.
 
     Args:
-        checkpoint: a :func:`state_dict` record.
-        params: the parameters, as :func:`optreg.get_optimizer` takes them (the model).
+        checkpoint: a `state_dict()` record.
+        params: the parameters, as [optreg.get_optimizer][] takes them (the model).
 
     Returns:
         ``(optimizer, scheduler)``; ``scheduler`` is None when the record holds none.

@@ -2,9 +2,9 @@
 
 Most factories need nothing here: optreg reads their signature for keywords and
 defaults. A factory that does more says so with one attribute, ``optreg_contract``, a
-:class:`FactoryContract` (re-exported as ``optreg.FactoryContract`` and documented with
-the hooks in :mod:`optreg.hookspecs`). optreg reads it once, when the name is loaded
-(:func:`optreg._core.loading.contract`), and uses it from there.
+`FactoryContract` (re-exported as ``optreg.FactoryContract`` and documented with
+the hooks in `optreg.hookspecs`). optreg reads it once, when the name is loaded
+(`optreg._core.loading.contract()`), and uses it from there.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ __all__ = ["DEFAULT", "ClipPolicy", "DeclaresContract", "FactoryContract", "cont
 @dataclass(frozen=True)
 class ClipPolicy:
     """Which of an optimizer's param groups gradient-norm clipping takes part in
-    (:func:`optreg.clip_grad_norm_`): their gradients make the norm and are scaled; the
+    ([optreg.clip_grad_norm_][]): their gradients make the norm and are scaled; the
     others are left as they are.
 
     Attributes:
@@ -33,7 +33,7 @@ class ClipPolicy:
 
 @dataclass(frozen=True)
 class FactoryContract:
-    """What a factory declares to :func:`optreg.get_optimizer` beyond its signature.
+    """What a factory declares to [optreg.get_optimizer][] beyond its signature.
 
     Attributes:
         routes_params: the factory splits the parameters itself (``muon_adamw``): it is
@@ -54,7 +54,7 @@ class FactoryContract:
             where its signature names it), it returns the step -> multiplier function the
             factory wraps in a ``LambdaLR``. ``sequence`` joins these, and they need no
             optimizer.
-        clip: which param groups gradient clipping takes part in (:class:`ClipPolicy`);
+        clip: which param groups gradient clipping takes part in (`ClipPolicy`);
             None: all, as ``torch.nn.utils.clip_grad_norm_`` over every parameter.
     """
 
@@ -71,16 +71,16 @@ DEFAULT = FactoryContract()
 
 @runtime_checkable
 class DeclaresContract(Protocol):
-    """A factory declaring a :class:`FactoryContract` (class or instance attribute)."""
+    """A factory declaring a `FactoryContract` (class or instance attribute)."""
 
     optreg_contract: FactoryContract
 
 
 def contract_of(factory: Any) -> FactoryContract:
-    """The factory's declared contract, or :data:`DEFAULT`.
+    """The factory's declared contract, or `DEFAULT`.
 
     Raises:
-        TypeError: ``optreg_contract`` is there but is not a :class:`FactoryContract`.
+        TypeError: ``optreg_contract`` is there but is not a `FactoryContract`.
     """
     if not isinstance(factory, DeclaresContract):
         return DEFAULT

@@ -1,4 +1,4 @@
-"""Describing entries: the :class:`~optreg.EntryInfo` behind ``optimizer_info`` / ``optreg info``."""
+"""Describing entries: the [EntryInfo][optreg.EntryInfo] behind ``optimizer_info`` / ``optreg info``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Entry and EntryInfo, name normalisation, and :func:`make_entry`: the one place entries are built.
+"""Entry and EntryInfo, name normalisation, and `make_entry()`: the one place entries are built.
 
 Every entry (builtin catalogue, third-party entry point, hook plugin, run-time
-registration) is made by :func:`make_entry`, so names, aliases, descriptions,
+registration) is made by `make_entry()`, so names, aliases, descriptions,
 requirements and metadata are normalised and checked the same way.
 """
 
@@ -114,7 +114,7 @@ class Entry:
         extra: the ``optreg`` pip extra that installs ``requires``.
         metadata: free-form facts for display, and what the conformance kit needs under
             ``"conformance"`` (read-only).
-        traits: what the name needs from the training loop (:class:`~optreg.Traits`).
+        traits: what the name needs from the training loop ([Traits][optreg.Traits]).
         entry_point: ``"group: name = value"`` for error messages, when discovered.
         dist: the importlib-metadata Distribution (version is read lazily).
     """
@@ -265,7 +265,7 @@ def make_entry(
     dist: Any = None,
     traits: Traits | None = None,
 ) -> Entry:
-    """Build an :class:`Entry`, normalising and checking every field.
+    """Build an `Entry`, normalising and checking every field.
 
     ``source`` follows from ``provider``: ``"runtime"`` for run-time registrations,
     ``"builtin"`` for optreg itself, ``"plugin"`` for any other distribution. A
@@ -275,7 +275,7 @@ def make_entry(
     Raises:
         TypeError: ``name`` is not a str, or ``target`` is neither callable nor a
             ``"module:attr"`` string, ``metadata`` is not a mapping or ``traits`` not
-            a :class:`~optreg.Traits`.
+            a [Traits][optreg.Traits].
         ValueError: a malformed name, alias or requirement.
     """
     key = normalize_name(name, what=f"{kind} name")

@@ -1,8 +1,8 @@
 """Loading entries: import a ``"module:attr"`` target once, and tell availability without importing.
 
-:func:`load` resolves an entry's target (cached per entry) and turns failures into
-:class:`~optreg.PluginLoadError` (chained) or :class:`~optreg.MissingDependencyError`;
-:func:`status` says whether an entry can be loaded, from its declared requirements
+`load()` resolves an entry's target (cached per entry) and turns failures into
+[PluginLoadError][optreg.PluginLoadError] (chained) or [MissingDependencyError][optreg.MissingDependencyError];
+`status()` says whether an entry can be loaded, from its declared requirements
 and the target's top-level module, without importing either.
 """
 
@@ -108,12 +108,12 @@ def load(entry: Entry) -> Any:
 
 
 def contract(entry: Entry) -> FactoryContract:
-    """The factory contract of ``entry`` (:class:`optreg.FactoryContract`), read once when
+    """The factory contract of ``entry`` ([optreg.FactoryContract][]), read once when
     it is first asked for (loading the factory and reading its signature) and kept with
     it: what every use of a name (a build, ``optreg info``, ``optreg check``) asks first.
 
     Raises:
-        MissingDependencyError, PluginLoadError: see :func:`load`; a PluginLoadError too
+        MissingDependencyError, PluginLoadError: see `load()`; a PluginLoadError too
             when ``optreg_contract`` is not a FactoryContract.
     """
     try:
@@ -172,7 +172,7 @@ def import_heavy(name: str) -> Any:
     """Import a module whose import reaches into torch's lazily imported parts
     (bitsandbytes compiles kernels with ``torch.compile`` at import): under the import
     lock, after torch's own lazy imports. Every optreg path that imports such a
-    library goes through here or :func:`first_call`."""
+    library goes through here or `first_call()`."""
     _check_parents(name)
     module = sys.modules.get(name)
     if module is not None:

@@ -9,7 +9,7 @@ Three places can say it, and the first of them that names a provider of the name
 2. the ``OPTREG_PREFER`` environment variable, ``"dist1,dist2"``;
 3. ``[tool.optreg] prefer = ["dist1", ...]`` in the ``pyproject.toml`` of the working
    directory or the nearest directory above it that has one (read once, re-read after
-   :func:`optreg._plugins.discovery.reset`).
+   `optreg._plugins.discovery.reset()`).
 
 A preference only breaks a tie between third parties: a builtin or a name registered at
 run time still wins over a plugin's (``dist:name`` reaches the plugin's).

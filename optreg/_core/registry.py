@@ -1,19 +1,19 @@
 """Registry: storage of entries, name resolution and conflicts; the two public registries.
 
-A :class:`Registry` maps normalised names to :class:`~optreg.Entry` records. Entries
+A `Registry` maps normalised names to [Entry][optreg.Entry] records. Entries
 come from three sources, in order of precedence:
 
-1. ``runtime``: :meth:`Registry.register` (``optreg.register_optimizer``);
-2. ``builtin``: optreg's own catalogue (:mod:`optreg.builtin`);
+1. ``runtime``: `Registry.register()` (``optreg.register_optimizer``);
+2. ``builtin``: optreg's own catalogue (`optreg.builtin`);
 3. ``plugin``: entry points and hook plugins of any other installed distribution.
 
 A third party never shadows a builtin: the plain name stays the builtin's and the
 third party's entry stays reachable as ``dist:name``. Two third parties with one
-name make the plain name ambiguous (:class:`AmbiguousNameError` on use).
+name make the plain name ambiguous (`AmbiguousNameError` on use).
 
-The registries are filled by :mod:`optreg._plugins.discovery` on first access; it installs
-itself with :func:`set_discovery` (so this module imports nothing of it). Loading
-targets lives in :mod:`optreg._core.loading`, describing entries in :mod:`optreg._core.describe`.
+The registries are filled by `optreg._plugins.discovery` on first access; it installs
+itself with `set_discovery()` (so this module imports nothing of it). Loading
+targets lives in `optreg._core.loading`, describing entries in `optreg._core.describe`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _SOURCE_RANK = {"runtime": 0, "builtin": 1, "plugin": 2}
 
 
 def _no_discovery() -> None:
-    """Until :mod:`optreg._plugins.discovery` is imported, a registry holds what was registered."""
+    """Until `optreg._plugins.discovery` is imported, a registry holds what was registered."""
 
 
 _discover: list[Callable[[], None]] = [_no_discovery]
@@ -52,11 +52,11 @@ class Registry(Mapping[str, Entry]):
     """Names of one kind (optimizers or schedulers) mapped to entries.
 
     A read-only ``Mapping`` over the names it can resolve: ``reg[name]`` returns the
-    :class:`~optreg.Entry` (without importing its target) for a plain name, an alias
+    [Entry][optreg.Entry] (without importing its target) for a plain name, an alias
     or a qualified ``dist:name``; ``iter(reg)`` yields each entry's canonical name
     once, and, for a plain name two third parties provide (ambiguous, refused by
     ``reg[name]``), their qualified names instead. So ``dict(reg)`` always works;
-    :meth:`conflicts` reports the shadowed and ambiguous names. The first access
+    `conflicts()` reports the shadowed and ambiguous names. The first access
     runs plugin discovery once.
     """
 
@@ -165,10 +165,10 @@ class Registry(Mapping[str, Entry]):
             description: one line for listings (default: first docstring line).
             override: replace an existing runtime or builtin name.
             metadata: free-form facts, shown by ``optreg info``.
-            traits: what the name needs from the training loop (:class:`~optreg.Traits`).
+            traits: what the name needs from the training loop ([Traits][optreg.Traits]).
 
         Returns:
-            The new :class:`~optreg.Entry`, or a decorator returning the factory unchanged.
+            The new [Entry][optreg.Entry], or a decorator returning the factory unchanged.
 
         Raises:
             ValueError: the name or an alias is not a valid plain name.
@@ -321,8 +321,8 @@ class Registry(Mapping[str, Entry]):
         """Resolve a name and import its target (once); return the factory.
 
         Raises:
-            UnknownNameError: see :meth:`resolve`.
-            AmbiguousNameError: see :meth:`resolve`.
+            UnknownNameError: see `resolve()`.
+            AmbiguousNameError: see `resolve()`.
             MissingDependencyError: an optional dependency is not installed.
             PluginLoadError: the target cannot be imported or lacks the attribute.
         """
@@ -379,8 +379,8 @@ def _tied(key: str, candidates: list[Entry]) -> list[Entry]:
 
 
 def _winners(key: str, candidates: list[Entry]) -> list[Entry]:
-    """The entries a plain ``key`` reaches: :func:`_tied`, a tie broken by the user's
-    preference (:mod:`optreg._core.prefer`) where one names a provider."""
+    """The entries a plain ``key`` reaches: `_tied()`, a tie broken by the user's
+    preference (`optreg._core.prefer`) where one names a provider."""
     tied = _tied(key, candidates)
     if len(tied) > 1:
         picked = _prefer.choose(tied)
@@ -398,6 +398,6 @@ def preferred_by(key: str, candidates: list[Entry]) -> str | None:
 
 #: The public registries (``optreg.optimizers`` / ``optreg.schedulers``).
 optimizers = Registry("optimizer")
-"""The optimizer names: builtins, plugins' and run-time registrations (a :class:`Registry`)."""
+"""The optimizer names: builtins, plugins' and run-time registrations (a `Registry`)."""
 schedulers = Registry("scheduler")
-"""The scheduler names (a :class:`Registry`)."""
+"""The scheduler names (a `Registry`)."""

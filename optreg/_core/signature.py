@@ -1,4 +1,4 @@
-"""Reading factories' signatures: the one place optreg calls :func:`inspect.signature`.
+"""Reading factories' signatures: the one place optreg calls `inspect.signature()`.
 
 Used by the API (unknown keywords, step counts a schedule declares), by ``optreg
 info`` (signature and required arguments), by the CLI (which schedule takes a
@@ -196,7 +196,7 @@ def step_scheduler(scheduler: Any, metric: float, *, metric_driven: bool | None 
     Args:
         scheduler: an LR scheduler.
         metric: the value a metric-driven scheduler watches (e.g. a loss).
-        metric_driven: known already; default: :func:`step_needs_metric`.
+        metric_driven: known already; default: `step_needs_metric()`.
     """
     if step_needs_metric(scheduler) if metric_driven is None else metric_driven:
         scheduler.step(metric)

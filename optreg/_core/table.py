@@ -25,7 +25,7 @@ def printable(text: object) -> str:
 
 
 def one_line(text: object) -> str:
-    """``text`` on one line, safe for a terminal (:func:`printable`): every run of
+    """``text`` on one line, safe for a terminal (`printable()`): every run of
     whitespace (newlines included) made one space."""
     return " ".join(printable(text).split())
 

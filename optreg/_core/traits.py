@@ -1,4 +1,4 @@
-"""What a name needs from whoever trains with it, as typed facts: :class:`Traits`.
+"""What a name needs from whoever trains with it, as typed facts: `Traits`.
 
 A plugin declares traits when it registers a name (``registry.register(..., traits=
 optreg.Traits(train_eval=True))``); optreg, its integrations and the conformance kit act

@@ -5,12 +5,12 @@ Every check names the argument, shows the value and says what is allowed::
     `num_cycles` must be a finite number, got nan
     `patience` must be an int >= 0, got -1
 
-Numbers are anything :class:`numbers.Real` but ``bool`` (so NumPy scalars count and
+Numbers are anything `numbers.Real` but ``bool`` (so NumPy scalars count and
 come back as Python numbers); sequences are any non-string
-:class:`~collections.abc.Sequence` (so a Hydra ``ListConfig`` counts) and come back
+`Sequence` (so a Hydra ``ListConfig`` counts) and come back
 as tuples.
 
-:func:`hyperparameters` is the generic layer ``get_optimizer`` applies before a
+`hyperparameters()` is the generic layer ``get_optimizer`` applies before a
 factory runs: it checks only what the factory declares, from the defaults in its
 signature (and that a learning rate given as a param-group option through
 ``overrides=`` is not negative, which torch does not check). Optimizer-specific
@@ -128,7 +128,7 @@ def steps(what: str, value: object, *, low: int = 0, high: int = MAX_STEPS) -> i
         what: the argument's name, for the message.
         value: the count.
         low: the least count allowed.
-        high: the largest count allowed (default :data:`MAX_STEPS`).
+        high: the largest count allowed (default `MAX_STEPS`).
 
     Raises:
         TypeError: not a number.

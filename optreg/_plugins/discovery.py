@@ -1,9 +1,9 @@
 """Discovery: the builtin catalogue, the entry-point scan and the pluggy PluginManager.
 
-The first registry access calls :func:`ensure_discovered`, which, once per process
-and under :data:`optreg._core.registry.LOCK`:
+The first registry access calls `ensure_discovered()`, which, once per process
+and under `optreg._core.registry.LOCK`:
 
-* registers the builtin plugins of :data:`optreg.builtin.CATALOGUE` with pluggy
+* registers the builtin plugins of `optreg.builtin.CATALOGUE` with pluggy
   (as ``optreg:<plugin>``); they exist without install metadata;
 * scans installed distributions a single time (``importlib_metadata.entry_points()``)
   and adds every ``optreg.optimizers`` / ``optreg.schedulers`` entry point as a lazy
@@ -12,7 +12,7 @@ and under :data:`optreg._core.registry.LOCK`:
 * runs pluggy's ``check_pending()``: a plugin implementing a hook that has no
   specification (a misspelled ``optreg_add_optimiser``) is unregistered and reported;
 * calls ``optreg_add_optimizers`` / ``optreg_add_schedulers`` through pluggy one
-  plugin at a time, each with a :class:`~optreg.PluginRegistry` bound to that
+  plugin at a time, each with a [PluginRegistry][optreg.PluginRegistry] bound to that
   plugin's distribution, so that a broken plugin loses only its own names.
 
 Autoload controls, read at discovery time (like pytest's):

@@ -1,6 +1,6 @@
-"""Gradient-norm clipping as an optimizer's name says: :func:`clip_grad_norm_`.
+"""Gradient-norm clipping as an optimizer's name says: `clip_grad_norm_()`.
 
-A name's factory may declare a :class:`optreg.ClipPolicy` in its contract: the param
+A name's factory may declare a [optreg.ClipPolicy][] in its contract: the param
 groups clipping takes part in. ``muon_adamw``'s leaves its Muon side out (see the Muon
 guide); a name without a policy is clipped as ``torch.nn.utils.clip_grad_norm_`` clips
 every parameter of the optimizer.
@@ -45,7 +45,7 @@ def clip_policy(optimizer: Any) -> ClipPolicy | None:
 
 
 def clipped_parameters(optimizer: Any) -> list[torch.Tensor]:
-    """The parameters :func:`clip_grad_norm_` takes into the norm and scales, in the
+    """The parameters `clip_grad_norm_()` takes into the norm and scales, in the
     optimizer's group order."""
     from optreg._policies.modes import unwrap_optimizer
 

@@ -1,7 +1,7 @@
 """Train/eval modes: schedule-free optimizers evaluate and save at another point than
 they take gradients at, and must be told which (``optimizer.train()`` / ``eval()``).
 
-Whether an optimizer needs this is a trait of its name (:attr:`optreg.Traits.train_eval`),
+Whether an optimizer needs this is a trait of its name (`optreg.Traits.train_eval`),
 read from the record of what optreg built; an optimizer built by hand needs it where it
 has the ``train()`` / ``eval()`` methods schedule-free optimizers have.
 """

@@ -2,14 +2,14 @@
 
 Like pytest's ``default_plugins``, the builtins are listed here, in code, so they
 exist wherever optreg's source does (installed, vendored, a zipapp, ``PYTHONPATH``),
-without install metadata. Each :class:`BuiltinPlugin` is a pluggy hook plugin
+without install metadata. Each `BuiltinPlugin` is a pluggy hook plugin
 registered under the name ``optreg:<plugin>`` (block one with
 ``OPTREG_BLOCK_PLUGINS=optreg:bnb``) and adds its names through
-:class:`optreg.PluginRegistry`, the same path a third party's hooks take. Every
+[optreg.PluginRegistry][], the same path a third party's hooks take. Every
 name is a lazy ``"module:attr"`` target: this module imports neither torch nor any
 implementation module, so listing names costs no ``import torch``.
 
-What the conformance kit needs to check a name (:mod:`optreg.testing`) is declared
+What the conformance kit needs to check a name ([optreg.testing][]) is declared
 here, in each name's metadata under ``"conformance"``, as a plugin declares it.
 """
 
@@ -34,7 +34,7 @@ hookimpl = pluggy.HookimplMarker("optreg")
 
 @dataclass(frozen=True)
 class Name:
-    """One builtin name: what :meth:`optreg.PluginRegistry.register` receives."""
+    """One builtin name: what `optreg.PluginRegistry.register()` receives."""
 
     name: str
     target: str

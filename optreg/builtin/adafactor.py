@@ -1,5 +1,5 @@
 """``adafactor``: transformers' Adafactor, fast (its schedule proxy:
-:mod:`optreg.builtin.adafactor_schedule`).
+`optreg.builtin.adafactor_schedule`).
 
 The maths is transformers' (``transformers.optimization.Adafactor``): relative step
 size, parameter scale, factored second moment for parameters with two or more
@@ -10,12 +10,12 @@ exact:
 * a factored parameter is stepped a block of rows at a time, in two passes over its
   gradient (the first gathers the row and column averages and the update's norm, the
   second writes the parameter, with the weight decay) through one reusable workspace of
-  one block (:func:`optreg.builtin.adafactor_math.update_factored`): no temporary the
+  one block (`optreg.builtin.adafactor_math.update_factored()`): no temporary the
   size of a parameter;
 * parameters with fewer than two dimensions are updated together with
   ``torch._foreach_*`` kernels;
 * norms of large tensors are reduced over rows first
-  (:func:`optreg.builtin.adafactor_math.rms`): float32 then stays within ~1e-7 of the
+  (`optreg.builtin.adafactor_math.rms()`): float32 then stays within ~1e-7 of the
   exact value, where transformers' single norm drifts by ~1e-3 at twenty million values
   on the CPU;
 * no ``.item()`` on a device tensor: parameter RMS and learning rates stay tensors;
@@ -183,7 +183,7 @@ class Adafactor(Optimizer):
 
     @staticmethod
     def _get_lr(param_group: dict[str, Any], param_state: dict[str, Any]) -> float:
-        """transformers-compatible name of :func:`adafactor_lr`."""
+        """transformers-compatible name of `adafactor_lr()`."""
         return adafactor_lr(param_group, param_state)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -378,7 +378,7 @@ def _stack(values: list[float | Tensor], device: torch.device, dtype: torch.dtyp
 
 
 def _block_numel(p: Tensor) -> int:
-    """Values in one block of :func:`update_factored`'s workspace for ``p``."""
+    """Values in one block of `update_factored()`'s workspace for ``p``."""
     m, n = p.shape[-2], p.shape[-1]
     batch = p.numel() // (m * n)
     return batch * block_rows(batch, m, n) * n

@@ -1,10 +1,10 @@
 """Adafactor's arithmetic, shared by the optimizer and its schedule proxy: the relative
 step size, ``lr_t``, and the two in-place updates (factored for parameters with two or
 more dimensions, plain ``torch._foreach_*`` for the rest). Formulas: transformers'
-``Adafactor`` (``/shared/REFERENCE.md``); see :mod:`optreg.builtin.adafactor` for how the
+``Adafactor`` (``/shared/REFERENCE.md``); see `optreg.builtin.adafactor` for how the
 implementation saves passes.
 
-The step count is a tensor in the state; :func:`step_value` hands it to the arithmetic as
+The step count is a tensor in the state; `step_value()` hands it to the arithmetic as
 a Python number in eager mode and as the tensor itself under ``torch.compile``, so the
 per-step scalars (``rho_t``, ``beta2_t``) are computed by one expression either way and a
 compiled step does not recompile as the count changes.
@@ -100,7 +100,7 @@ def rms(t: Tensor) -> Tensor:
     """``||t|| / sqrt(numel)``, accurate in float32 for tensors of any size.
 
     Large tensors are reduced as the norm of their rows' norms (blocks of
-    :data:`_FLAT_NORM` values for 1-D ones), which keeps float32's rounding error near
+    `_FLAT_NORM` values for 1-D ones), which keeps float32's rounding error near
     1e-7 where one flat norm loses about 1e-3 at twenty million values on the CPU.
     """
     n = t.numel()
@@ -116,8 +116,8 @@ def rms(t: Tensor) -> Tensor:
 
 
 def rms_all(tensors: _Tensors) -> Tensor:
-    """:func:`rms` of each tensor, stacked: one ``torch._foreach_norm`` for those of up to
-    :data:`_FLAT_NORM` values, :func:`rms` for each larger one."""
+    """`rms()` of each tensor, stacked: one ``torch._foreach_norm`` for those of up to
+    `_FLAT_NORM` values, `rms()` for each larger one."""
     small = [i for i, t in enumerate(tensors) if t.numel() <= _FLAT_NORM]
     large = [i for i, t in enumerate(tensors) if t.numel() > _FLAT_NORM]
     values: list[Tensor] = [torch.empty(0)] * len(tensors)
@@ -163,7 +163,7 @@ def update_plain(
 
 
 def block_rows(batch: int, rows: int, cols: int) -> int:
-    """Rows per block of a ``batch x rows x cols`` parameter: :data:`BLOCK` values, at
+    """Rows per block of a ``batch x rows x cols`` parameter: `BLOCK` values, at
     least one row."""
     return max(1, min(rows, BLOCK // (batch * cols)))
 

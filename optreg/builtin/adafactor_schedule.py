@@ -60,7 +60,7 @@ class AdafactorSchedule(LambdaLR):
             del group["initial_lr"]
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state saved by :meth:`state_dict`, the reported lrs of the groups too
+        """Load a state saved by `state_dict()`, the reported lrs of the groups too
         (whichever of the optimizer and this schedule was built or loaded first)."""
         super().load_state_dict(state_dict)
         restore_lrs(self.optimizer, state_dict.get("_last_lr"))
@@ -79,7 +79,7 @@ class AdafactorSchedule(LambdaLR):
 
 
 def get_adafactor_schedule(optimizer: Optimizer, initial_lr: float = 0.0) -> AdafactorSchedule:
-    """Build an :class:`AdafactorSchedule` (the scheduler name ``adafactor``).
+    """Build an `AdafactorSchedule` (the scheduler name ``adafactor``).
 
     Raises:
         TypeError: ``optimizer`` is not an Adafactor.

@@ -1,7 +1,7 @@
 """bitsandbytes 8-bit, 32-bit and paged optimizers, registered by name.
 
 Every name is a lazy ``"optreg.builtin.bnb:<name>"`` target: a
-:class:`BnbOptimizerFactory` that imports bitsandbytes only when it is called
+`BnbOptimizerFactory` that imports bitsandbytes only when it is called
 (or asked for its signature), never when optreg starts or lists names. Without
 bitsandbytes the names are listed as unavailable, with the extra to install
 (``pip install "optreg[bnb]"``).
@@ -11,7 +11,7 @@ builds exactly what it says: ``adamw_8bit`` keeps uint8 state for every
 parameter with at least ``min_8bit_size`` (4096) elements, ``paged_lion_32bit``
 keeps paged fp32 state, and so on. Per-parameter settings that bitsandbytes
 reads from its ``GlobalOptimManager`` rather than from param groups
-(:data:`BNB_PARAM_OPTIONS`, e.g. ``optim_bits``) may appear in param groups or in
+(`BNB_PARAM_OPTIONS`, e.g. ``optim_bits``) may appear in param groups or in
 ``get_optimizer(..., overrides=...)``; the factory hands them to
 ``GlobalOptimManager.override_config`` for those parameters.
 """
@@ -200,7 +200,7 @@ class BnbOptimizerFactory:
 
         Args:
             params: tensors or param-group dicts, as for any torch optimizer. A group
-                may carry :data:`BNB_PARAM_OPTIONS` (e.g. ``"optim_bits": 32``).
+                may carry `BNB_PARAM_OPTIONS` (e.g. ``"optim_bits": 32``).
             **kwargs: keyword arguments of the bitsandbytes class (``lr``, ``betas``...).
 
         Returns:
@@ -259,7 +259,7 @@ class BnbOptimizerFactory:
         )
 
     def _split_options(self, params: Any) -> tuple[Any, list[tuple[list[Any], dict[str, Any]]]]:
-        """Take :data:`BNB_PARAM_OPTIONS` out of param-group dicts."""
+        """Take `BNB_PARAM_OPTIONS` out of param-group dicts."""
         if isinstance(params, (torch.Tensor, Mapping)) or not isinstance(params, Iterable):
             return params, []  # torch's own error message explains what params may be
         items = list(params)
@@ -348,7 +348,7 @@ class _OptimizerOverrides:
 
 
 # --------------------------------------------------------------------------- names
-#: Every factory, by optreg name (the names are declared in :data:`optreg.builtin.BNB_OPTIMIZERS`);
+#: Every factory, by optreg name (the names are declared in `optreg.builtin.BNB_OPTIMIZERS`);
 #: each is also a module attribute, the catalogue's lazy ``"optreg.builtin.bnb:<name>"`` target.
 FACTORIES: Mapping[str, BnbOptimizerFactory] = MappingProxyType(
     {

@@ -2,11 +2,11 @@
 module) and the tables plugin distributions publish in their READMEs.
 
 A table is measured, never declared. ``python -m optreg.testing --capabilities`` runs
-the kit's capability checks (:mod:`optreg.testing._capabilities`) on every builtin
+the kit's capability checks (`optreg.testing._capabilities`) on every builtin
 optimizer and writes the JSON, with the torch version and machine; a test re-measures
 it. ``python -m optreg.testing README.md --provider DIST --capabilities`` writes a
-distribution's table between :data:`CAP_START` and :data:`CAP_END` in its README, which
-the installed distribution carries as its metadata's description: :func:`published`
+distribution's table between `CAP_START` and `CAP_END` in its README, which
+the installed distribution carries as its metadata's description: `published()`
 reads it back from there. ``optreg info NAME`` shows a name's row and ``optreg list
 --supports compile,fsdp2`` filters by it. A name no table holds is unknown, never
 supported.
@@ -67,7 +67,7 @@ def table() -> dict[str, Any]:
 
 
 def parse(text: str) -> dict[str, Any]:
-    """The capability table between the markers of a README, in :func:`table`'s shape
+    """The capability table between the markers of a README, in `table()`'s shape
     (a detail as the README shows it, shortened); no optimizers without the markers."""
     start = text.find(CAP_START)
     end = text.find(CAP_END, start) if start >= 0 else -1
@@ -98,7 +98,7 @@ _PUBLISHED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDict
 
 def published(dist: Any) -> dict[str, Any]:
     """The capability table a plugin distribution publishes in its README (its metadata's
-    description), in :func:`table`'s shape; no optimizers when it has none or its
+    description), in `table()`'s shape; no optimizers when it has none or its
     metadata cannot be read."""
     try:
         return _PUBLISHED[dist]

@@ -1,8 +1,8 @@
 """When torch's fused Adam / AdamW kernel is right, and the guard that keeps it from
 silently mis-updating a strided parameter (torch 2.13's fused CPU kernel does).
 
-``adam`` / ``adamw`` and muon_adamw's AdamW side choose fused from :func:`want_fused`;
-:func:`fused_guard` re-checks groups added later.
+``adam`` / ``adamw`` and muon_adamw's AdamW side choose fused from `want_fused()`;
+`fused_guard()` re-checks groups added later.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def fused_supported(params: Any) -> bool:
 
     ``params`` is a list of tensors, of ``(name, tensor)`` pairs or of param-group
     dicts. Supported: plain tensors (no subclasses) and FSDP2's DTensors over them, of a
-    floating dtype on a device in :data:`FUSED_DEVICES`, and contiguous (the kernel
+    floating dtype on a device in `FUSED_DEVICES`, and contiguous (the kernel
     mis-updates strided views).
     """
     if isinstance(params, Tensor) or not isinstance(params, list):
@@ -86,7 +86,7 @@ def _strided_error(name: str, found: tuple[int, int, Tensor]) -> ValueError:
 
 
 def _check_added_groups(optimizer: Any, args: Any, kwargs: Any) -> None:
-    """Step pre-hook of :func:`fused_guard`: groups added since the last step. Where
+    """Step pre-hook of `fused_guard()`: groups added since the last step. Where
     optreg chose fused, a group the kernel cannot take (strided, complex, another device
     or dtype) steps with torch's default kernel; where the user asked for it, a strided
     parameter is refused (torch refuses the rest itself)."""
@@ -138,7 +138,7 @@ def want_fused(
     params: Any, foreach: bool | None, fused: bool | None, capturable: bool, differentiable: bool
 ) -> bool | None:
     """``fused`` as given, or True where optreg may choose it: no kernel option asked for
-    and :func:`fused_supported`; None leaves the choice to torch."""
+    and `fused_supported()`; None leaves the choice to torch."""
     if foreach is not None or fused is not None or capturable or differentiable:
         return fused
     return True if fused_supported(params) else None

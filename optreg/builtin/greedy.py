@@ -284,7 +284,7 @@ class GreedyLR(ReduceLROnPlateau):
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:  # type: ignore[override]
-        """Restore a :meth:`state_dict` and put its learning rates into the optimizer.
+        """Restore a `state_dict()` and put its learning rates into the optimizer.
 
         Raises:
             ValueError: the state holds a different number of param groups.

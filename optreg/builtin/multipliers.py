@@ -2,7 +2,7 @@
 
 Each schedule is a module-level function ``f(step, *, ...) -> float``; its public pure form
 (``cosine``, ``linear``, ...) validates the arguments once and binds them with
-:func:`functools.partial` (so it pickles). The factories of :mod:`optreg.builtin.schedules`
+`functools.partial()` (so it pickles). The factories of `optreg.builtin.schedules`
 wrap a pure form in a ``ScheduleLR``; ``sequence`` joins them; a plot reads them with no
 optimizer. Formulas and errors are those of ``/shared/REFERENCE.md`` (see the schedules
 module for the two deliberate differences).
@@ -205,7 +205,7 @@ def constant_with_warmup(num_warmup_steps: int) -> Callable[[int], float]:
 
 
 def linear(num_warmup_steps: int, num_training_steps: int) -> Callable[[int], float]:
-    """The multiplier of ``linear`` (see :func:`get_linear_schedule_with_warmup`)."""
+    """The multiplier of ``linear`` (see `get_linear_schedule_with_warmup()`)."""
     w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     return partial(_linear, num_warmup_steps=w, num_training_steps=n)
 
@@ -213,7 +213,7 @@ def linear(num_warmup_steps: int, num_training_steps: int) -> Callable[[int], fl
 def cosine(
     num_warmup_steps: int, num_training_steps: int, num_cycles: float = 0.5
 ) -> Callable[[int], float]:
-    """The multiplier of ``cosine`` (see :func:`get_cosine_schedule_with_warmup`)."""
+    """The multiplier of ``cosine`` (see `get_cosine_schedule_with_warmup()`)."""
     w, n = _warmup_and_training(num_warmup_steps, num_training_steps)
     return partial(
         _cosine,
@@ -326,7 +326,7 @@ def warmup_stable_decay(
     min_lr_ratio: float = 0,
     num_cycles: float = 0.5,
 ) -> Callable[[int], float]:
-    """The multiplier of ``warmup_stable_decay`` (see :func:`get_wsd_schedule`).
+    """The multiplier of ``warmup_stable_decay`` (see `get_wsd_schedule()`).
 
     Warns:
         UserWarning: both ``num_training_steps`` and ``num_stable_steps`` given.

@@ -1,7 +1,7 @@
 """``muon`` (torch.optim.Muon) and ``muon_adamw``: Muon for hidden matrices, AdamW for the rest.
 
 Muon takes only 2-D parameters, so every user writes the same split by hand
-(:mod:`optreg.builtin.muon_routing` decides it). :class:`MuonAdamW` is that split as ONE
+(`optreg.builtin.muon_routing` decides it). `MuonAdamW` is that split as ONE
 ``torch.optim.Optimizer``: one ``step()`` / ``zero_grad()``, every param group tagged
 ``"optimizer": "muon"`` or ``"adamw"``, one state dict, every LR schedule scaling every
 group. It runs ``torch.optim.Muon`` and ``torch.optim.AdamW`` themselves, so its updates
@@ -43,21 +43,21 @@ class MuonAdamW(torch.optim.Optimizer):
         adamw_foreach, adamw_fused: AdamW's kernel; by default the one ``adamw`` chooses
             (fused where every AdamW-side parameter is contiguous on CPU / CUDA).
         ns_batch: orthogonalise a group's same-shape matrices in one batched call
-            (:class:`~optreg.builtin.muon_batched.BatchedMuon`): ``"auto"`` on CUDA, and
+            (`BatchedMuon`): ``"auto"`` on CUDA, and
             on the CPU for stacks of matrices of at most 65,536 values (a static rule);
             True everywhere, False never; ``"measure"`` times each small CPU stack once
             and keeps the choice on the optimizer.
         ns_distributed: orthogonalise each matrix once across the process group
-            (:mod:`~optreg.builtin.muon_dist`): ``"auto"`` under FSDP2 (row-sharded
+            (`muon_dist`): ``"auto"`` under FSDP2 (row-sharded
             DTensors) only; True also for plain tensors that every rank holds alike
             (DDP), verified at the first step; False never.
-        route: ``"auto"`` (by name and module type) or ``"ndim"``; see :func:`route`.
+        route: ``"auto"`` (by name and module type) or ``"ndim"``; see `route()`.
         adamw_params, muon_params: name patterns (substring or glob) sent to that side.
         no_decay: name patterns exempt from weight decay; default: biases, norm weights
             and every 1-D parameter.
         overrides: per-name-pattern group options, e.g. ``{"layers.0": {"lr": 1e-4}}``.
-        rules, layer_decay, layer_pattern: as :func:`optreg.get_optimizer` takes them.
-        optreg_prepare: what :func:`optreg.get_optimizer` passes a factory that splits the
+        rules, layer_decay, layer_pattern: as [optreg.get_optimizer][] takes them.
+        optreg_prepare: what [optreg.get_optimizer][] passes a factory that splits the
             parameters itself: called with the param groups (each tagged with its side)
             and the hyperparameters before either side is built; it runs the
             ``optreg_prepare_optimizer`` hook, whose edits count.
@@ -69,7 +69,7 @@ class MuonAdamW(torch.optim.Optimizer):
         muon, adamw: the inner ``torch.optim.Muon`` / ``AdamW`` (None when empty).
 
     Raises:
-        TypeError: no names to route by (see :func:`route`).
+        TypeError: no names to route by (see `route()`).
         ValueError: a bad ``route`` or pattern, a group tagged with another optimizer,
             and what Muon / AdamW raise for their hyperparameters.
     """
@@ -322,7 +322,7 @@ class MuonAdamW(torch.optim.Optimizer):
         return loss
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a :meth:`state_dict`; each saved group must be of the same side.
+        """Load a `state_dict()`; each saved group must be of the same side.
 
         Raises:
             ValueError: the saved groups' sides differ from this optimizer's.

@@ -1,7 +1,7 @@
 """torch's Muon step with same-shape matrices orthogonalised in one batched call.
 
 Newton-Schulz is most of a Muon step, and for many small matrices most of that is the
-per-matrix overhead of each small matmul (a kernel launch on a GPU). :class:`BatchedMuon`
+per-matrix overhead of each small matmul (a kernel launch on a GPU). `BatchedMuon`
 is ``torch.optim.Muon`` whose step stacks the momentum-updated gradients of a param
 group's matrices that share a shape, device and dtype, and runs the same quintic
 iteration on the stack (``baddbmm`` for ``addmm``); everything else is torch's step,
@@ -11,7 +11,7 @@ checkpoints are torch's.
 ``batch`` chooses, by a static rule (as torch chooses its foreach and fused kernels):
 
 * ``"auto"``: batched on CUDA; on the CPU batched for stacks of at least two matrices of
-  at most :data:`BATCHED_UP_TO` values each, outside ``torch.compile``; looped otherwise.
+  at most `BATCHED_UP_TO` values each, outside ``torch.compile``; looped otherwise.
   The range is where ``benchmarks/bench_muon.py`` measures batching faster on the CPU
   (it prints the rule beside its figures); above it a matrix's own matmuls dwarf the
   per-call overhead batching removes. The same choice in every run and on every rank.
@@ -19,8 +19,8 @@ checkpoints are torch's.
 * ``"measure"``: on the CPU, each stack in the ``"auto"`` range is timed once both ways
   on its first step (which keeps the loop's numbers) and batched from then on only where
   the batched results equal the looped ones bit for bit and took at most
-  :data:`BATCH_PAYS` of the loop's time. The choices live on the optimizer
-  (:attr:`BatchedMuon.measured`, shown in its ``repr``), never in a checkpoint.
+  `BATCH_PAYS` of the loop's time. The choices live on the optimizer
+  (`BatchedMuon.measured`, shown in its ``repr``), never in a checkpoint.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
         batch: ``"auto"`` (a static rule: CUDA batched; on the CPU stacks of small
             matrices), True, False or ``"measure"`` (see the module).
         distributed: orthogonalise each matrix once across the process group
-            (:mod:`optreg.builtin.muon_dist`): ``"auto"`` under FSDP2 (row-sharded
+            (`optreg.builtin.muon_dist`): ``"auto"`` under FSDP2 (row-sharded
             DTensors) only; True also for plain tensors, stated replicated on every
             rank (DDP), which the first step verifies; False never.
         **kwargs: ``torch.optim.Muon``'s hyperparameters.
@@ -311,7 +311,7 @@ class BatchedMuon(_Muon):  # type: ignore[misc]
         bufs: list[Tensor],
         plan: Plan,
     ) -> None:
-        """Each matrix orthogonalised once, on its owner rank (:mod:`.muon_dist`); a
+        """Each matrix orthogonalised once, on its owner rank (`.muon_dist`); a
         matrix without a gradient is skipped, as torch's Muon skips it."""
         lr = _scalar(group["lr"])
         stepped = {

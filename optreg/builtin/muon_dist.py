@@ -2,8 +2,8 @@
 
 Muon's update needs the whole matrix, so without this every rank runs Newton-Schulz on
 every matrix (under FSDP2, on sharded DTensors whose matmuls gather them). Here a param
-group gets a :class:`Plan` the first time it is stepped: its matrices in buckets (same
-dtype, at most :data:`BUCKET_VALUES` values each), each matrix an owner rank balanced by
+group gets a `Plan` the first time it is stepped: its matrices in buckets (same
+dtype, at most `BUCKET_VALUES` values each), each matrix an owner rank balanced by
 Newton-Schulz cost (``rows * cols * min(rows, cols)``, largest first to the least loaded
 rank). The plan is checked across the ranks once (a mismatch is an error naming the first
 differing matrix) and reused. Then, per bucket:
@@ -166,17 +166,17 @@ def plan_for(
     params: Sequence[Tensor], mode: Distribution, *, bucket_values: int | None = None
 ) -> Plan | None:
     """The plan to orthogonalise ``params`` (one param group) across ranks, or None for
-    one process's path. Runs no collective: :func:`check_plans` compares the plans.
+    one process's path. Runs no collective: `check_plans()` compares the plans.
 
     ``"auto"``: DTensor parameters row-sharded on one 1-D mesh (FSDP2). ``False``: never.
     ``True``: as ``"auto"``, and plain tensors with an initialised process group of more
-    than one rank are stated replicated (DDP), which :func:`check_plans` verifies.
+    than one rank are stated replicated (DDP), which `check_plans()` verifies.
 
     Args:
         params: the group's matrices.
         mode: ``ns_distributed``.
         bucket_values: the most values of full matrices in one bucket (default
-            :data:`BUCKET_VALUES`).
+            `BUCKET_VALUES`).
 
     Raises:
         ValueError: ``mode`` of another value, or True where the parameters are sharded
@@ -296,13 +296,13 @@ def orthogonalise(
             ``"fsdp"``, full tensors else), or None for a matrix without a gradient on
             this step (skipped, as torch's Muon skips it; DDP and FSDP2 give every rank
             the same gradients, so the ranks skip the same matrices).
-        plan: from :func:`plan_for`.
+        plan: from `plan_for()`.
         ns: Newton-Schulz on one full matrix.
         work: counters this adds to: ``matrices`` and ``cost`` orthogonalised here,
             ``bytes_sent`` and ``collectives`` launched.
 
     Returns:
-        Per matrix, in :data:`NS_DTYPE`: this rank's rows (``"fsdp"``) or the whole
+        Per matrix, in `NS_DTYPE`: this rank's rows (``"fsdp"``) or the whole
         matrix (``"replicated"``); None where ``updates`` has None.
     """
     if plan.kind == "replicated":

@@ -2,7 +2,7 @@
 belongs to.
 
 Hidden 2-D weight matrices go to Muon; embeddings, the output head (and weights tied to
-it), norm weights, biases and conv kernels to AdamW, as :mod:`optreg.params._kinds`
+it), norm weights, biases and conv kernels to AdamW, as `optreg.params._kinds`
 decides them, the same for a module and for ``(name, tensor)`` pairs; rules may send a
 parameter to a side by name (``{"optimizer": "adamw"}``).
 """
@@ -22,7 +22,7 @@ from optreg.params._split import matches
 __all__ = ["HEAD_MODULES", "SIDES", "SideOptions", "route", "sides_of"]
 
 
-#: Name parts that mark an output head (:data:`optreg.params._kinds.HEAD_NAMES`): to AdamW.
+#: Name parts that mark an output head (`optreg.params._kinds.HEAD_NAMES`): to AdamW.
 HEAD_MODULES = HEAD_NAMES
 _ROUTES = ("auto", "ndim")
 SIDES = ("muon", "adamw")
@@ -52,7 +52,7 @@ class SideOptions:
     (``momentum``...) to Muon's parameters; AdamW's (``betas``, or ``adamw_betas`` /
     ``adamw_lr`` / ``adamw_eps`` / ``adamw_weight_decay``, as the keywords spell them)
     to AdamW's, under AdamW's names. An option that reaches no parameter of its side
-    would be ignored: :meth:`check` refuses it.
+    would be ignored: `check()` refuses it.
     """
 
     def __init__(self) -> None:
@@ -91,7 +91,7 @@ class SideOptions:
 
 def _named(params: Any) -> tuple[list[tuple[str, torch.Tensor]], set[int], set[int]] | None:
     """``(named trainable params, embedding ids, head ids)``, or None when ``params`` says
-    no names. Embeddings and heads as :mod:`optreg.params._kinds` decides: by module type and name
+    no names. Embeddings and heads as `optreg.params._kinds` decides: by module type and name
     for a module, by name for ``(name, tensor)`` pairs."""
     if isinstance(params, nn.Module):
         held = owners(params)
@@ -114,10 +114,10 @@ def route(
     muon_params: Sequence[str] = (),
     forced: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """``{parameter name: "muon" | "adamw"}``: where :class:`MuonAdamW` puts each one.
+    """``{parameter name: "muon" | "adamw"}``: where `MuonAdamW` puts each one.
 
     ``route="auto"`` (a module or ``(name, tensor)`` pairs): to AdamW go embeddings and
-    output heads as :mod:`optreg.params._kinds` decides (``nn.Embedding`` weights and names such
+    output heads as `optreg.params._kinds` decides (``nn.Embedding`` weights and names such
     as ``pos_embed`` / ``wte`` / ``shared``; parameters under ``lm_head`` / ``classifier`` /
     ``head``..., ``classifier.out_proj`` included; weights tied to an embedding, which a
     module lists once), every parameter that is not 2-D (biases, norm weights, conv
@@ -142,7 +142,7 @@ def sides_of(
     muon_params: Sequence[str],
     forced: Mapping[str, str] | None,
 ) -> tuple[dict[str, str], list[tuple[str, torch.Tensor]]]:
-    """:func:`route`'s map, and the named trainable parameters it was made from (bare
+    """`route()`'s map, and the named trainable parameters it was made from (bare
     tensors named ``params[i]``)."""
     if route not in _ROUTES:
         raise ValueError(f"`route` must be 'auto' or 'ndim', got {route!r}")

@@ -37,7 +37,7 @@ class CheckedReduceLROnPlateau(ReduceLROnPlateau):
                 group["lr"] = lr
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state saved by :meth:`state_dict`.
+        """Load a state saved by `state_dict()`.
 
         Raises:
             ValueError: the state holds a different number of param groups.

@@ -35,7 +35,7 @@ class ScheduleLR(LambdaLR):
     """
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state saved by :meth:`state_dict`, lrs of the param groups included.
+        """Load a state saved by `state_dict()`, lrs of the param groups included.
 
         Raises:
             ValueError: the state holds a different number of param groups.

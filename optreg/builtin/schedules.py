@@ -1,21 +1,21 @@
 """Builtin learning-rate schedules: pure step -> multiplier functions.
 
 Each schedule is a module-level function ``f(step, *, ...) -> float`` bound with
-:func:`functools.partial` (so it pickles) and wrapped in ``LambdaLR`` only by the
+`functools.partial()` (so it pickles) and wrapped in ``LambdaLR`` only by the
 ``get_*_schedule*`` factories, which validate their arguments once. Names, defaults,
 formulas and errors are those of the ``transformers`` 5.x functions of the same
 names (``/shared/REFERENCE.md``), with two deliberate differences:
 
 * arguments the reference accepts but cannot use (negative or NaN step counts,
   ``num_warmup_steps > num_training_steps``, a zero learning rate under ``min_lr``,
-  a non-positive ``timescale``) raise :class:`ValueError` at construction;
+  a non-positive ``timescale``) raise `ValueError` at construction;
 * where the reference divides by zero (``polynomial`` with ``num_warmup_steps ==
   num_training_steps`` at that step) the limit value ``lr_end / lr`` is returned.
 
 Each factory's pure form (``cosine``, ``linear``, ...: the arguments, and the optimizer's
 default lr where one is read, -> the step function) is public and declared as the factory's
 ``FactoryContract.multiplier``: ``sequence`` joins them, and they need no optimizer.
-The metric-driven ``greedy`` schedule lives in :mod:`optreg.builtin.greedy`.
+The metric-driven ``greedy`` schedule lives in `optreg.builtin.greedy`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ phase's length and ``num_warmup_steps`` = 0 unless the phase gives one. From
 ``num_training_steps`` on, the multiplier stays at the last phase's value at its own end
 (local step = its length), so a cosine does not rise again. There is no handoff to get
 wrong (torch's ``SequentialLR`` has had open bugs at the boundary for years): the whole
-sequence is one pure function of the step, bound with :func:`functools.partial` over the
+sequence is one pure function of the step, bound with `functools.partial()` over the
 phases' own pure functions (each builtin's declared pure form: no optimizer is built), in a
 ``LambdaLR``; it pickles and resumes bit-identically.
 """
@@ -174,7 +174,7 @@ def get_sequence_schedule(
         last_epoch: as for ``LambdaLR``.
 
     Returns:
-        A ``LambdaLR`` (:class:`~optreg.builtin.schedules.ScheduleLR`).
+        A ``LambdaLR`` (`ScheduleLR`).
 
     Raises:
         ValueError: no phases, a phase length below 1, lengths that do not add up

@@ -4,7 +4,7 @@ Every operation of an element-wise update (Adam, AdamW: each value of a paramete
 updated from the same values of its gradient and state) gives on a row shard what it
 gives on the whole tensor, so under FSDP2 each rank may step its own rows directly.
 Stepped as DTensors, each of the update's many small operations pays DTensor's dispatch;
-:func:`step_shards_locally` hooks an optimizer so that, while ``step()`` runs, its param
+`step_shards_locally()` hooks an optimizer so that, while ``step()`` runs, its param
 groups hold the parameters' local tensors (with their gradients' local tensors) and its
 state the state's local tensors. The same kernel runs on the same values, so the numbers
 equal the DTensor path's bit for bit; the state stays DTensor between steps (state made

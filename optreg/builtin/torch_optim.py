@@ -1,7 +1,7 @@
 """The torch.optim family, registered by name.
 
 Every name builds the ``torch.optim`` class itself. ``adamw`` (alias ``adamw_torch``)
-and ``adam`` are "fast by default": they go through :func:`adamw` / :func:`adam`,
+and ``adam`` are "fast by default": they go through `adamw()` / `adam()`,
 which pass ``fused=True`` when torch's fused kernel supports every parameter and the
 caller chose none of ``foreach`` / ``fused`` / ``differentiable`` / ``capturable``.
 Pass ``fused=False`` (or ``foreach=True``) to get torch's own default choice.
@@ -10,7 +10,7 @@ torch's fused CPU kernel (2.13) mis-updates a parameter that is a strided view, 
 ``torch.randn(10, 5, 2)[..., 0]``: it climbs where the other kernels descend. So fused is
 chosen only when every parameter is contiguous, a group added later with a strided one
 steps with torch's default kernel, and asking for fused on one raises
-(:mod:`optreg.builtin.fused` decides and guards).
+(`optreg.builtin.fused` decides and guards).
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def adamw_for(
         name: the optreg name it is built for, for errors.
         params: tensors or param-group dicts.
         foreach, fused, capturable, differentiable: torch's; when none is given, fused
-            where :func:`fused_supported` (every parameter contiguous, floating, CPU/CUDA).
+            where `fused_supported()` (every parameter contiguous, floating, CPU/CUDA).
         **options: AdamW's hyperparameters (``lr``, ``betas``, ...).
 
     Raises:
@@ -236,7 +236,7 @@ def adam(
 ) -> torch.optim.Adam:
     """Build ``torch.optim.Adam``, with ``fused=True`` when that kernel supports the params.
 
-    Arguments are torch's; the fused kernel is chosen as in :func:`adamw`.
+    Arguments are torch's; the fused kernel is chosen as in `adamw()`.
 
     Returns:
         A ``torch.optim.Adam``.

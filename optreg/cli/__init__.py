@@ -1,5 +1,5 @@
 """The ``optreg`` command (also ``python -m optreg``): ``list`` / ``info`` / ``check``
-(:mod:`._main`), ``groups``, ``plot`` and ``compare``; see :func:`main`."""
+(`._main`), ``groups``, ``plot`` and ``compare``; see `main()`."""
 
 from __future__ import annotations
 

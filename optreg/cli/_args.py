@@ -71,7 +71,7 @@ def number(text: str) -> object:
 
 class StepCount:
     """One check of a step count, however it arrives: a flag's text (an argparse type)
-    or a config's value (:meth:`check`); both go through :func:`optreg._core.validate.steps`."""
+    or a config's value (`check()`); both go through `optreg._core.validate.steps()`."""
 
     def __init__(self, what: str, *, low: int, high: int = validate.MAX_STEPS) -> None:
         self.what, self.low, self.high = what, low, high
@@ -80,7 +80,7 @@ class StepCount:
         """The count ``value`` stands for.
 
         Raises:
-            argparse.ArgumentTypeError: what :func:`optreg._core.validate.steps` refuses.
+            argparse.ArgumentTypeError: what `optreg._core.validate.steps()` refuses.
         """
         if isinstance(value, str):
             value = number(value)

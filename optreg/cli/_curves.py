@@ -48,10 +48,10 @@ class LrCurve:
         name: the scheduler name as given.
         lrs: learning rate used at each step of ``steps``.
         metric_driven: the scheduler's ``step()`` takes a metric; it was fed
-            :func:`synthetic_loss`.
+            `synthetic_loss()`.
         kwargs: the schedule arguments passed, sorted by name.
         steps: the steps ``lrs`` belong to: every step ``0 .. num_training_steps - 1``,
-            or, for a long schedule, at most :data:`MAX_POINTS` of them (first and last
+            or, for a long schedule, at most `MAX_POINTS` of them (first and last
             included), each value exact at its step. Empty means every step.
         boundaries: the steps where a ``sequence`` schedule's phases begin (but the first).
     """
@@ -114,7 +114,7 @@ def lr_curve(
 
     A one-parameter SGD optimizer with learning rate ``lr`` is scheduled; the
     recorded value for a step is the learning rate the optimizer uses at it.
-    Metric-driven schedulers receive :func:`synthetic_loss` as their metric.
+    Metric-driven schedulers receive `synthetic_loss()` as their metric.
 
     Raises:
         UnknownNameError: no scheduler has that name.

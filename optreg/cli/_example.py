@@ -30,5 +30,5 @@ class ExampleLM(nn.Module):
 
 
 def example_model() -> nn.Module:
-    """The model ``optreg groups --model example`` reports on: an :class:`ExampleLM`."""
+    """The model ``optreg groups --model example`` reports on: an `ExampleLM`."""
     return ExampleLM()

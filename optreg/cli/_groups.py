@@ -1,4 +1,4 @@
-"""``optreg groups``: the parameter-group dry run on a model (see :mod:`optreg._build.explain`)."""
+"""``optreg groups``: the parameter-group dry run on a model (see `optreg._build.explain`)."""
 
 from __future__ import annotations
 

@@ -189,6 +189,12 @@ def _infos(name: str, kind: str | None) -> dict[str, Any]:
             found[label] = lookup(name)
         except UnknownNameError as e:
             unknown.append(e)
+        except AmbiguousNameError:  # every candidate, each under its dist:name
+            registry = _registries(f"{label}s")[0][1]
+            key = name.strip().lower().replace("-", "_")
+            for entry in registry.entries():
+                if entry.name == key or key in entry.aliases:
+                    found[f"{label} {entry.qualified_name}"] = lookup(entry.qualified_name)
         except (ValueError, TypeError) as e:  # a malformed name ('', 'a b')
             raise UsageError(str(e)) from e
     if found:
@@ -329,6 +335,13 @@ def cmd_info(args: argparse.Namespace) -> int:
                 item["capabilities"] = _info_capabilities(infos[kind])
         print(json.dumps(out, indent=2, default=repr))
     else:
+        shared = [k for k in infos if " " in k]
+        if shared:
+            print(
+                f"{args.name!r} is provided by {len(shared)} plugins; use a dist:name below, "
+                "or prefer a provider (optreg.prefer, OPTREG_PREFER, [tool.optreg] prefer "
+                "in pyproject.toml)\n"
+            )
         print("\n\n".join(_info_text(info) for info in infos.values()))
     return 0
 

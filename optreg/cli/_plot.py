@@ -1,7 +1,7 @@
 """``optreg plot`` and ``optreg compare``: the commands that build schedules or train.
 
 Both write a figure (matplotlib, imported only here) and take ``--kw KEY=VALUE``
-arguments, which :func:`_scoped` and :func:`_route` send to the right schedule.
+arguments, which `_scoped()` and `_route()` send to the right schedule.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _route(factories: dict[str, Any], key: str) -> list[str]:
 
 
 def _config_spec(args: argparse.Namespace) -> Spec | None:
-    """``--config`` (a file or inline JSON) as a :class:`Spec`; its training length fills
+    """``--config`` (a file or inline JSON) as a `Spec`; its training length fills
     in the step count the command line did not give, with the check that flag gets."""
     from optreg._build.spec import Spec
 
@@ -120,6 +120,7 @@ def _config_spec(args: argparse.Namespace) -> Spec | None:
 def cmd_plot(args: argparse.Namespace) -> int:
     """``optreg plot``: learning-rate curves of schedules, on one labelled axis."""
     from optreg._core.registry import schedulers
+    from optreg._core.signature import takes
     from optreg.cli._curves import lr_curve, require_matplotlib, save_lr_figure
 
     require_matplotlib()
@@ -170,7 +171,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
             raise UsageError(f"scheduler {name!r}: {e}") from e
     drives = drives or "lr"  # the same multipliers drive any hyperparameter
     title = f"{drives} {args.lr:g}, {args.num_training_steps} steps"
-    if args.num_warmup_steps is not None:
+    warms = all(takes(f, "num_warmup_steps") for f in factories.values())
+    if args.num_warmup_steps is not None and warms:  # said only of schedules that warm up
         title += f", {args.num_warmup_steps} warmup"
     label = "learning rate" if drives == "lr" else drives
     save_lr_figure(curves, path, title=title, log_y=args.log_y, ylabel=label)

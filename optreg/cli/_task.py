@@ -205,7 +205,7 @@ def train(
 
     Args:
         name: optimizer name.
-        task: the problem (see :func:`make_task`).
+        task: the problem (see `make_task()`).
         steps: number of optimizer steps.
         lr: learning rate; ``None`` keeps the optimizer's default.
         scheduler: optional scheduler name; a metric-driven one is stepped with
@@ -216,7 +216,7 @@ def train(
         progress: show a tqdm bar on stderr; ``None``: only on a terminal.
 
     Raises:
-        UnknownNameError, MissingDependencyError, ValueError, TypeError: see :func:`build`.
+        UnknownNameError, MissingDependencyError, ValueError, TypeError: see `build()`.
     """
     model = make_student(task)
     optimizer, sched = build(

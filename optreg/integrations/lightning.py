@@ -59,7 +59,7 @@ def configure_optimizers(
         optimizer: an optimizer name (``optreg list optimizers``).
         scheduler: a schedule name (``optreg list schedulers``); None for none.
         optimizer_kwargs: the optimizer's hyperparameters, plus ``no_decay`` /
-            ``overrides`` as :func:`optreg.get_optimizer` takes them.
+            ``overrides`` as [optreg.get_optimizer][] takes them.
         scheduler_kwargs: the schedule's own arguments (``num_cycles``, ``mode``, ...).
         num_warmup_steps: warmup steps; a float in (0, 1) is that fraction of the
             training steps, rounded up.
@@ -74,7 +74,7 @@ def configure_optimizers(
         frequency: step the schedule every ``frequency`` intervals.
         weight_decay_scheduler: a schedule name for ``weight_decay`` too, stepped beside
             the lr schedule with the same warmup, length and interval (see
-            :func:`optreg.get_scheduler`'s ``hyperparameter``).
+            [optreg.get_scheduler][]'s ``hyperparameter``).
         weight_decay_scheduler_kwargs: that schedule's own arguments.
 
     Returns:
@@ -87,7 +87,7 @@ def configure_optimizers(
         ValueError: an ``interval`` other than step / epoch, a ``frequency`` below 1,
             or a schedule that needs the step count when the trainer cannot say it
             (no trainer attached, or an unbounded run).
-        TypeError: what :func:`optreg.get_optimizer` / :func:`optreg.get_scheduler` raise.
+        TypeError: what [optreg.get_optimizer][] / [optreg.get_scheduler][] raise.
     """
     built = get_optimizer(
         optimizer, module if params is None else params, **dict(optimizer_kwargs or {})
@@ -177,7 +177,7 @@ def clip_gradients(
 
     Call it from the LightningModule's ``configure_gradient_clipping``; the Trainer's
     ``gradient_clip_val`` then clips ``muon_adamw``'s AdamW side only (see
-    :func:`optreg.clip_grad_norm_`), and every other name as Lightning would::
+    [optreg.clip_grad_norm_][]), and every other name as Lightning would::
 
         def configure_gradient_clipping(self, optimizer, gradient_clip_val=None,
                                         gradient_clip_algorithm=None):
@@ -202,7 +202,7 @@ def clip_gradients(
 
 
 def _modes_callback() -> type:
-    """:class:`OptimizerModes`, a Callback of the Lightning that is installed."""
+    """`OptimizerModes`, a Callback of the Lightning that is installed."""
     try:
         from lightning.pytorch import Callback  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # pragma: no cover - the older package name

@@ -8,13 +8,13 @@ Importing this module imports transformers (``import optreg`` does not).
 ...                                lr_scheduler_kwargs={"num_decay_steps": 100})
 >>> trainer = OptregTrainer(model=model, args=args, train_dataset=data)  # doctest: +SKIP
 
-* :class:`OptregTrainingArguments` is a ``TrainingArguments`` whose ``optim`` and
+* `OptregTrainingArguments` is a ``TrainingArguments`` whose ``optim`` and
   ``lr_scheduler_type`` take any optreg name, plain or ``dist:name``, as well as every
   name transformers has; through ``HfArgumentParser`` that is ``--optim lion_8bit``. An
   unknown name fails when the arguments are built, with optreg's did-you-mean error.
-* :class:`OptregTrainer` (or :class:`OptregTrainerMixin` in front of another Trainer
+* `OptregTrainer` (or `OptregTrainerMixin` in front of another Trainer
   class) builds those names with the Trainer's conventions: see
-  :func:`optimizer_cls_and_kwargs`. Names transformers has itself (``adamw_torch``,
+  `optimizer_cls_and_kwargs()`. Names transformers has itself (``adamw_torch``,
   ``adafactor``, ``adamw_8bit``, ...) are built by transformers, exactly as
   ``transformers.Trainer`` builds them. Every schedule is optreg's, which equals
   transformers' own at every step for the names both have; metric-driven ones
@@ -197,7 +197,7 @@ def optimizer_cls_and_kwargs(
 ) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
     """The class and keywords the Trainer builds optreg's ``name`` from, by its conventions.
 
-    The class is :func:`optreg.get_optimizer_cls`'s. The keywords: ``lr`` from
+    The class is [optreg.get_optimizer_cls][]'s. The keywords: ``lr`` from
     ``learning_rate``; ``betas`` from ``adam_beta1`` / ``adam_beta2`` where the optimizer
     takes a tuple of betas (a third or later beta keeps the optimizer's default, as
     transformers does for AdEMAMix); ``eps`` from ``adam_epsilon`` where the optimizer's
@@ -324,15 +324,15 @@ class OptregTrainerMixin:
     """Put in front of a ``transformers.Trainer`` (sub)class to build optreg names.
 
     ``class MyTrainer(OptregTrainerMixin, SFTTrainer): ...``. The optimizer named by
-    ``args.optim`` is built by :func:`optimizer_cls_and_kwargs` unless transformers has
+    ``args.optim`` is built by `optimizer_cls_and_kwargs()` unless transformers has
     the name; the schedule named by ``args.lr_scheduler_type`` by
-    :func:`optreg.get_scheduler`, with ``args.get_warmup_steps(num_training_steps)``, the
+    [optreg.get_scheduler][], with ``args.get_warmup_steps(num_training_steps)``, the
     step count the Trainer computed and ``lr_scheduler_kwargs``.
 
     The name's policies hold: a train/eval optimizer (schedule-free) is in eval mode
     while a checkpoint or the model is saved (the Trainer itself switches it around
     evaluation and prediction), and ``max_grad_norm`` clips as
-    :func:`optreg.clip_grad_norm_` does (``muon_adamw``: its AdamW side only).
+    [optreg.clip_grad_norm_][] does (``muon_adamw``: its AdamW side only).
     """
 
     args: transformers.TrainingArguments
@@ -466,4 +466,4 @@ def _kwargs(value: object) -> Mapping[str, Any] | None:
 
 
 class OptregTrainer(OptregTrainerMixin, transformers.Trainer):
-    """``transformers.Trainer`` building every optreg name (see :class:`OptregTrainerMixin`)."""
+    """``transformers.Trainer`` building every optreg name (see `OptregTrainerMixin`)."""

@@ -9,13 +9,13 @@ module type matters (an ``nn.Embedding`` named ``shared``, say, is caught by nam
 
 - **embedding**: the weight of an ``nn.Embedding`` / ``nn.EmbeddingBag``, or a name with a
   part containing ``embed`` (``embed_tokens``, ``pos_embed``, ``patch_embed``,
-  ``tok_embeddings``, ``word_embeddings``) or a part in :data:`EMBEDDING_NAMES`
+  ``tok_embeddings``, ``word_embeddings``) or a part in `EMBEDDING_NAMES`
   (GPT-2's ``wte`` / ``wpe``, T5 / BART's ``shared``, ViT's ``cls_token``, T5's
   ``relative_attention_bias``).
-- **output head**: a name with a part in :data:`HEAD_NAMES` (``lm_head``, ``classifier``,
+- **output head**: a name with a part in `HEAD_NAMES` (``lm_head``, ``classifier``,
   ``head``...) before any numeric part: ``classifier.out_proj.weight`` and ``head.fc.weight``
   are in a head, ``encoder.layer.0.output.dense.weight`` (a block's own ``output``) is not.
-- **norm weight**: a parameter of a module in :data:`NORM_LAYERS` or whose class name ends
+- **norm weight**: a parameter of a module in `NORM_LAYERS` or whose class name ends
   in ``Norm`` (a model's own RMSNorm).
 """
 
@@ -128,7 +128,7 @@ def owners(model: nn.Module) -> dict[int, tuple[str, nn.Module]]:
 
 def named_parameters(model: nn.Module) -> list[tuple[str, Tensor]]:
     """``model.named_parameters()`` as a list: walked once per build inside
-    :func:`one_walk` (the grouping, the rules, the routing and the record all ask)."""
+    `one_walk()` (the grouping, the rules, the routing and the record all ask)."""
     memo = _WALKS.get()
     if memo is None:
         return list(model.named_parameters())
@@ -139,7 +139,7 @@ def named_parameters(model: nn.Module) -> list[tuple[str, Tensor]]:
 
 @contextlib.contextmanager
 def one_walk() -> Iterator[None]:
-    """Within the block, :func:`named_parameters` walks each module once (per thread and
+    """Within the block, `named_parameters()` walks each module once (per thread and
     task: a context variable)."""
     token = _WALKS.set({})
     try:

@@ -314,7 +314,7 @@ def group_parameters(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     lr: Any = None,
 ) -> list[dict[str, Any]]:
-    """The param groups :func:`optreg.get_optimizer` gives an optimizer, without building one.
+    """The param groups [optreg.get_optimizer][] gives an optimizer, without building one.
 
     For a plugin whose factory splits the parameters itself (``FactoryContract.routes_params``)
     and for anyone who wants optreg's grouping for an optimizer built by hand::
@@ -338,7 +338,7 @@ def group_parameters(
         Fresh param-group dicts.
 
     Raises:
-        TypeError / ValueError: what :func:`assign` and :func:`optreg.params._split.param_groups`
+        TypeError / ValueError: what `assign()` and `optreg.params._split.param_groups()`
             raise, and ``rules`` given with ``overrides``.
     """
     ruled = rules is not None or layer_decay is not None

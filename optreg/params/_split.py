@@ -1,6 +1,6 @@
 """Parameter-group helpers: the weight-decay split and per-name overrides.
 
-:func:`param_groups` turns whatever a user passes as ``params`` into a list of
+`param_groups()` turns whatever a user passes as ``params`` into a list of
 param-group dicts. With an ``nn.Module`` it knows parameter names, so it can
 
 * put biases, normalisation weights and every 1-D parameter in a group with
@@ -32,7 +32,7 @@ def matches(name: str, pattern: str) -> bool:
 def named_no_decay(model: nn.Module) -> set[str]:
     """Names of parameters the default rule exempts from weight decay.
 
-    Biases, weights of normalisation layers (:data:`NORM_LAYERS`, or any module
+    Biases, weights of normalisation layers (`NORM_LAYERS`, or any module
     whose class name ends in ``Norm``) and every parameter with fewer than 2 dims.
     """
     names: set[str] = set()
@@ -66,7 +66,7 @@ def param_groups(
         overrides: ``{pattern: {option: value}}``; every parameter whose name
             matches ``pattern`` (first matching pattern wins) gets those group
             options, e.g. ``{"embed": {"lr": 1e-4}}``.
-        options: ``{name: group options}``, what :func:`optreg.params._rules.assign` makes of
+        options: ``{name: group options}``, what `optreg.params._rules.assign()` makes of
             declarative rules and ``layer_decay``; an ``lr_scale`` multiplies ``lr``.
         lr: the optimizer's lr, which an ``lr_scale`` scales.
 

@@ -18,7 +18,7 @@ plugin registered through the ``pytest11`` entry point)::
     pytest --optreg-names=signsgd,my_schedule            # just these names
 
 Each check is deterministic (fixed seeds, a fixed convex least-squares problem)
-and raises :class:`AssertionError` with a precise message on the first violation.
+and raises `AssertionError` with a precise message on the first violation.
 
 Optimizer checks: builds from a list of tensors and from param groups (every group
 gets the defaults); per-group ``lr`` is honoured; a parameter without a gradient

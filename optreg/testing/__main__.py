@@ -1,10 +1,10 @@
 """``python -m optreg.testing FILE --provider DIST [--check]``: the kit's table into FILE;
 ``python -m optreg.testing --capabilities [--check]``: the builtins' measured capabilities
-into the package (:mod:`optreg.builtin.capabilities`);
+into the package (`optreg.builtin.capabilities`);
 ``python -m optreg.testing FILE --provider DIST --capabilities [--check]``: a
 distribution's into FILE (an adapter's README).
 
-See :mod:`optreg.testing._table`. Exit status: 0 written (or current with ``--check``),
+See `optreg.testing._table`. Exit status: 0 written (or current with ``--check``),
 1 the table is out of date (``--check``), 2 bad usage.
 """
 

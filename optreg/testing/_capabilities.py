@@ -1,20 +1,20 @@
 """Measured capabilities: what each optimizer name does under ``torch.compile`` and in bf16.
 
-Each check runs on the kit's fixed problem and gives a :class:`Verdict` (pass, fail with
+Each check runs on the kit's fixed problem and gives a `Verdict` (pass, fail with
 the message, or n/a with the reason):
 
 * ``compile``: the step under ``torch.compile`` (TorchDynamo's graph capture, with a
   counting backend that runs the captured graphs: it measures capture and recompiles, not
-  a code generator) runs; after :data:`COMPILE_STEPS` steps the parameters equal eager's
+  a code generator) runs; after `COMPILE_STEPS` steps the parameters equal eager's
   within ``rtol=1e-5, atol=1e-6``; with the builtin ``cosine`` schedule changing the lr
-  every step for :data:`SCHEDULED_STEPS` steps, nothing recompiles after the first step
+  every step for `SCHEDULED_STEPS` steps, nothing recompiles after the first step
   (the lr is a 0-dim tensor where the name takes one, so the schedule fills it in place).
-* ``bf16``: bfloat16 parameters step :data:`BF16_STEPS` times with no error or NaN, the
+* ``bf16``: bfloat16 parameters step `BF16_STEPS` times with no error or NaN, the
   loss falls, and the dtypes of the state are recorded ("state bfloat16" or "float32").
 
-:func:`measure_capabilities` measures one name; :func:`capability_table` every builtin;
+`measure_capabilities()` measures one name; `capability_table()` every builtin;
 ``python -m optreg.testing --capabilities`` writes the builtins' table into the package
-(:mod:`optreg.builtin.capabilities` reads it for ``optreg info`` and ``optreg list
+(`optreg.builtin.capabilities` reads it for ``optreg info`` and ``optreg list
 --supports``), and a test re-measures it and fails when it is stale.
 """
 

@@ -214,7 +214,7 @@ def clone_units(units: Sequence[Sequence[torch.Tensor]]) -> list[list[torch.Tens
 def needs(entry: Entry) -> dict[str, Any]:
     """What checking ``entry`` needs, from its metadata (``metadata["conformance"]``).
 
-    The entry's traits count too (``needs_train_eval``: :attr:`~optreg.Traits.train_eval`;
+    The entry's traits count too (``needs_train_eval``: `train_eval`;
     ``metric_driven``). A ``device`` (``"cuda"``, ...) makes the name a whole-name ``skip`` saying so.
 
     Raises:

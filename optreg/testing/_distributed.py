@@ -1,8 +1,8 @@
 """Measured capabilities across processes: ``ddp`` and ``fsdp2`` on two gloo ranks.
 
-One launch of :data:`WORLD` worker processes checks every name given, one after the
+One launch of `WORLD` worker processes checks every name given, one after the
 other (``python -m optreg.testing._distributed`` is the worker). Per name and per
-wrapper, each rank steps a small two-layer model :data:`STEPS` times on its half of each
+wrapper, each rank steps a small two-layer model `STEPS` times on its half of each
 batch and, beside it, a one-process copy of the model given the same reduced gradients
 (the full tensor of each sharded gradient): the verdict compares the two within
 ``rtol=1e-5, atol=1e-6``, or within 5% of the parameters' change over the steps (an
@@ -63,11 +63,11 @@ def measure_distributed(
     names: list[str], *, setup: str | None = None, device: str = "cpu"
 ) -> dict[str, dict[str, Verdict]]:
     """``{name: {"ddp": Verdict, "fsdp2": Verdict}}`` for optimizer names the kit can
-    step (see :func:`optreg.testing._capabilities.plan`), measured by one launch of
-    :data:`WORLD` gloo ranks. ``setup`` (``"module"`` or ``"module:function"``) is what
+    step (see `optreg.testing._capabilities.plan()`), measured by one launch of
+    `WORLD` gloo ranks. ``setup`` (``"module"`` or ``"module:function"``) is what
     the workers import, and call, first: a name registered at runtime exists only in the
     process that registered it. ``device="cuda"``: the same checks on NCCL, one rank per
-    GPU up to :data:`WORLD` (one GPU: one rank, which still steps DTensors).
+    GPU up to `WORLD` (one GPU: one rank, which still steps DTensors).
     """
 
     if not names:
@@ -222,7 +222,7 @@ def _shadowed(
     model: nn.Module, plain: nn.Module, build: Any, rank: int
 ) -> tuple[Any, tuple[float, bool, float]]:
     """Step ``model`` and, with the same reduced gradients, ``plain``; how far apart they
-    end after :data:`STEPS` steps."""
+    end after `STEPS` steps."""
 
     opt, ref = build(list(model.parameters())), build(list(plain.parameters()))
     start = [q.detach().clone() for q in plain.parameters()]

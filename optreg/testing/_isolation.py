@@ -15,7 +15,7 @@ def isolated_registry() -> Iterator[None]:
     Everything optreg keeps for the process is reset in one call, on entry and on exit:
     both registries (the next access rediscovers the installed plugins), the loaded
     targets and load failures, the recorded plugin problems, the pluggy manager, and a
-    run-time :func:`optreg.prefer`. So a test that registers a name, or installs a
+    run-time [optreg.prefer][]. So a test that registers a name, or installs a
     distribution on ``sys.path``, neither sees nor leaves anything behind::
 
         from optreg.testing import isolated_registry

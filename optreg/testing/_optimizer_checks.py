@@ -1,5 +1,5 @@
 """The optimizer contract's checks, each on the kit's fixed problem (run by
-:func:`optreg.testing.check_optimizer`)."""
+`optreg.testing.check_optimizer()`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The optimizer contract checks (:func:`check_optimizer`)."""
+"""The optimizer contract checks (`check_optimizer()`)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def check_optimizer(
 
     Args:
         name_or_factory: a registered name (plain or ``dist:name``), an
-            :class:`~optreg.Entry`, or a factory ``(params, **kwargs) -> Optimizer``.
+            [Entry][optreg.Entry], or a factory ``(params, **kwargs) -> Optimizer``.
         requires_closure: drive every step with ``step(closure)``; default: the
             entry's metadata, else False.
         param_groups: False for an optimizer that supports one param group only.
@@ -47,12 +47,12 @@ def check_optimizer(
         train_eval: call ``optimizer.train()`` / ``.eval()`` (schedule-free style);
             default: metadata, else whether the optimizer has both methods.
         skip_checks: ``{check name: reason}`` for checks that do not apply
-            (names in :data:`OPTIMIZER_CHECKS`).
+            (names in `OPTIMIZER_CHECKS`).
         **kwargs: hyperparameters passed to every construction (e.g. ``lr=0.01``);
             a factory whose ``lr`` has no default gets ``lr=0.01``.
 
     Returns:
-        A :class:`Report` of the checks that passed and those skipped.
+        A `Report` of the checks that passed and those skipped.
 
     Raises:
         AssertionError: a contract violation, with a message saying which and how.

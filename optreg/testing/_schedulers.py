@@ -1,4 +1,4 @@
-"""The scheduler contract checks (:func:`check_scheduler`)."""
+"""The scheduler contract checks (`check_scheduler()`)."""
 
 from __future__ import annotations
 
@@ -231,18 +231,18 @@ def check_scheduler(
 
     Args:
         name_or_factory: a registered name (plain or ``dist:name``), an
-            :class:`~optreg.Entry`, or a factory ``(optimizer, **kwargs) -> scheduler``.
+            [Entry][optreg.Entry], or a factory ``(optimizer, **kwargs) -> scheduler``.
         optimizer: an optimizer name or factory to schedule instead of SGD.
         optimizer_kwargs: keyword arguments for that optimizer.
         metric_driven: call ``step(metric)``; default: metadata, else True when
             ``scheduler.step`` has a required argument.
         num_warmup_steps: passed to schedules that take it.
         num_training_steps: passed to schedules that take it.
-        skip_checks: ``{check name: reason}`` (names in :data:`SCHEDULER_CHECKS`).
+        skip_checks: ``{check name: reason}`` (names in `SCHEDULER_CHECKS`).
         **kwargs: schedule-specific arguments.
 
     Returns:
-        A :class:`Report` of the checks that passed and those skipped.
+        A `Report` of the checks that passed and those skipped.
 
     Raises:
         AssertionError: a contract violation, with a message saying which and how.

@@ -8,7 +8,7 @@ the provider's names and writes the table between the README's markers::
 
 ``--check`` writes nothing and exits 1 when the table there is not what the kit says now.
 With ``--capabilities`` the same command measures the provider's optimizers' capabilities
-(:mod:`optreg.testing._capabilities`) into the section between
+(`optreg.testing._capabilities`) into the section between
 ``<!-- optreg-capability-table:start -->`` and ``<!-- optreg-capability-table:end -->``.
 A row is one name: ``passes`` (every check), ``passes, with gaps`` (some checks declared
 not to apply, each with its reason), ``fails`` (the check and the kit's message), ``not
@@ -56,7 +56,7 @@ class Row:
         kind: ``"optimizer"`` or ``"scheduler"``.
         name: the entry's plain name (``dist:name`` always reaches it; the plain name
             does where no builtin shadows it and no other plugin has it).
-        status: one of :data:`STATUSES`.
+        status: one of `STATUSES`.
         detail: the reason, the failing check's message or the checked kwargs.
         device: the device the name needs beyond the CPU (its ``"device"`` conformance
             metadata), else ``""``.
@@ -148,7 +148,7 @@ def replace_section(text: str, table: str, markers: tuple[str, str] = (START, EN
 
 
 def render_capabilities(measured: dict[str, Any]) -> str:
-    """The Markdown table of a :func:`~optreg.testing._capabilities.capability_table`:
+    """The Markdown table of a `capability_table()`:
     the torch version and machine, a count per capability, a row per name."""
     from optreg.builtin.capabilities import CAPABILITIES
 

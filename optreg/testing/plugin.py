@@ -166,7 +166,7 @@ if pytest is not None:
 
     @pytest.fixture
     def isolated_registry() -> Iterator[None]:
-        """A registry of the test's own (see :func:`optreg.testing.isolated_registry`):
+        """A registry of the test's own (see `optreg.testing.isolated_registry()`):
         ``pytestmark = pytest.mark.usefixtures("isolated_registry")``."""
         from optreg.testing._isolation import isolated_registry as isolated
 

@@ -94,6 +94,8 @@ def test_list_says_why_and_check_still_reports_the_shadowing(
 ) -> None:
     optreg.prefer("acme-two")
     assert main(["list", "optimizers"]) == 0
+    assert "2 names shared by several providers" in capsys.readouterr().out  # summed up
+    assert main(["list", "optimizers", "--conflicts"]) == 0
     out = capsys.readouterr().out
     assert "  acme_one:lion: shadowed by acme_two:lion (preferred by optreg.prefer())" in out
     assert "  lion: reaches acme_two:lion (preferred by optreg.prefer())" in out

@@ -83,6 +83,8 @@ def page(url: str) -> Iterator[Any]:
 def test_the_home_page_renders(page: Any, url: str) -> None:
     page.goto(f"{url}/")
     assert page.title().startswith("optreg")
+    version = __import__("optreg").__version__
+    assert f"optreg {version}" in page.locator("header").inner_text()  # the version shown
     assert page.locator("h1").first.inner_text().rstrip("¶") == "Getting started"
     assert page.locator("nav").count() > 0
     page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=False)
@@ -103,13 +105,118 @@ def test_every_gallery_picture_loads(page: Any, url: str) -> None:
     page.screenshot(path=str(ARTIFACTS / "gallery.png"), full_page=False)
 
 
-def test_the_catalogue_lists_names(page: Any, url: str) -> None:
-    page.goto(f"{url}/catalogue/")
-    cells = page.eval_on_selector_all(
-        "table td:first-child code", "cs => cs.map(c => c.textContent)"
+def _pages(site: Path) -> list[str]:
+    """Every page of the site (its nav's and the catalogue's), as URL paths."""
+    return sorted(
+        "/" + str(p.parent.relative_to(site)).replace(".", "").strip("/") + "/"
+        for p in site.rglob("index.html")
+        if "names" not in p.relative_to(site).parts and p.parent.name != "404"
     )
-    assert {"adamw", "cosine", "muon_adamw", "adafactor"} <= set(cells)
-    page.screenshot(path=str(ARTIFACTS / "catalogue.png"), full_page=False)
+
+
+def _published_only() -> set[str]:
+    """The catalogue's names of an adapter not installed here, measured to pass fsdp2."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import docs_catalogue
+
+    return {
+        n.name
+        for n in docs_catalogue.names()
+        if n.available.startswith("not installed") and "fsdp2" in n.supports.split()
+    }
+
+
+def test_the_catalogue_filters_sorts_and_links(page: Any, url: str) -> None:
+    """Typing fsdp2 leaves the names `optreg list --supports fsdp2` prints (and those of an
+    adapter not installed here that its table says pass); a column sorts; a name links
+    to its page."""
+    import json
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "optreg", "list", "--supports", "fsdp2", "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    expected = {row["name"] for row in json.loads(listed.stdout)["optimizers"]}
+    expected |= _published_only()
+    page.goto(f"{url}/catalogue/")
+    search = page.locator(".gridjs-search-input")
+    search.fill("fsdp2")
+    page.wait_for_timeout(1000)  # Grid.js filters after a short pause in typing
+    names = "els => els.map(e => e.textContent.trim())"
+    shown = page.eval_on_selector_all(".gridjs-tbody tr td a", names)
+    page.screenshot(path=str(ARTIFACTS / "catalogue-fsdp2.png"), full_page=False)
+    assert len(expected) > 100 and set(shown) == expected
+    search.fill("")
+    page.wait_for_timeout(1000)
+    every = sorted(page.eval_on_selector_all(".gridjs-tbody tr td a", names))
+    assert len(every) > 300
+    sort = page.locator("th.gridjs-th", has_text="name").locator("button")
+    sort.click()
+    assert _settled(page, names) == every
+    sort.click()
+    assert _settled(page, names) == every[::-1]
+    search.fill("muon_adamw")
+    page.wait_for_timeout(1000)
+    page.locator(".gridjs-tbody a", has_text="muon_adamw").first.click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/names/optimizer/muon_adamw/")
+    assert page.locator("h1").first.inner_text().rstrip("¶").strip() == "muon_adamw"
+    assert "fsdp2" in page.locator("article").inner_text()  # its capability verdicts
+    page.screenshot(path=str(ARTIFACTS / "name-page.png"), full_page=True)
+
+
+def _settled(page: Any, names: str) -> list[str]:
+    """The grid's names once two reads a moment apart agree (it renders asynchronously)."""
+    before: list[str] = []
+    for _ in range(20):
+        page.wait_for_timeout(250)
+        now: list[str] = page.eval_on_selector_all(".gridjs-tbody tr td a", names)
+        if now == before:
+            return now
+        before = now
+    return before
+
+
+def test_the_built_pages_are_clean(site: Path) -> None:
+    """No escaped pipes, no raw Sphinx roles, no private module path outside the API
+    reference and Contributing."""
+    import re
+
+    roles = re.compile(r":(class|func|mod|meth|attr|data|exc):`")
+    bad: dict[str, list[str]] = {}
+    for path in site.rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        rel = str(path.relative_to(site))
+        problems = []
+        if "\\|" in text:
+            problems.append("\\|")
+        if roles.search(text):
+            problems.append("a Sphinx role")
+        if "optreg._" in text and not rel.startswith(("reference/", "contributing/")):
+            problems.append("optreg._")
+        if problems:
+            bad[rel] = problems
+    assert bad == {}
+
+
+def test_no_page_is_wider_than_the_window_or_asks_another_host(
+    page: Any, url: str, site: Path
+) -> None:
+    """At 1280 px every page fits (a wide table scrolls inside itself), and no page
+    requests anything from another host (the site works offline)."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    wide = {}
+    pages = [*_pages(site), "/names/optimizer/muon_adamw/", "/names/scheduler/cosine/"]
+    for path in pages:
+        page.goto(f"{url}{path}")
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 1280:
+            wide[path] = width
+    assert len(pages) > 20 and wide == {}
+    elsewhere = sorted({r for r in requested if not r.startswith(url)})
+    assert elsewhere == []
 
 
 def test_the_search_finds_muon_adamw(page: Any, url: str) -> None:
