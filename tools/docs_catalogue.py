@@ -267,7 +267,16 @@ def page(n: Name) -> str:
 
 
 if __name__ == "__main__":
+    import json
+    import sys
+
     found = names()
+    if sys.argv[1:] == ["--published-fsdp2"]:  # for the browser test, in its own process
+        print(json.dumps(sorted(
+            n.name for n in found
+            if n.available.startswith("not installed") and "fsdp2" in n.supports.split()
+        )))  # fmt: skip
+        sys.exit(0)
     print(f"{len(found)} names; {sum(n.caps is not None for n in found)} with capabilities")
     fsdp2 = sorted(n.name for n in found if "fsdp2" in n.supports.split())
     print(

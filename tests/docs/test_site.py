@@ -90,6 +90,14 @@ def test_the_home_page_renders(page: Any, url: str) -> None:
     page.screenshot(path=str(ARTIFACTS / "home.png"), full_page=False)
 
 
+def test_the_choosing_guide_recommends_with_sources(page: Any, url: str) -> None:
+    page.goto(f"{url}/guides/choosing/")
+    text = page.locator("article").inner_text()
+    for needed in ("adamw", "muon_adamw", "Devlin et al., 2019", "Touvron et al., 2023"):
+        assert needed in text
+    page.screenshot(path=str(ARTIFACTS / "choosing.png"), full_page=True)
+
+
 def test_every_gallery_picture_loads(page: Any, url: str) -> None:
     from optreg import list_schedulers, scheduler_info
 
@@ -115,15 +123,15 @@ def _pages(site: Path) -> list[str]:
 
 
 def _published_only() -> set[str]:
-    """The catalogue's names of an adapter not installed here, measured to pass fsdp2."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    import docs_catalogue
+    """The catalogue's names of an adapter not installed here, measured to pass fsdp2
+    (in a process of its own: it loads every name)."""
+    import json
 
-    return {
-        n.name
-        for n in docs_catalogue.names()
-        if n.available.startswith("not installed") and "fsdp2" in n.supports.split()
-    }
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "docs_catalogue.py"), "--published-fsdp2"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return set(json.loads(out.stdout))
 
 
 def test_the_catalogue_filters_sorts_and_links(page: Any, url: str) -> None:
