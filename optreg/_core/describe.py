@@ -11,7 +11,10 @@ __all__ = ["describe"]
 
 
 def describe(entry: Entry) -> EntryInfo:
-    """Describe ``entry``; imports its target (when it can) to read signature and docstring."""
+    """Describe ``entry``; imports its target (when it can) to read signature and docstring.
+
+    The description is the one the plugin gave, else the first line of the factory's
+    own docstring, else (the factory not importable here) the distribution's summary."""
     signature = None
     required: tuple[str, ...] = ()
     description = entry.description or entry.summary
@@ -26,6 +29,8 @@ def describe(entry: Entry) -> EntryInfo:
         # the target's own docstring only: a class without one would show its base's
         # ("Base class for all optimizers.")
         doc = own_doc(factory).split("\n\n")[0].strip() or doc
+        if not entry.description and own_doc(factory):
+            description = own_doc(factory).strip().splitlines()[0]
     available, reason = loading.status(entry)
     return EntryInfo(
         name=entry.name,

@@ -49,3 +49,25 @@ def test_an_entry_point_class_without_a_docstring_shows_no_inherited_text(
     info = optreg.optimizer_info("quiet")
     assert info.description == info.doc == "Quiet optimizers for acme"  # the distribution's
     assert info.provider == "acme-quiet"
+
+
+def test_an_entry_points_description_is_its_factorys_docstring(make_dist: MakeDist) -> None:
+    """Not the distribution's summary, which every name of the plugin shares."""
+    site = make_dist(
+        "acme-loud",
+        entry_points={
+            "optreg.optimizers": {"loud": "acme_loud:Loud", "louder": "acme_loud:Louder"}
+        },
+        modules={
+            "acme_loud": (
+                "import torch\n"
+                "class Loud(torch.optim.SGD):\n    '''SGD that shouts.\n\n    More.'''\n"
+                "class Louder(torch.optim.SGD):\n    '''SGD that shouts louder.'''\n"
+            )
+        },
+    )
+    meta = next(site.glob("acme_loud-*.dist-info")) / "METADATA"
+    meta.write_text(meta.read_text() + "Summary: Loud optimizers for acme\n")
+    discovery.reset()
+    assert optreg.optimizer_info("loud").description == "SGD that shouts."
+    assert optreg.optimizer_info("louder").description == "SGD that shouts louder."
