@@ -88,11 +88,21 @@ def gallery() -> tuple[str, dict[str, bytes]]:
                 f"![{name}: the learning rate over {TRAINING} steps](gallery/{name}.png)",
                 "",
                 "```bash",
-                f"optreg {shown} -o {name}.png",
+                _command(shown, name),
                 "```",
                 "",
             ]
     return "\n".join(lines), images
+
+
+def _command(shown: str, name: str) -> str:
+    """``optreg plot ...`` as a shell command, one option per line where it is long."""
+    one = f"optreg {shown} -o {name}.png"
+    if len(one) <= 70:
+        return one
+    head, *options = shown.split(" --")
+    lines = [f"optreg {head}", *(f"    --{o}" for o in options), f"    -o {name}.png"]
+    return " \\\n".join(lines)
 
 
 def _provider(name: str) -> str:
