@@ -11,8 +11,8 @@ A third party never shadows a builtin: the plain name stays the builtin's and th
 third party's entry stays reachable as ``dist:name``. Two third parties with one
 name make the plain name ambiguous (`AmbiguousNameError` on use).
 
-The registries are filled by `optreg._plugins.discovery` on first access; it installs
-itself with `set_discovery()` (so this module imports nothing of it). Loading
+The registries are filled by `optreg._plugins.discovery` on first access: a registry
+imports it by name then, and it installs itself with `set_discovery()`. Loading
 targets lives in `optreg._core.loading`, describing entries in `optreg._core.describe`.
 """
 
@@ -36,8 +36,19 @@ LOCK = fork_safe_lock()
 _SOURCE_RANK = {"runtime": 0, "builtin": 1, "plugin": 2}
 
 
+#: The module that fills the registries, installing itself with `set_discovery()` when
+#: imported; a registry imports it by name on first access (it sits in a room above).
+DISCOVERY = "optreg._plugins.discovery"
+
+
 def _no_discovery() -> None:
-    """Until `optreg._plugins.discovery` is imported, a registry holds what was registered."""
+    """First access before discovery was imported: import it (it installs itself), then
+    discover, so a registry reached without `import optreg`'s names is filled too."""
+    import importlib
+
+    importlib.import_module(DISCOVERY)
+    if _discover[0] is not _no_discovery:
+        _discover[0]()
 
 
 _discover: list[Callable[[], None]] = [_no_discovery]

@@ -8,6 +8,7 @@ is loaded: each row of MISMATCHES is one difference the README's table lists.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -134,8 +135,8 @@ MISMATCHES: list[tuple[str, Callable[[], tuple[Any, Any]], str]] = [
     (
         "another optimizer",
         lambda: _build(Net(), "nadam"),
-        r"the checkpoint is for optimizer 'optreg:adamw' \(optreg 0\.1\.0\), "
-        r"this one is 'optreg:nadam'",
+        r"the checkpoint is for optimizer 'optreg:adamw' "
+        rf"\(optreg {re.escape(optreg.__version__)}\), this one is 'optreg:nadam'",
     ),
     (
         "another schedule",
