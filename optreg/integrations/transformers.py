@@ -159,7 +159,7 @@ class OptregTrainingArguments(transformers.TrainingArguments):
         else:
             self.lr_scheduler_type = SchedulerType.LINEAR
         super().__post_init__()
-        self.optim = OptimizerNames(optim) if optim in _TRANSFORMERS_OPTIMIZERS else optim
+        self.optim = OptimizerNames(optim) if optim in _TRANSFORMERS_OPTIMIZERS else _Name(optim)
         if schedule in _TRANSFORMERS_SCHEDULES:
             self.lr_scheduler_type = SchedulerType(schedule)
         else:
@@ -175,7 +175,7 @@ class OptregTrainingArguments(transformers.TrainingArguments):
         native = optim in _TRANSFORMERS_OPTIMIZERS
         super().set_optimizer(optim if native else "adamw_torch", *args, **kwargs)
         if not native:
-            self.optim = optim
+            self.optim = _Name(optim)
         return self
 
     def set_lr_scheduler(self, name: Any = "linear", *args: Any, **kwargs: Any) -> Any:
@@ -190,6 +190,23 @@ class OptregTrainingArguments(transformers.TrainingArguments):
         if not native:
             self.lr_scheduler_type = schedule
         return self
+
+
+class _Name(str):
+    """An optreg optimizer name in ``TrainingArguments.optim``: the str itself everywhere
+    (equality, hashing, ``str()``, ``repr()``, JSON), and in a formatted message a pointer
+    to what builds it, for the one place that formats it: a plain ``transformers.Trainer``
+    saying it "cannot instantiate unsupported optimizer"."""
+
+    def __format__(self, spec: str) -> str:
+        name = str(self)
+        if spec:
+            return format(name, spec)
+        return (
+            f"{name} (an optreg name: train with optreg.integrations.transformers."
+            f"OptregTrainer, or give this Trainer optimizer_cls_and_kwargs="
+            f"optimizer_cls_and_kwargs({name!r}, args, model))"
+        )
 
 
 def optimizer_cls_and_kwargs(

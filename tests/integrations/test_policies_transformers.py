@@ -221,3 +221,17 @@ def test_a_schedules_missing_argument_says_lr_scheduler_kwargs(tmp_path: Path) -
         "lr_scheduler_kwargs={'num_decay_steps': ...}) or --lr_scheduler_kwargs "
         "'{\"num_decay_steps\": ...}'"
     )
+
+
+def test_a_plain_trainer_with_an_optreg_name_points_at_optregtrainer(tmp_path: Path) -> None:
+    args = _args(tmp_path, optim="muon_adamw", max_steps=1)
+    assert args.optim == "muon_adamw" and str(args.optim) == "muon_adamw"
+    assert args.to_dict()["optim"] == "muon_adamw"
+    trainer = transformers.Trainer(model=Regressor(), args=args, train_dataset=_Data())
+    with pytest.raises(ValueError) as info:
+        trainer.create_optimizer()
+    assert str(info.value) == (
+        "Trainer cannot instantiate unsupported optimizer: muon_adamw (an optreg name: train "
+        "with optreg.integrations.transformers.OptregTrainer, or give this Trainer "
+        "optimizer_cls_and_kwargs=optimizer_cls_and_kwargs('muon_adamw', args, model))"
+    )
