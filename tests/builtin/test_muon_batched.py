@@ -63,6 +63,19 @@ def test_batched_newton_schulz_equals_torchs_per_matrix_iteration() -> None:
         torch.testing.assert_close(batched.float(), looped.float(), rtol=0, atol=2e-2)
 
 
+def _batched_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The shapes of the stacks Newton-Schulz runs batched on, from now on."""
+    calls: list[tuple[int, ...]] = []
+    exact = muon_batched.newton_schulz_batched
+
+    def counted(stack: torch.Tensor, *rest: Any) -> torch.Tensor:
+        calls.append(tuple(stack.shape))
+        return exact(stack, *rest)
+
+    monkeypatch.setattr(muon_batched, "newton_schulz_batched", counted)
+    return calls
+
+
 def _close(a: nn.Module, b: nn.Module, exact: bool) -> None:
     """Parameters equal, or (later steps) within what bf16 rounding in Newton-Schulz
     leaves: a one-ulp difference in one step's orthogonalisation (seen here for the
@@ -86,14 +99,7 @@ def test_auto_is_a_static_rule_that_batches_small_cpu_stacks(
 ) -> None:
     """``"auto"`` on the CPU batches every stack of matrices up to BATCHED_UP_TO values,
     from the first step, without timing anything: two runs take the same path."""
-    calls: list[tuple[int, ...]] = []
-    exact = muon_batched.newton_schulz_batched
-
-    def counted(stack: torch.Tensor, *rest: Any) -> torch.Tensor:
-        calls.append(tuple(stack.shape))
-        return exact(stack, *rest)
-
-    monkeypatch.setattr(muon_batched, "newton_schulz_batched", counted)
+    calls = _batched_calls(monkeypatch)
     monkeypatch.setattr(muon_batched, "_measure", None)  # calling it would fail
     first, opt = _stepped("auto", steps=2)
     assert calls == [(3, 16, 16), (2, 48, 16)] * 2
@@ -148,14 +154,7 @@ def test_a_measurement_batches_only_where_equal_and_faster(
 
 
 def test_a_recorded_choice_is_followed(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[int, ...]] = []
-    exact = muon_batched.newton_schulz_batched
-
-    def counted(stack: torch.Tensor, *rest: Any) -> torch.Tensor:
-        calls.append(tuple(stack.shape))
-        return exact(stack, *rest)
-
-    monkeypatch.setattr(muon_batched, "newton_schulz_batched", counted)
+    calls = _batched_calls(monkeypatch)
     model = Blocks()
     opt = optreg.get_optimizer("muon_adamw", model, lr=0.02, route="ndim", ns_batch="measure")
     threads = torch.get_num_threads()
