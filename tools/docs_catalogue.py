@@ -162,7 +162,9 @@ def names() -> list[Name]:
 
 
 def _e(text: object) -> str:
-    return html.escape(" ".join(str(text).split()))
+    """Text as it is: HTML escaped, and square brackets kept from reading as links."""
+    plain = html.escape(" ".join(str(text).split()))
+    return plain.replace("[", "&#91;").replace("]", "&#93;")
 
 
 def catalogue(rows: list[Name]) -> str:

@@ -129,7 +129,7 @@ def main() -> None:
             f.write(data)
     changelog = Path(__file__).resolve().parents[1] / "CHANGELOG.md"
     with mkdocs_gen_files.open("changelog.md", "w") as f:
-        f.write(changelog.read_text(encoding="utf-8").replace("CHANGELOG.md#", "#"))
+        f.write(changelog.read_text(encoding="utf-8"))
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs_catalogue, beside this

@@ -89,7 +89,8 @@ def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: An
         A `GroupReport`; ``report.table()`` is what ``optreg groups`` prints.
 
     Raises:
-        Whatever [optreg.get_optimizer][] raises for these arguments.
+        OptregError: what [optreg.get_optimizer][] raises for these arguments (and its
+            TypeError / ValueError for bad ones).
     """
     from optreg.params._kinds import is_embedding, is_head, is_norm, owners
 

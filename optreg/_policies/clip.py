@@ -78,7 +78,10 @@ def clip_grad_norm_(
 
     Args:
         optimizer: the optimizer about to step.
-        max_norm, norm_type, error_if_nonfinite, foreach: torch's.
+        max_norm: the largest total norm, as torch's.
+        norm_type: the norm's order, as torch's.
+        error_if_nonfinite: raise on a non-finite norm, as torch's.
+        foreach: torch's kernel choice.
 
     Returns:
         The total norm of the clipped groups' gradients (before clipping), as torch's.

@@ -186,7 +186,8 @@ def clip_gradients(
     Args:
         module: the LightningModule (``self``).
         optimizer: the optimizer Lightning passes.
-        gradient_clip_val, gradient_clip_algorithm: what Lightning passes.
+        gradient_clip_val: what Lightning passes (the Trainer's ``gradient_clip_val``).
+        gradient_clip_algorithm: what Lightning passes (``"norm"`` or ``"value"``).
     """
     from optreg._policies.clip import clip_grad_norm_, clip_policy
 
