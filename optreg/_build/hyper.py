@@ -150,26 +150,9 @@ def hyperparameter_scheduler(
     """
     for i, group in enumerate(optimizer.param_groups):
         slot(group, hyperparameter, i, label)  # refused by name before anything is built
-    saved = [
-        (group["lr"], "initial_lr" in group, group.get("initial_lr"))
-        for group in optimizer.param_groups
-    ]
-    kept = [lr.clone() if isinstance(lr, torch.Tensor) else lr for lr, _, _ in saved]
-    try:
-        built = build()
-    finally:
-        for group, (lr, had, initial), value in zip(
-            optimizer.param_groups, saved, kept, strict=True
-        ):
-            if isinstance(lr, torch.Tensor):
-                lr.copy_(value)
-                group["lr"] = lr
-            else:
-                group["lr"] = value
-            if had:
-                group["initial_lr"] = initial
-            else:
-                group.pop("initial_lr", None)
+    from optreg.builtin.schedule_lr import built_in_place
+
+    built = built_in_place(optimizer, build)
     lambdas = getattr(built, "lr_lambdas", None)
     if not isinstance(lambdas, list) or not all(map(callable, lambdas)):
         raise ValueError(

@@ -15,6 +15,7 @@ from optreg._core.entry import Entry, optreg_version
 from optreg._core.traits import Traits
 
 __all__ = [
+    "built_entry",
     "built_traits",
     "optimizer_arguments",
     "optimizer_record",
@@ -124,8 +125,8 @@ def remember_scheduler(
         }
 
 
-def built_traits(optimizer: Any) -> Traits | None:
-    """The traits of the name optreg built ``optimizer`` from; None for one it did not
+def built_entry(optimizer: Any) -> Entry | None:
+    """The entry of the name optreg built ``optimizer`` from; None for one it did not
     build (or whose name is no longer registered)."""
     try:
         record = optimizers.get(optimizer)
@@ -136,6 +137,12 @@ def built_traits(optimizer: Any) -> Traits | None:
     from optreg._core.registry import optimizers as registry
 
     try:
-        return registry.resolve(record["qualified_name"]).traits
+        return registry.resolve(record["qualified_name"])
     except Exception:  # unregistered since
         return None
+
+
+def built_traits(optimizer: Any) -> Traits | None:
+    """The traits of the name optreg built ``optimizer`` from (see `built_entry`)."""
+    entry = built_entry(optimizer)
+    return None if entry is None else entry.traits

@@ -27,20 +27,15 @@ def clip_policy(optimizer: Any) -> ClipPolicy | None:
     declared = contract_of(type(optimizer)).clip
     if declared is not None:
         return declared
-    from optreg._build import records
-
-    try:
-        record = records.optimizers.get(optimizer)
-    except TypeError:  # not weakly referable: never recorded
-        record = None
-    if record is None:
-        return None
+    from optreg._build.records import built_entry
     from optreg._core import loading
-    from optreg._core.registry import optimizers
 
+    entry = built_entry(optimizer)
+    if entry is None:
+        return None
     try:
-        return loading.contract(optimizers.resolve(record["qualified_name"])).clip
-    except Exception:  # the name is gone: no policy
+        return loading.contract(entry).clip
+    except Exception:  # its factory no longer loads: no policy
         return None
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ from optreg._core import validate
 
 __all__ = [
     "ScheduleLR",
+    "built_in_place",
     "check_group_count",
     "default_lr",
     "rate_of_min_lr",
@@ -52,6 +54,32 @@ def restore_lrs(optimizer: Any, lrs: Any) -> None:
         return
     for group, lr in zip(optimizer.param_groups, lrs, strict=True):
         set_lr(group, lr)
+
+
+def built_in_place(optimizer: Any, build: Callable[[], Any]) -> Any:
+    """``build()``, a schedule built on ``optimizer`` for its step functions only: the
+    learning rates it writes into the groups (and an ``initial_lr`` it adds) are put
+    back as they were (``sequence``'s phases, a schedule driving weight decay)."""
+    saved = [
+        (_number(g["lr"]), "initial_lr" in g, g.get("initial_lr")) for g in optimizer.param_groups
+    ]
+    try:
+        return build()
+    finally:
+        for group, (lr, had_initial, initial) in zip(optimizer.param_groups, saved, strict=False):
+            if lr is not None:
+                set_lr(group, lr)
+            if had_initial:
+                group["initial_lr"] = initial
+            else:
+                group.pop("initial_lr", None)
+
+
+def _number(lr: Any) -> float | None:
+    """A learning rate as a float (a one-element tensor read as its value), else None."""
+    if validate.is_real(lr) or (validate.is_tensor(lr) and lr.numel() == 1):
+        return float(lr)
+    return None
 
 
 def set_lr(group: dict[str, Any], lr: Any) -> None:

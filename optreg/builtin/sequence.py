@@ -31,7 +31,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from optreg._core import signature, validate
-from optreg.builtin.schedule_lr import ScheduleLR, default_lr, set_lr
+from optreg.builtin.schedule_lr import ScheduleLR, built_in_place, default_lr
 
 __all__ = ["get_sequence_schedule"]
 
@@ -114,7 +114,7 @@ def _phase_functions(
         if signature.takes(pure, "base_lr") == "named":
             call["base_lr"] = default_lr(optimizer)
         return [pure(**call)]
-    built = _built_in_place(optimizer, factory, call)
+    built = built_in_place(optimizer, lambda: factory(optimizer, **call))
     if signature.step_needs_metric(built):
         raise ValueError(
             f"{where} is metric-driven: it changes the lr from the metrics it is given, and "
@@ -127,31 +127,6 @@ def _phase_functions(
             "schedules that are one function of the step per param group"
         )
     return list(lambdas)
-
-
-def _built_in_place(optimizer: Optimizer, factory: Any, call: Mapping[str, Any]) -> Any:
-    """``factory(optimizer, **call)``, the learning rates it writes into the groups (and
-    an ``initial_lr`` it adds) put back as they were: only its step functions are used."""
-    saved = [
-        (_number(g["lr"]), "initial_lr" in g, g.get("initial_lr")) for g in optimizer.param_groups
-    ]
-    try:
-        return factory(optimizer, **call)
-    finally:
-        for group, (lr, had_initial, initial) in zip(optimizer.param_groups, saved, strict=False):
-            if lr is not None:
-                set_lr(group, lr)
-            if had_initial:
-                group["initial_lr"] = initial
-            else:
-                group.pop("initial_lr", None)
-
-
-def _number(lr: Any) -> float | None:
-    """A learning rate as a float (a one-element tensor read as its value), else None."""
-    if validate.is_real(lr) or (validate.is_tensor(lr) and lr.numel() == 1):
-        return float(lr)
-    return None
 
 
 def get_sequence_schedule(
