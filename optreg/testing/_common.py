@@ -151,13 +151,31 @@ def seeded() -> Iterator[None]:
 
 @contextlib.contextmanager
 def draws(seed: int) -> Iterator[None]:
-    """The CPU's random numbers from ``seed``, the generator's state restored after: two
-    runs that draw (Kron, stochastic rounding) compare with each other, not two draws."""
+    """The CPU's random numbers from ``seed``: torch's generator and the process-wide ones
+    of Python's ``random`` and numpy (pytorch_optimizer's Kron draws its rebalancing from
+    ``numpy.random``), each restored after. Two runs that draw (Kron, stochastic rounding)
+    compare with each other, not two draws."""
+    import random
+
     import torch
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+    try:
+        import numpy.random as np_random
+    except ImportError:  # numpy is optional: nothing of it to seed
+        np_random = None  # type: ignore[assignment]
+    python_state = random.getstate()
+    numpy_state = np_random.get_state() if np_random is not None else None
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            if np_random is not None:
+                np_random.seed(seed)
+            yield
+    finally:
+        random.setstate(python_state)
+        if np_random is not None:
+            np_random.set_state(numpy_state)
 
 
 def provided(providers: Iterable[str], kinds: Sequence[str], noun: str) -> list[Entry]:

@@ -47,6 +47,41 @@ def test_a_factory_passes_too() -> None:
     assert report.passed == list(OPTIMIZER_CHECKS)
 
 
+class DrawsFromNumpyAndRandom(torch.optim.SGD):
+    """Scales each step by draws from the process-wide generators of numpy and Python's
+    ``random`` (pytorch_optimizer's Kron draws its rebalancing from ``numpy.random``)."""
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        import random
+
+        import numpy
+
+        scale = 0.5 + numpy.random.random() + random.random()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad, alpha=-group["lr"] * scale)
+        return super().step(closure)
+
+
+def test_an_optimizer_drawing_from_numpy_and_random_compares_runs_with_the_same_draws() -> None:
+    pytest.importorskip("numpy")
+    import random
+
+    import numpy
+
+    numpy.random.seed(7)
+    random.seed(7)
+    expected = (numpy.random.random(), random.random())
+    numpy.random.seed(7)
+    random.seed(7)
+    report = check_optimizer(DrawsFromNumpyAndRandom, lr=0.01)
+    assert report.passed == list(OPTIMIZER_CHECKS)
+    # the process-wide generators are where the check found them
+    assert (numpy.random.random(), random.random()) == expected
+
+
 def test_metric_driven_scheduler_gets_a_metric() -> None:
     def plateau(optimizer: torch.optim.Optimizer) -> Any:
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=2)
