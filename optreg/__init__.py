@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 # itself imports no module of the package's rooms, so it costs next to nothing after torch.
 _LAZY = {
     "AmbiguousNameError": "optreg._core.errors",
+    "Catalog": "optreg._core.catalog",
     "CheckpointMismatchError": "optreg._core.errors",
     "CheckpointMismatchWarning": "optreg._core.errors",
     "ClipPolicy": "optreg._core.contract",
@@ -66,6 +67,7 @@ _LAZY = {
 
 __all__ = [
     "AmbiguousNameError",
+    "Catalog",
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",
     "ClipPolicy",
@@ -132,6 +134,7 @@ if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
     from optreg._build.spec import build
     from optreg._checkpoint.convert import convert_state_dict
     from optreg._checkpoint.state import from_state_dict, load_state_dict, state_dict
+    from optreg._core.catalog import Catalog
     from optreg._core.contract import ClipPolicy, FactoryContract
     from optreg._core.entry import Entry, EntryInfo
     from optreg._core.errors import (

@@ -23,6 +23,7 @@ import functools
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from optreg._core.catalog import current
 from optreg._core.locks import fork_safe_lock
 
 if TYPE_CHECKING:
@@ -32,17 +33,16 @@ if TYPE_CHECKING:
 
 __all__ = ["get_optimizer_cls"]
 
-_classes: dict[str, type[Any]] = {}
 _lock = fork_safe_lock(reentrant=False)
 
 
 def class_for(entry: Entry, attribute: str) -> type[torch.optim.Optimizer]:
     """The ``Optimizer`` subclass standing for ``entry``, as ``optreg.optim.<attribute>``."""
+    classes = current().classes
     with _lock:
-        cls = _classes.get(attribute)
+        cls = classes.get(attribute)
         if cls is None or cls._optreg_name != entry.qualified_name:
-            cls = _make(entry, attribute)
-            _classes[attribute] = cls
+            cls = classes[attribute] = _make(entry, attribute)
         return cls
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-from optreg._plugins import discovery as _discovery
+from optreg._core.catalog import Catalog, install
+from optreg.testing import isolated_registry
 
 # The suite steps tiny tensors: on a small, shared CI machine torch's intra-op
 # threads cost far more than they gain (seen here: ~50x slower steps).
@@ -44,11 +45,20 @@ def _empty_bnb_manager() -> None:
 
 
 @pytest.fixture
-def fresh_registry() -> Iterator[None]:
-    """Forget every discovered and runtime-registered name, before and after the test."""
-    _discovery.reset()
-    yield
-    _discovery.reset()
+def fresh_registry() -> Iterator[Catalog]:
+    """A fresh catalog for the test (`optreg.testing.isolated_registry`): nothing it
+    registers, prefers or discovers outlives it."""
+    with isolated_registry() as catalog:
+        yield catalog
+
+
+def rediscover() -> Catalog:
+    """A fresh catalog for the rest of a test using ``fresh_registry`` (which puts the one
+    before the test back): the next access discovers what is installed now, under the
+    environment as it is now."""
+    fresh = Catalog()
+    install(fresh)
+    return fresh
 
 
 @pytest.fixture
@@ -104,7 +114,7 @@ def make_dist(
                     (site / parent / "__init__.py").touch()
             path.write_text(textwrap.dedent(source))
             created.append(mod)
-        _discovery.reset()
+        rediscover()
         return site
 
     yield make

@@ -43,12 +43,11 @@ def test_block_runs(
     exec(compile(code, f"{page}:{line}", "exec"), namespace)
     hook = namespace.get("optreg_add_optimizers")
     if callable(hook):  # a plugin module: its hook registers what it says, lazily
-        from optreg._core.registry import Registry
         from optreg.hookspecs import PluginRegistry
 
-        registry = Registry("optimizer")
-        hook(PluginRegistry(registry, "mypkg", None, "mypkg:readme"))
-        entry = registry.resolve("mypkg:lion_pt")
+        with optreg.Catalog(plugins=[]):  # a catalog of this block's names alone
+            hook(PluginRegistry(optreg.optimizers, "mypkg", None, "mypkg:readme"))
+            entry = optreg.optimizers.resolve("mypkg:lion_pt")
         assert entry.target == "lion_pytorch:Lion" and entry.extra == "lion"
         assert "lion_pytorch" not in sys.modules
 

@@ -7,10 +7,10 @@ entry, arguments and parameter names of each object they return.
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from optreg._core.catalog import RECORDS
 from optreg._core.entry import Entry, optreg_version
 from optreg._core.traits import Traits
 
@@ -19,17 +19,11 @@ __all__ = [
     "built_traits",
     "optimizer_arguments",
     "optimizer_record",
-    "optimizers",
     "parameter_names",
     "remember_optimizer",
     "remember_scheduler",
-    "schedulers",
     "snapshot",
 ]
-
-# What optreg built, keyed by the object (weakly: a record never keeps one alive).
-optimizers: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
-schedulers: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def parameter_names(params: Any) -> dict[int, str]:
@@ -99,7 +93,7 @@ def remember_optimizer(
 ) -> None:
     """Note how [optreg.get_optimizer][] built ``optimizer`` (for `state_dict()`)."""
     with contextlib.suppress(TypeError):  # an object with no weak reference: no record
-        optimizers[optimizer] = {
+        RECORDS["optimizer"][optimizer] = {
             **_provider(entry),
             "qualified_name": entry.qualified_name,
             **optimizer_record(kwargs, grouping),
@@ -116,7 +110,7 @@ def remember_scheduler(
 ) -> None:
     """Note how [optreg.get_scheduler][] built ``scheduler``."""
     with contextlib.suppress(TypeError):  # a plugin's object with no weak reference
-        schedulers[scheduler] = {
+        RECORDS["scheduler"][scheduler] = {
             **_provider(entry),
             "qualified_name": entry.qualified_name,
             "num_warmup_steps": num_warmup_steps,
@@ -129,7 +123,7 @@ def built_entry(optimizer: Any) -> Entry | None:
     """The entry of the name optreg built ``optimizer`` from; None for one it did not
     build (or whose name is no longer registered)."""
     try:
-        record = optimizers.get(optimizer)
+        record = RECORDS["optimizer"].get(optimizer)
     except TypeError:  # not weakly referable: never recorded
         return None
     if record is None:

@@ -128,9 +128,9 @@ def convert_state_dict(state_dict: Mapping[str, Any], source: str, target: Any) 
 
 
 def _built_name(optimizer: Any) -> str:
-    from optreg._build import records
+    from optreg._core.catalog import RECORDS
 
-    record = records.optimizers.get(optimizer) if hasattr(optimizer, "param_groups") else None
+    record = RECORDS["optimizer"].get(optimizer) if hasattr(optimizer, "param_groups") else None
     if record is None:
         raise TypeError(
             "convert_state_dict: `target` must be an optimizer name or an optimizer built by "

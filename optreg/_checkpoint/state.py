@@ -17,9 +17,9 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from optreg._build import records as _records
 from optreg._build.api import effective_arguments
 from optreg._build.spec import Spec
+from optreg._core.catalog import RECORDS
 from optreg._core.entry import optreg_version
 from optreg._core.errors import CheckpointMismatchError, CheckpointMismatchWarning
 from optreg._core.validate import is_real
@@ -55,7 +55,7 @@ def unwrapped_name(name: str | None) -> str | None:
 
 
 def _record_of(obj: Any, kind: str) -> dict[str, Any]:
-    records = _records.optimizers if kind == "optimizer" else _records.schedulers
+    records = RECORDS["optimizer" if kind == "optimizer" else "scheduler"]
     record = records.get(obj) if obj is not None else None
     if record is None:
         maker = "get_optimizer" if kind == "optimizer" else "get_scheduler"

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from optreg._core.catalog import current
 from optreg._core.contract import FactoryContract, contract_of
 from optreg._core.entry import Entry, dist_requires
 from optreg._core.errors import MissingDependencyError, PluginLoadError
@@ -23,20 +24,13 @@ from optreg._core.locks import fork_safe_lock
 from optreg._core.signature import signature
 
 __all__ = [
-    "clear",
     "contract",
     "first_call",
-    "forget",
     "import_heavy",
     "load",
     "missing_requirement",
     "status",
 ]
-
-_loaded: dict[Entry, Any] = {}
-_broken: dict[Entry, str] = {}
-_called: set[Entry] = set()
-_contracts: dict[Entry, FactoryContract] = {}
 
 #: Held while a target is imported and while an entry's factory runs for the first time.
 #: Those first calls import lazily (bitsandbytes imports torch._inductor, torch's first
@@ -44,23 +38,6 @@ _contracts: dict[Entry, FactoryContract] = {}
 #: the process ("partially initialized module 'torch._inductor.utils'"); through optreg
 #: they happen one at a time.
 _IMPORT_LOCK = fork_safe_lock()
-
-
-def clear() -> None:
-    """Forget every loaded target and every recorded load failure."""
-    _loaded.clear()
-    _broken.clear()
-    _called.clear()
-    _contracts.clear()
-
-
-def forget(entry: Entry) -> None:
-    """Forget what was loaded for ``entry`` (unregistered or replaced): the caches hold
-    only entries a registry holds, however many are registered and dropped."""
-    _loaded.pop(entry, None)
-    _broken.pop(entry, None)
-    _called.discard(entry)
-    _contracts.pop(entry, None)
 
 
 def import_target(ref: str) -> Any:
@@ -73,16 +50,16 @@ def import_target(ref: str) -> Any:
 
 
 def load(entry: Entry) -> Any:
-    """Return the entry's factory, importing its target on first use.
+    """Return the entry's factory, importing its target on first use (kept in the current
+    catalog's slot of the entry).
 
     Raises:
         MissingDependencyError: a declared requirement is not installed (or too old).
         PluginLoadError: the target cannot be imported or lacks the attribute.
     """
-    try:
-        return _loaded[entry]
-    except KeyError:
-        pass
+    slot = current().slot(entry)
+    if slot.loaded:
+        return slot.factory
     missing = missing_requirement(entry)
     if missing:
         raise MissingDependencyError(missing)
@@ -95,15 +72,15 @@ def load(entry: Entry) -> Any:
             with _IMPORT_LOCK:
                 factory = import_target(entry.target)
         except (Exception, SystemExit) as e:  # a plugin's sys.exit() is contained too
-            _broken[entry] = msg = f"{what}: cannot load {entry.target!r}: {type(e).__name__}: {e}"
+            slot.broken = msg = f"{what}: cannot load {entry.target!r}: {type(e).__name__}: {e}"
             raise PluginLoadError(msg) from e
         if not callable(factory):
-            _broken[entry] = msg = (
+            slot.broken = msg = (
                 f"{what}: target {entry.target!r} is {type(factory).__name__} "
                 f"{factory!r:.60}, not a callable factory"
             )
             raise PluginLoadError(msg)
-    _loaded[entry] = factory
+    slot.factory, slot.loaded = factory, True
     return factory
 
 
@@ -116,21 +93,18 @@ def contract(entry: Entry) -> FactoryContract:
         MissingDependencyError, PluginLoadError: see `load()`; a PluginLoadError too
             when ``optreg_contract`` is not a FactoryContract.
     """
-    try:
-        return _contracts[entry]
-    except KeyError:
-        pass
+    slot = current().slot(entry)
+    if slot.contract is not None:
+        return slot.contract
     factory = load(entry)
     if entry.source != "builtin":  # the builtins' cannot raise (bnb's is None without bnb)
         _probe_signature(entry, factory)
     try:
         declared = contract_of(factory)
     except TypeError as e:
-        _broken[entry] = msg = (
-            f"{entry.kind} {entry.name!r} from distribution {entry.provider!r}: {e}"
-        )
+        slot.broken = msg = f"{entry.kind} {entry.name!r} from distribution {entry.provider!r}: {e}"
         raise PluginLoadError(msg) from e
-    _contracts[entry] = declared
+    slot.contract = declared
     return declared
 
 
@@ -149,7 +123,7 @@ def _probe_signature(entry: Entry, factory: Any) -> None:
     except (Exception, SystemExit) as e:
         where = f" (entry point {entry.entry_point})" if entry.entry_point else ""
         what = f"{entry.kind} {entry.name!r} from distribution {entry.provider!r}{where}"
-        _broken[entry] = msg = (
+        current().slot(entry).broken = msg = (
             f"{what}: the signature of {entry.target_ref} cannot be read: {type(e).__name__}: {e}"
         )
         raise PluginLoadError(msg) from e
@@ -202,12 +176,13 @@ def _check_parents(name: str) -> None:
 def first_call(entry: Entry, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call ``factory``; the first call per entry runs under the import lock (after torch's
     own lazy imports are done)."""
-    if entry in _called:
+    slot = current().slot(entry)
+    if slot.called:
         return factory(*args, **kwargs)
     with _IMPORT_LOCK:
         _warm_torch()
         result = factory(*args, **kwargs)
-        _called.add(entry)
+        slot.called = True
     return result
 
 
@@ -278,7 +253,8 @@ def missing_requirement(entry: Entry) -> str | None:
 
 def status(entry: Entry) -> tuple[bool, str | None]:
     """Return ``(available, reason)`` without importing the target."""
-    broken = _broken.get(entry)
+    slot = current().slots.get(entry)
+    broken = slot.broken if slot is not None else None
     if broken:
         return False, broken
     missing = missing_requirement(entry)

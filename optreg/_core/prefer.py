@@ -8,8 +8,7 @@ Three places can say it, and the first of them that names a provider of the name
    clears it);
 2. the ``OPTREG_PREFER`` environment variable, ``"dist1,dist2"``;
 3. ``[tool.optreg] prefer = ["dist1", ...]`` in the ``pyproject.toml`` of the working
-   directory or the nearest directory above it that has one (read once, re-read after
-   `optreg._plugins.discovery.reset()`).
+   directory or the nearest directory above it that has one (read once per catalog).
 
 A preference only breaks a tie between third parties: a builtin or a name registered at
 run time still wins over a plugin's (``dist:name`` reaches the plugin's).
@@ -23,14 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from optreg._core.catalog import current
 from optreg._core.entry import normalize_dist
 
-__all__ = ["ENV", "choose", "prefer", "preferences", "reset"]
+__all__ = ["ENV", "choose", "prefer", "preferences"]
 
 ENV = "OPTREG_PREFER"
-
-_runtime: list[str] = []
-_from_file: list[tuple[list[str], str]] | None = None  # read once: [(dists, where)] or []
 
 
 def prefer(*dists: str) -> None:
@@ -46,21 +43,14 @@ def prefer(*dists: str) -> None:
     for dist in dists:
         if not isinstance(dist, str) or not dist.strip():
             raise TypeError(f"optreg.prefer takes distribution names (str), got {dist!r}")
-    _runtime[:] = [normalize_dist(d) for d in dists]
-
-
-def reset() -> None:
-    """Forget the run-time preference and the pyproject.toml one read (tests, discovery)."""
-    global _from_file
-    _runtime.clear()
-    _from_file = None
+    current().preferred[:] = [normalize_dist(d) for d in dists]
 
 
 def _pyproject() -> list[tuple[list[str], str]]:
-    """``[tool.optreg] prefer`` of the nearest pyproject.toml, once."""
-    global _from_file
-    if _from_file is not None:
-        return _from_file
+    """``[tool.optreg] prefer`` of the nearest pyproject.toml, once per catalog."""
+    catalog = current()
+    if catalog.preferred_in_file is not None:
+        return catalog.preferred_in_file
     found: list[tuple[list[str], str]] = []
     for folder in (Path.cwd(), *Path.cwd().parents):
         path = folder / "pyproject.toml"
@@ -69,7 +59,7 @@ def _pyproject() -> list[tuple[list[str], str]]:
             if names:
                 found.append((names, f"{path} [tool.optreg] prefer"))
             break
-    _from_file = found
+    catalog.preferred_in_file = found
     return found
 
 
@@ -100,8 +90,9 @@ def _read_prefer(path: Path) -> list[str]:
 def preferences() -> list[tuple[list[str], str]]:
     """Every preference in force, highest first: ``[(distributions, where it is said)]``."""
     out: list[tuple[list[str], str]] = []
-    if _runtime:
-        out.append((list(_runtime), "optreg.prefer()"))
+    said = current().preferred
+    if said:
+        out.append((list(said), "optreg.prefer()"))
     env = os.environ.get(ENV, "")
     names = [normalize_dist(x) for x in env.split(",") if x.strip()]
     if names:

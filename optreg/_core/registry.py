@@ -23,6 +23,7 @@ from typing import Any, overload
 
 from optreg._core import loading as _loading
 from optreg._core import prefer as _prefer
+from optreg._core.catalog import current
 from optreg._core.entry import Entry, EntryInfo, Kind, make_entry, normalize_dist, split_qualified
 from optreg._core.errors import AmbiguousNameError, DuplicateNameError, UnknownNameError
 from optreg._core.locks import fork_safe_lock
@@ -69,19 +70,22 @@ class Registry(Mapping[str, Entry]):
     ``reg[name]``), their qualified names instead. So ``dict(reg)`` always works;
     `conflicts()` reports the shadowed and ambiguous names. The first access
     runs plugin discovery once.
+
+    A registry is a view: its names are the current [Catalog][optreg.Catalog]'s.
     """
 
     def __init__(self, kind: Kind) -> None:
         self.kind: Kind = kind
-        self._by_key: dict[str, list[Entry]] = {}
+
+    @property
+    def _by_key(self) -> dict[str, list[Entry]]:
+        """Plain name or alias -> its entries, in the current catalog."""
+        return current().entries[self.kind]
 
     def _ensure(self) -> None:
         _discover[0]()
 
     # -- storage (discovery and registration) -------------------------------
-    def _clear(self) -> None:
-        with LOCK:
-            self._by_key.clear()
 
     def _add(self, entry: Entry, *, override: bool = False) -> Entry:
         """Add ``entry``; same-provider conflicts raise, cross-source ones coexist.
@@ -92,10 +96,11 @@ class Registry(Mapping[str, Entry]):
         """
         with LOCK:
             keys = (entry.name, *entry.aliases)
+            by_key = self._by_key
             clashes = {
                 (key, old.qualified_name)
                 for key in keys
-                for old in self._by_key.get(key, ())
+                for old in by_key.get(key, ())
                 if old.provider == entry.provider
                 or (entry.source == "runtime" and old.source != "plugin")
             }
@@ -109,7 +114,7 @@ class Registry(Mapping[str, Entry]):
             if doomed:
                 self._drop(lambda e: e.qualified_name in doomed)
             for key in keys:
-                self._by_key.setdefault(key, []).append(entry)
+                by_key.setdefault(key, []).append(entry)
             return entry
 
     def _remove(self, doomed: Callable[[Entry], bool]) -> None:
@@ -118,17 +123,19 @@ class Registry(Mapping[str, Entry]):
             self._drop(doomed)
 
     def _drop(self, doomed: Callable[[Entry], bool]) -> None:
-        for key in list(self._by_key):
+        catalog = current()
+        by_key = catalog.entries[self.kind]
+        for key in list(by_key):
             kept = []
-            for e in self._by_key[key]:
+            for e in by_key[key]:
                 if doomed(e):
-                    _loading.forget(e)
+                    catalog.forget(e)
                 else:
                     kept.append(e)
             if kept:
-                self._by_key[key] = kept
+                by_key[key] = kept
             else:
-                del self._by_key[key]
+                del by_key[key]
 
     @overload
     def register(

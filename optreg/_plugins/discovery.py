@@ -1,7 +1,8 @@
 """Discovery: the builtin catalogue, the entry-point scan and the pluggy PluginManager.
 
-The first registry access calls `ensure_discovered()`, which, once per process
-and under `optreg._core.registry.LOCK`:
+The first registry access calls `ensure_discovered()`, which, once per catalog
+([optreg.Catalog][]: the discovery's state is the catalog's) and under
+`optreg._core.registry.LOCK`:
 
 * registers the builtin plugins of `optreg.builtin.CATALOGUE` with pluggy
   (as ``optreg:<plugin>``); they exist without install metadata;
@@ -15,7 +16,8 @@ and under `optreg._core.registry.LOCK`:
   plugin at a time, each with a [PluginRegistry][optreg.PluginRegistry] bound to that
   plugin's distribution, so that a broken plugin loses only its own names.
 
-Autoload controls, read at discovery time (like pytest's):
+Autoload controls, read at discovery time (like pytest's); a catalog made with
+``Catalog(plugins=[...])`` replaces the first two with its list:
 
 * ``OPTREG_DISABLE_PLUGIN_AUTOLOAD=1``: builtins only;
 * ``OPTREG_PLUGINS=dist1,dist2:ep``: builtins plus just these distributions (or, in
@@ -32,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optreg._core import loading, prefer
+from optreg._core.catalog import current, plugin_key
 from optreg._core.entry import BUILTIN_DIST, make_entry, normalize_dist
 from optreg._core.errors import OptregError, OptregPluginWarning, close_matches
 from optreg._core.registry import LOCK, Registry, optimizers, schedulers, set_discovery
@@ -46,7 +48,6 @@ __all__ = [
     "ensure_discovered",
     "plugin_manager",
     "problems",
-    "reset",
 ]
 
 GROUP_OPTIMIZERS = "optreg.optimizers"
@@ -67,83 +68,55 @@ class PluginProblem:
         return f"{self.dist} ({self.entry_point}): {self.error}"
 
 
-class _State:
-    discovered = False
-    discovering = False  # set while _discover() runs (re-entrant calls return early)
-    pm: pluggy.PluginManager | None = None
-    problems: list[PluginProblem] = []  # noqa: RUF012 - reset() rebinds it
-    #: pluggy plugin name -> (distribution name, importlib-metadata Distribution)
-    plugins: dict[str, tuple[str, Any]] = {}  # noqa: RUF012
-    #: hook name -> (its implementations when cached, [(plugin name, caller of that
-    #: plugin's implementation only)]); a plugin registered later changes the first
-    callers: dict[str, tuple[tuple[Any, ...], list[tuple[str, Callable[..., Any]]]]] = {}  # noqa: RUF012
-
-
 def ensure_discovered() -> None:
-    """Run discovery once per process (thread-safe, cached).
+    """Run discovery once per catalog (thread-safe, cached).
 
     A hook that reads the registry during discovery (same thread, re-entering the
     lock) sees the names registered so far instead of starting a nested scan.
     """
-    if _State.discovered:
+    catalog = current()
+    state = catalog.discovery
+    if state.done:
         return
     with LOCK:
-        if _State.discovered or _State.discovering:
+        if state.done or state.running:
             return
-        _State.discovering = True
+        state.running = True
         try:
             _discover()
-            _State.discovered = True
+            state.done = True
         except BaseException:
             # all or nothing: an interrupted discovery (Ctrl-C in a slow plugin) leaves
             # no half-filled registry behind; the next access starts afresh
-            reset()
+            catalog.restart()
             raise
         finally:
-            _State.discovering = False
+            state.running = False
 
 
 set_discovery(ensure_discovered)
 
 
-def reset() -> None:
-    """Forget everything discovered or registered; the next access rescans."""
-    with LOCK:
-        optimizers._clear()
-        schedulers._clear()
-        loading.clear()
-        prefer.reset()
-        _State.discovered = False
-        _State.pm = None
-        _State.problems = []
-        _State.plugins = {}
-        _State.callers = {}
-
-
 def problems() -> list[PluginProblem]:
     """Plugins that failed to load, failed pluggy's validation, or whose hooks raised."""
     ensure_discovered()
-    return list(_State.problems)
+    return list(current().discovery.problems)
 
 
 def plugin_manager() -> pluggy.PluginManager:
     """The pluggy PluginManager holding every hook plugin (after discovery)."""
     ensure_discovered()
-    if _State.pm is None:  # pragma: no cover - set by _discover
+    pm = current().discovery.pm
+    if pm is None:  # pragma: no cover - set by _discover
         raise OptregError("plugin discovery did not complete")
-    return _State.pm
+    return pm  # type: ignore[no-any-return]
 
 
 def _env_list(var: str) -> set[str] | None:
     raw = os.environ.get(var)
     if raw is None or not raw.strip():
         return None
-    return {normalize_dist(x) if ":" not in x else _norm_ep(x) for x in raw.split(",") if x.strip()}
-
-
-def _norm_ep(spec: str) -> str:
-    dist, _, ep = spec.partition(":")
-    return f"{normalize_dist(dist)}:{ep.strip().lower().replace('-', '_')}"
+    return {plugin_key(x) for x in raw.split(",") if x.strip()}
 
 
 def _dist_name(dist: Any) -> str:
@@ -158,15 +131,17 @@ _FALSE = ("", "0", "false", "no", "off")
 
 
 class _Filter:
-    """The autoload controls, read from the environment once per discovery."""
+    """The autoload controls, read from the environment once per discovery; a restricted
+    catalog's list (``Catalog(plugins=[...])``) in place of the first two."""
 
-    def __init__(self) -> None:
+    def __init__(self, listed: frozenset[str] | None) -> None:
         self.block = _env_list("OPTREG_BLOCK_PLUGINS") or set()
-        self.only = _env_list("OPTREG_PLUGINS")
+        self.listed = listed
+        self.only = _env_list("OPTREG_PLUGINS") if listed is None else set(listed)
         self.seen: set[str] = set()  # distributions and dist:entry-point names met
         flag = os.environ.get("OPTREG_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower()
-        self.disabled = flag in _TRUE
-        if flag not in _TRUE + _FALSE:
+        self.disabled = flag in _TRUE and listed is None
+        if listed is None and flag not in _TRUE + _FALSE:
             warnings.warn(
                 f"OPTREG_DISABLE_PLUGIN_AUTOLOAD={flag!r} is neither true (1, true, yes, "
                 "on) nor false (0, false, no, off, empty); third-party plugins are loaded",
@@ -175,18 +150,21 @@ class _Filter:
             )
 
     def allowed(self, dist: str, ep_name: str) -> bool:
-        self.seen |= {dist, _norm_ep(f"{dist}:{ep_name}")}
-        if dist in self.block or (self.block and _norm_ep(f"{dist}:{ep_name}") in self.block):
+        self.seen |= {dist, plugin_key(f"{dist}:{ep_name}")}
+        if dist in self.block or (self.block and plugin_key(f"{dist}:{ep_name}") in self.block):
             return False
-        if dist == BUILTIN_DIST:
+        if dist == BUILTIN_DIST and self.listed is None:
             return True
         if self.disabled:
             return False
-        return self.only is None or dist in self.only or _norm_ep(f"{dist}:{ep_name}") in self.only
+        return (
+            self.only is None or dist in self.only or plugin_key(f"{dist}:{ep_name}") in self.only
+        )
 
     def warn_unmatched(self) -> None:
         """Say which ``OPTREG_PLUGINS`` / ``OPTREG_BLOCK_PLUGINS`` entries matched nothing."""
-        for var, wanted in (("OPTREG_PLUGINS", self.only), ("OPTREG_BLOCK_PLUGINS", self.block)):
+        first = "OPTREG_PLUGINS" if self.listed is None else "Catalog(plugins=...)"
+        for var, wanted in ((first, self.only), ("OPTREG_BLOCK_PLUGINS", self.block)):
             for name in sorted((wanted or set()) - self.seen):
                 hint = close_matches(name, sorted(self.seen), n=1)
                 warnings.warn(
@@ -204,13 +182,15 @@ def _discover() -> None:
     from optreg import hookspecs
     from optreg.builtin import CATALOGUE
 
+    catalog = current()
+    state = catalog.discovery
     pm = pluggy.PluginManager("optreg")
     pm.add_hookspecs(hookspecs)
-    _State.pm = pm
-    allow = _Filter()
+    state.pm = pm
+    allow = _Filter(catalog.only)
     for builtin in CATALOGUE:
         if allow.allowed(BUILTIN_DIST, builtin.name):
-            _State.plugins[pm.register(builtin, name=f"{BUILTIN_DIST}:{builtin.name}") or ""] = (
+            state.plugins[pm.register(builtin, name=f"{BUILTIN_DIST}:{builtin.name}") or ""] = (
                 BUILTIN_DIST,
                 None,
             )
@@ -237,7 +217,7 @@ def _discover() -> None:
             if ep.group == GROUP_HOOKS:
                 plugin_name = f"{dist_name}:{ep.name}"
                 pm.register(ep.load(), name=plugin_name)
-                _State.plugins[plugin_name] = (dist_name, dist)
+                state.plugins[plugin_name] = (dist_name, dist)
             else:
                 registries[ep.group]._add(
                     make_entry(
@@ -275,7 +255,7 @@ def _check_pending(pm: pluggy.PluginManager) -> None:
             pm.check_pending()
         except pluggy.PluginValidationError as e:
             name = pm.get_name(e.plugin) or "?"
-            dist = _State.plugins.pop(name, ("unknown", None))[0]
+            dist = current().discovery.plugins.pop(name, ("unknown", None))[0]
             pm.unregister(e.plugin)
             message = str(e).replace(repr(e.plugin), repr(name))
             _problem(dist, f"{name}: unknown hook", OptregError(message))
@@ -290,11 +270,12 @@ def _callers(hookname: str) -> list[tuple[str, Callable[..., Any]]]:
     so wrappers, ``tryfirst`` / ``trylast`` and argument selection are pluggy's,
     while one plugin's exception does not stop the others.
     """
-    pm = _State.pm
+    state = current().discovery
+    pm = state.pm
     if pm is None:  # pragma: no cover - discovery sets it
         return []
     impls = tuple(getattr(pm.hook, hookname).get_hookimpls())
-    cached = _State.callers.get(hookname)
+    cached = state.callers.get(hookname)
     if cached is not None and cached[0] == impls:  # the same plugins implement it
         return cached[1]
     plugins = pm.get_plugins()
@@ -302,7 +283,7 @@ def _callers(hookname: str) -> list[tuple[str, Callable[..., Any]]]:
     for impl in reversed(impls):
         others = [p for p in plugins if p is not impl.plugin]
         out.append((impl.plugin_name, pm.subset_hook_caller(hookname, remove_plugins=others)))
-    _State.callers[hookname] = (impls, out)
+    state.callers[hookname] = (impls, out)
     return out
 
 
@@ -311,7 +292,7 @@ def _call_add_hook(hookname: str, registry: Registry, *, builtins: bool) -> None
     from optreg.hookspecs import PluginRegistry
 
     for plugin_name, caller in _callers(hookname):
-        dist_name, dist = _State.plugins.get(plugin_name, ("unknown", None))
+        dist_name, dist = current().discovery.plugins.get(plugin_name, ("unknown", None))
         if (dist_name == BUILTIN_DIST) != builtins:
             continue
         view = PluginRegistry(registry, dist_name, dist, plugin_name)
@@ -325,8 +306,9 @@ def _call_add_hook(hookname: str, registry: Registry, *, builtins: bool) -> None
 def _problem(dist: str, where: str, error: BaseException) -> None:
     """Record a plugin's failure once per plugin and place: a hook raising at every build
     (each time with another message) adds no more; the first message is kept."""
-    if not any(p.dist == dist and p.entry_point == where for p in _State.problems):
-        _State.problems.append(PluginProblem(dist, where, f"{type(error).__name__}: {error}"))
+    found = current().discovery.problems
+    if not any(p.dist == dist and p.entry_point == where for p in found):
+        found.append(PluginProblem(dist, where, f"{type(error).__name__}: {error}"))
 
 
 def _snapshot(value: Any) -> Any:
@@ -365,7 +347,7 @@ def call_hook(hookname: str, *, undo: bool = False, **kwargs: Any) -> None:
         except Exception as e:
             for key, value in saved.items():
                 _restore(kwargs[key], value)
-            dist = _State.plugins.get(plugin_name, (plugin_name, None))[0]
+            dist = current().discovery.plugins.get(plugin_name, (plugin_name, None))[0]
             with LOCK:
                 _problem(dist, f"{plugin_name} {hookname}()", e)
             warnings.warn(

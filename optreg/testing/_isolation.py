@@ -1,22 +1,27 @@
-"""A registry of its own for a test: what a plugin's test suite uses instead of optreg's privates."""
+"""A catalog of its own for a test: what a plugin's test suite uses instead of optreg's privates."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optreg._core.catalog import Catalog
 
 __all__ = ["isolated_registry"]
 
 
 @contextlib.contextmanager
-def isolated_registry() -> Iterator[None]:
-    """Forget every discovered or run-time-registered name, before and after the block.
+def isolated_registry() -> Iterator[Catalog]:
+    """A fresh [optreg.Catalog][] as the process's default for the block; the one before
+    it is put back after.
 
-    Everything optreg keeps for the process is reset in one call, on entry and on exit:
-    both registries (the next access rediscovers the installed plugins), the loaded
-    targets and load failures, the recorded plugin problems, the pluggy manager, and a
-    run-time [optreg.prefer][]. So a test that registers a name, or installs a
-    distribution on ``sys.path``, neither sees nor leaves anything behind::
+    Everything optreg keeps lives in a catalog: both registries (the fresh one discovers
+    the installed plugins on first access), the loaded targets and load failures, the
+    recorded plugin problems, the pluggy manager, and a run-time [optreg.prefer][]. So a
+    test that registers a name, or installs a distribution on ``sys.path``, neither sees
+    nor leaves anything behind, and threads the test starts see the same catalog::
 
         from optreg.testing import isolated_registry
 
@@ -27,11 +32,15 @@ def isolated_registry() -> Iterator[None]:
 
     As a pytest fixture (optreg's pytest plugin provides it):
     ``pytestmark = pytest.mark.usefixtures("isolated_registry")``.
-    """
-    from optreg._plugins import discovery
 
-    discovery.reset()
+    Yields:
+        The fresh catalog.
+    """
+    from optreg._core.catalog import Catalog, install
+
+    fresh = Catalog()
+    previous = install(fresh)
     try:
-        yield
+        yield fresh
     finally:
-        discovery.reset()
+        install(previous)

@@ -9,6 +9,7 @@ import torch
 
 import optreg
 from optreg._build import records as _records
+from optreg._core.catalog import RECORDS  # the records' one home, to see they hold no object
 
 
 def test_names_come_from_a_module_or_named_pairs_only() -> None:
@@ -26,7 +27,7 @@ def test_names_come_from_a_module_or_named_pairs_only() -> None:
 def test_a_record_keeps_nothing_alive() -> None:
     opt = optreg.get_optimizer("sgd", torch.nn.Linear(2, 2), lr=0.1)
     sched = optreg.get_scheduler("constant", opt)
-    assert opt in _records.optimizers and sched in _records.schedulers
+    assert _records.built_entry(opt) is not None and sched in RECORDS["scheduler"]
     refs = [weakref.ref(opt), weakref.ref(sched)]
     del opt, sched
     gc.collect()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import rediscover
 
 import optreg
-from optreg._plugins import discovery
 
 if TYPE_CHECKING:
     from conftest import MakeDist
@@ -45,7 +45,7 @@ def test_an_entry_point_class_without_a_docstring_shows_no_inherited_text(
     assert info.doc == "" and info.description == ""  # not "Base class for all optimizers."
     meta = next(site.glob("acme_quiet-*.dist-info")) / "METADATA"
     meta.write_text(meta.read_text() + "Summary: Quiet optimizers for acme\n")
-    discovery.reset()
+    rediscover()
     info = optreg.optimizer_info("quiet")
     assert info.description == info.doc == "Quiet optimizers for acme"  # the distribution's
     assert info.provider == "acme-quiet"
@@ -68,6 +68,6 @@ def test_an_entry_points_description_is_its_factorys_docstring(make_dist: MakeDi
     )
     meta = next(site.glob("acme_loud-*.dist-info")) / "METADATA"
     meta.write_text(meta.read_text() + "Summary: Loud optimizers for acme\n")
-    discovery.reset()
+    rediscover()
     assert optreg.optimizer_info("loud").description == "SGD that shouts."
     assert optreg.optimizer_info("louder").description == "SGD that shouts louder."

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import rediscover
 
 import optreg
 from optreg import AmbiguousNameError
-from optreg._plugins import discovery
 from optreg.cli import main
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def two_lions(make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    discovery.reset()
+    rediscover()
 
 
 def _pyproject(table: str) -> None:

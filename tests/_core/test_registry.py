@@ -16,7 +16,6 @@ from optreg import (
     UnknownNameError,
 )
 from optreg._core.entry import Entry, normalize_dist, normalize_name
-from optreg._core.registry import Registry
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
 
@@ -200,74 +199,76 @@ def test_lazy_target_missing_attribute() -> None:
 
 
 def test_requires_missing_dependency() -> None:
-    reg = Registry("optimizer")
-    entry = reg._add(
-        Entry(
-            name="needs_dep",
-            kind="optimizer",
-            target="torch.optim:SGD",
-            requires=("optreg_absent_dep_xyz",),
-            extra="absent",
-            source="builtin",
-            provider="optreg",
+    with optreg.Catalog(plugins=[]):  # a catalog offering no plugin's names
+        reg = optreg.optimizers
+        entry = reg._add(
+            Entry(
+                name="needs_dep",
+                kind="optimizer",
+                target="torch.optim:SGD",
+                requires=("optreg_absent_dep_xyz",),
+                extra="absent",
+                source="builtin",
+                provider="optreg",
+            )
         )
-    )
-    assert reg.status(entry) == (
-        False,
-        "optimizer 'needs_dep' needs optreg_absent_dep_xyz, which is not installed; "
-        'install it with: pip install "optreg[absent]"',
-    )
-    with pytest.raises(MissingDependencyError, match=r'pip install "optreg\[absent\]"'):
-        reg.load("needs_dep")
-    assert "optreg_absent_dep_xyz" not in sys.modules
+        assert reg.status(entry) == (
+            False,
+            "optimizer 'needs_dep' needs optreg_absent_dep_xyz, which is not installed; "
+            'install it with: pip install "optreg[absent]"',
+        )
+        with pytest.raises(MissingDependencyError, match=r'pip install "optreg\[absent\]"'):
+            reg.load("needs_dep")
+        assert "optreg_absent_dep_xyz" not in sys.modules
 
 
 def test_ambiguous_and_shadowed_entries_in_a_bare_registry() -> None:
-    reg = Registry("optimizer")
-    for dist in ("alpha", "beta"):
+    with optreg.Catalog(plugins=[]):  # a catalog offering no plugin's names
+        reg = optreg.optimizers
+        for dist in ("alpha", "beta"):
+            reg._add(
+                Entry(
+                    name="lion",
+                    kind="optimizer",
+                    target="torch.optim:SGD",
+                    provider=dist,
+                    source="plugin",
+                )
+            )
         reg._add(
             Entry(
-                name="lion",
+                name="adamw",
+                kind="optimizer",
+                target="torch.optim:AdamW",
+                provider="optreg",
+                source="builtin",
+            )
+        )
+        reg._add(
+            Entry(
+                name="adamw",
                 kind="optimizer",
                 target="torch.optim:SGD",
-                provider=dist,
+                provider="gamma",
                 source="plugin",
             )
         )
-    reg._add(
-        Entry(
-            name="adamw",
-            kind="optimizer",
-            target="torch.optim:AdamW",
-            provider="optreg",
-            source="builtin",
-        )
-    )
-    reg._add(
-        Entry(
-            name="adamw",
-            kind="optimizer",
-            target="torch.optim:SGD",
-            provider="gamma",
-            source="plugin",
-        )
-    )
-    with pytest.raises(AmbiguousNameError, match="alpha:lion, beta:lion"):
-        reg.resolve("lion")
-    assert reg.resolve("beta:lion").provider == "beta"
-    assert reg.resolve("adamw").provider == "optreg"
-    assert reg.resolve("gamma:adamw").provider == "gamma"
-    shadowed, ambiguous = reg.conflicts()
-    assert [(w.qualified_name, lo.qualified_name) for w, lo in shadowed] == [
-        ("optreg:adamw", "gamma:adamw")
-    ]
-    assert [(k, [e.qualified_name for e in es]) for k, es in ambiguous] == [
-        ("lion", ["alpha:lion", "beta:lion"])
-    ]
-    # iteration yields only what [] accepts: the ambiguous plain name is replaced by its
-    # qualified names, so dict(reg) works
-    assert reg.names() == ["adamw", "alpha:lion", "beta:lion"]
-    assert sorted(dict(reg)) == reg.names()
+        with pytest.raises(AmbiguousNameError, match="alpha:lion, beta:lion"):
+            reg.resolve("lion")
+        assert reg.resolve("beta:lion").provider == "beta"
+        assert reg.resolve("adamw").provider == "optreg"
+        assert reg.resolve("gamma:adamw").provider == "gamma"
+        shadowed, ambiguous = reg.conflicts()
+        assert [(w.qualified_name, lo.qualified_name) for w, lo in shadowed] == [
+            ("optreg:adamw", "gamma:adamw")
+        ]
+        assert [(k, [e.qualified_name for e in es]) for k, es in ambiguous] == [
+            ("lion", ["alpha:lion", "beta:lion"])
+        ]
+        # iteration yields only what [] accepts: the ambiguous plain name is replaced by its
+        # qualified names, so dict(reg) works
+        assert reg.names() == ["adamw", "alpha:lion", "beta:lion"]
+        assert sorted(dict(reg)) == reg.names()
 
 
 def test_load_caches_factory() -> None:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
+from conftest import rediscover
 
 import optreg
-from optreg._plugins import discovery as _discovery
 
 if TYPE_CHECKING:
     from conftest import ScanCounter
@@ -79,7 +79,7 @@ def test_get_optimizer_from_16_threads_on_a_cold_registry(scans: ScanCounter) ->
 def test_reset_then_stampede_discovers_once_more(scans: ScanCounter) -> None:
     _stampede(lambda i: optreg.list_optimizers())
     first = scans.count
-    _discovery.reset()
+    rediscover()
     _stampede(lambda i: optreg.list_schedulers())
     assert scans.count == first + 1
 

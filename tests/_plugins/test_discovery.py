@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
-from conftest import MakeDist, ScanCounter
+from conftest import MakeDist, ScanCounter, rediscover
 
 import optreg
 from optreg import AmbiguousNameError, OptregPluginWarning, PluginLoadError
@@ -266,7 +266,7 @@ def test_autoload_controls(
     _two_plugins(make_dist)
     for var, value in env.items():
         monkeypatch.setenv(var, value)
-    _discovery.reset()
+    rediscover()
     names = set(optreg.list_optimizers())
     assert names & {"one", "two", "adamw"} == expected
 
@@ -786,7 +786,7 @@ def test_disable_autoload_values(
 ) -> None:
     make_dist("acme-env", entry_points={"optreg.optimizers": {"env_sgd": "torch.optim:SGD"}})
     monkeypatch.setenv("OPTREG_DISABLE_PLUGIN_AUTOLOAD", value)
-    _discovery.reset()
+    rediscover()
     if warns:
         with pytest.warns(OptregPluginWarning, match="'maybe' is neither true"):
             names = optreg.list_optimizers()
@@ -800,14 +800,14 @@ def test_plugin_filters_that_match_nothing_warn(
 ) -> None:
     make_dist("acme-env", entry_points={"optreg.optimizers": {"env_sgd": "torch.optim:SGD"}})
     monkeypatch.setenv("OPTREG_PLUGINS", "acme-evn")
-    _discovery.reset()
+    rediscover()
     with pytest.warns(
         OptregPluginWarning,
         match="OPTREG_PLUGINS: 'acme_evn' matches no installed plugin .*did you mean 'acme_env'",
     ):
         assert "env_sgd" not in optreg.list_optimizers()
     monkeypatch.setenv("OPTREG_PLUGINS", "acme-env:env_sdg")  # a misspelt entry point
-    _discovery.reset()
+    rediscover()
     with pytest.warns(
         OptregPluginWarning,
         match="OPTREG_PLUGINS: 'acme_env:env_sdg' matches no installed plugin .*did you mean "
@@ -815,7 +815,7 @@ def test_plugin_filters_that_match_nothing_warn(
     ):
         assert "env_sgd" not in optreg.list_optimizers()
     monkeypatch.setenv("OPTREG_PLUGINS", "acme-env:env_sgd")
-    _discovery.reset()
+    rediscover()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "env_sgd" in optreg.list_optimizers()
@@ -940,7 +940,7 @@ def test_a_listing_parses_each_distributions_metadata_once(
         return original.fget(self)  # type: ignore[attr-defined]
 
     monkeypatch.setattr(importlib_metadata.Distribution, "metadata", property(counting))
-    _discovery.reset()
+    rediscover()
     assert main(["list"]) == 0
     text = capsys.readouterr().out
     assert main(["list", "--json"]) == 0

@@ -11,6 +11,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from conftest import rediscover
 
 import optreg
 from optreg._plugins import discovery
@@ -91,7 +92,7 @@ def test_a_builtin_plugin_can_be_blocked(
     monkeypatch: pytest.MonkeyPatch, block: str, gone: str, kept: str
 ) -> None:
     monkeypatch.setenv("OPTREG_BLOCK_PLUGINS", block)
-    discovery.reset()
+    rediscover()
     names = set(optreg.list_optimizers()) | set(optreg.list_schedulers())
     assert gone not in names
     assert kept in names
