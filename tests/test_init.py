@@ -191,3 +191,63 @@ def test_no_library_module_is_over_600_lines() -> None:
         if (n := len(path.read_text().splitlines())) > 600
     }
     assert long == {}, "a module this long holds more than one job: split it by job"
+
+
+#: Module-level maps that are changed at run time outside the catalog, each a memo of a
+#: pure function of an immutable key (held weakly): it can never change an answer, only
+#: spare recomputing it, so it needs no owner and no reset.
+MEMOS = {
+    ("optreg._core.entry", "_PARSED"): "a distribution's parsed metadata, by Distribution",
+    ("optreg._core.signature", "_READ"): "a factory's inspect.Signature, by factory",
+    ("optreg.builtin.capabilities", "_PUBLISHED"): "a plugin's published table, by Distribution",
+}
+_MUTATORS = {"append", "add", "update", "clear", "setdefault", "pop", "remove", "extend",
+             "insert", "discard", "popitem"}  # fmt: skip
+
+
+def _changed_module_names(path: Path) -> set[str]:
+    """Module-level names the module's functions rebind (``global``) or change in place."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {
+        t.id
+        for node in tree.body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    }
+    changed: set[str] = set()
+    for func in ast.walk(tree):
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, ast.Global):
+                changed.update(node.names)
+            elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+                targets = (
+                    node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+                )
+                for t in targets:
+                    base = t.value if isinstance(t, ast.Subscript) else None
+                    if isinstance(base, ast.Name):
+                        changed.add(base.id)
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _MUTATORS
+                and isinstance(node.func.value, ast.Name)
+            ):
+                changed.add(node.func.value.id)
+    return changed & top
+
+
+def test_process_state_lives_in_the_catalog_module_alone() -> None:
+    """One object owns what optreg keeps between calls (optreg.Catalog); a module-level
+    name that functions change is state, and its only home is optreg._core.catalog."""
+    found = {
+        (name, changed)
+        for name, path in _package_modules().items()
+        if name != "optreg._core.catalog"
+        for changed in _changed_module_names(path)
+    }
+    assert found - set(MEMOS) == set(), "module-level state outside optreg._core.catalog"
+    assert set(MEMOS) <= found  # each memo listed is still one (else drop it from MEMOS)

@@ -12,7 +12,7 @@ third party's entry stays reachable as ``dist:name``. Two third parties with one
 name make the plain name ambiguous (`AmbiguousNameError` on use).
 
 The registries are filled by `optreg._plugins.discovery` on first access: a registry
-imports it by name then, and it installs itself with `set_discovery()`. Loading
+imports it by name then. Loading
 targets lives in `optreg._core.loading`, describing entries in `optreg._core.describe`.
 """
 
@@ -29,7 +29,7 @@ from optreg._core.errors import AmbiguousNameError, DuplicateNameError, UnknownN
 from optreg._core.locks import fork_safe_lock
 from optreg._core.traits import Traits
 
-__all__ = ["LOCK", "Registry", "optimizers", "schedulers", "set_discovery"]
+__all__ = ["DISCOVERY", "LOCK", "Registry", "optimizers", "schedulers"]
 
 #: The one lock guarding discovery and every registry mutation.
 LOCK = fork_safe_lock()
@@ -37,27 +37,9 @@ LOCK = fork_safe_lock()
 _SOURCE_RANK = {"runtime": 0, "builtin": 1, "plugin": 2}
 
 
-#: The module that fills the registries, installing itself with `set_discovery()` when
-#: imported; a registry imports it by name on first access (it sits in a room above).
+#: The module that fills the registries (`ensure_discovered()`); a registry imports it by
+#: name on first access, as it sits in a room above.
 DISCOVERY = "optreg._plugins.discovery"
-
-
-def _no_discovery() -> None:
-    """First access before discovery was imported: import it (it installs itself), then
-    discover, so a registry reached without `import optreg`'s names is filled too."""
-    import importlib
-
-    importlib.import_module(DISCOVERY)
-    if _discover[0] is not _no_discovery:
-        _discover[0]()
-
-
-_discover: list[Callable[[], None]] = [_no_discovery]
-
-
-def set_discovery(ensure: Callable[[], None]) -> None:
-    """Install the function every registry calls before it is read (discovery, once)."""
-    _discover[0] = ensure
 
 
 class Registry(Mapping[str, Entry]):
@@ -83,7 +65,11 @@ class Registry(Mapping[str, Entry]):
         return current().entries[self.kind]
 
     def _ensure(self) -> None:
-        _discover[0]()
+        """Discover the current catalog's names, once (its flag read first: no import)."""
+        if not current().discovery.done:
+            import importlib
+
+            importlib.import_module(DISCOVERY).ensure_discovered()
 
     # -- storage (discovery and registration) -------------------------------
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from optreg._core.catalog import current, plugin_key
 from optreg._core.entry import BUILTIN_DIST, make_entry, normalize_dist
 from optreg._core.errors import OptregError, OptregPluginWarning, close_matches
-from optreg._core.registry import LOCK, Registry, optimizers, schedulers, set_discovery
+from optreg._core.registry import LOCK, Registry, optimizers, schedulers
 
 if TYPE_CHECKING:
     import pluggy
@@ -92,9 +92,6 @@ def ensure_discovered() -> None:
             raise
         finally:
             state.running = False
-
-
-set_discovery(ensure_discovered)
 
 
 def problems() -> list[PluginProblem]:

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +56,16 @@ RTOL, ATOL = 1e-5, 1e-6
 UPDATE_SHARE = 5e-2
 #: How long the workers may take per name before they count as hung.
 SECONDS_PER_NAME = 60
-#: Where a worker runs (set from its arguments): the device, the ranks, the backend.
-_HERE: dict[str, Any] = {"device": "cpu", "world": WORLD, "backend": "gloo"}
+
+
+@dataclass(frozen=True)
+class _Rank:
+    """Where a worker runs (from its arguments): its rank, the ranks, the device, the backend."""
+
+    rank: int
+    world: int
+    device: str
+    backend: str
 
 
 def measure_distributed(
@@ -180,22 +189,22 @@ def _read(results: Path) -> dict[str, dict[str, Verdict]]:
 # --------------------------------------------------------------------------
 # the worker
 # --------------------------------------------------------------------------
-def _model(matrices: bool) -> nn.Sequential:
+def _model(matrices: bool, here: _Rank) -> nn.Sequential:
     import torch
     from torch import nn
 
     torch.manual_seed(0)
     bias = not matrices
     layers = nn.Sequential(nn.Linear(4, 6, bias=bias), nn.Tanh(), nn.Linear(6, 3, bias=bias))
-    return layers.to(_HERE["device"])
+    return layers.to(here.device)
 
 
-def _fsdp2(matrices: bool) -> nn.Module:
+def _fsdp2(matrices: bool, here: _Rank) -> nn.Module:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    model = _model(matrices)
-    mesh = init_device_mesh(str(_HERE["device"]), (int(_HERE["world"]),))
+    model = _model(matrices, here)
+    mesh = init_device_mesh(here.device, (here.world,))
     fully_shard(model[0], mesh=mesh)
     fully_shard(model[2], mesh=mesh)
     fully_shard(model, mesh=mesh)
@@ -206,20 +215,19 @@ def _full(t: torch.Tensor) -> torch.Tensor:
     return t.full_tensor() if hasattr(t, "full_tensor") else t  # type: ignore[no-any-return]
 
 
-def _loss(model: nn.Module, step: int, rank: int | None) -> torch.Tensor:
+def _loss(model: nn.Module, step: int, here: _Rank) -> torch.Tensor:
     import torch
 
     gen = torch.Generator().manual_seed(100 + step)
     x, y = torch.randn(BATCH, 4, generator=gen), torch.randn(BATCH, 3, generator=gen)
-    x, y = x.to(_HERE["device"]), y.to(_HERE["device"])
-    if rank is not None:
-        half = BATCH // int(_HERE["world"])
-        x, y = x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half]
+    x, y = x.to(here.device), y.to(here.device)
+    half, rank = BATCH // here.world, here.rank
+    x, y = x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half]
     return torch.nn.functional.mse_loss(model(x), y)
 
 
 def _shadowed(
-    model: nn.Module, plain: nn.Module, build: Any, rank: int
+    model: nn.Module, plain: nn.Module, build: Any, here: _Rank
 ) -> tuple[Any, tuple[float, bool, float]]:
     """Step ``model`` and, with the same reduced gradients, ``plain``; how far apart they
     end after `STEPS` steps."""
@@ -228,7 +236,7 @@ def _shadowed(
     start = [q.detach().clone() for q in plain.parameters()]
     for step in range(STEPS):
         opt.zero_grad()
-        _loss(model, step, rank).backward()  # type: ignore[no-untyped-call]
+        _loss(model, step, here).backward()  # type: ignore[no-untyped-call]
         for p, q in zip(model.parameters(), plain.parameters(), strict=True):
             q.grad = _full(p.grad).detach().clone()  # type: ignore[arg-type]
         for o in (opt, ref):  # the same random numbers for both (Kron's, say)
@@ -257,35 +265,35 @@ def _figure(diff: float) -> str:
     return "max diff 0 (exact)" if diff == 0 else f"max diff {diff:.3g}"
 
 
-def _ddp(build: Any, matrices: bool, rank: int) -> Verdict:
+def _ddp(build: Any, matrices: bool, here: _Rank) -> Verdict:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    model, plain = DistributedDataParallel(_model(matrices)), _model(matrices)
-    _, diff = _shadowed(model, plain, build, rank)
+    model, plain = DistributedDataParallel(_model(matrices, here)), _model(matrices, here)
+    _, diff = _shadowed(model, plain, build, here)
     mine = [p.detach() for p in model.parameters()]
-    theirs: list[Any] = [None] * int(_HERE["world"])
+    theirs: list[Any] = [None] * here.world
     dist.all_gather_object(theirs, mine)
     if any(not all(a.equal(b) for a, b in zip(mine, t, strict=True)) for t in theirs):
         return Verdict("fail", "the ranks' parameters disagree after the steps")
-    return _verdict(diff, "under DistributedDataParallel")
+    return _verdict(diff, "under DistributedDataParallel", here)
 
 
-def _fsdp2_check(build: Any, matrices: bool, rank: int) -> Verdict:
+def _fsdp2_check(build: Any, matrices: bool, here: _Rank) -> Verdict:
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-    model, plain = _fsdp2(matrices), _model(matrices)
-    opt, diff = _shadowed(model, plain, build, rank)
-    verdict = _verdict(diff, "sharded by fully_shard")
+    model, plain = _fsdp2(matrices, here), _model(matrices, here)
+    opt, diff = _shadowed(model, plain, build, here)
+    verdict = _verdict(diff, "sharded by fully_shard", here)
     if verdict.status != "pass":
         return verdict
     model_sd, optim_sd = copy.deepcopy(get_state_dict(model, opt))
-    again = _fsdp2(matrices)
+    again = _fsdp2(matrices, here)
     opt2 = build(list(again.parameters()))
     set_state_dict(again, opt2, model_state_dict=model_sd, optim_state_dict=optim_sd)
     for m, o in ((model, opt), (again, opt2)):
         o.zero_grad()
-        _loss(m, STEPS, rank).backward()  # type: ignore[no-untyped-call]
+        _loss(m, STEPS, here).backward()  # type: ignore[no-untyped-call]
         with draws(1000 + STEPS):
             o.step()
     after, _ = _compare(model, again)
@@ -298,9 +306,9 @@ def _fsdp2_check(build: Any, matrices: bool, rank: int) -> Verdict:
     return Verdict("pass", verdict.detail + "; get_state_dict -> set_state_dict resumes exactly")
 
 
-def _verdict(found: tuple[float, bool, float], how: str) -> Verdict:
+def _verdict(found: tuple[float, bool, float], how: str, here: _Rank) -> Verdict:
     diff, close, moved = found
-    ranks, backend = _HERE["world"], _HERE["backend"]
+    ranks, backend = here.world, here.backend
     text = f"{ranks} {backend} rank{'s' if ranks != 1 else ''} {how} vs one process, {STEPS} steps"
     if close:
         return Verdict("pass", f"{text}: {_figure(diff)}")
@@ -313,7 +321,7 @@ def _verdict(found: tuple[float, bool, float], how: str) -> Verdict:
     )
 
 
-def _one(name: str, rank: int) -> dict[str, Verdict]:
+def _one(name: str, here: _Rank) -> dict[str, Verdict]:
     import torch.distributed as dist
 
     from optreg.testing._common import fsdp2_missing, plan, raised, seeded
@@ -333,10 +341,10 @@ def _one(name: str, rank: int) -> dict[str, Verdict]:
             out[cap] = Verdict("n/a", missing)
             continue
         try:
-            mine = check(build, matrices, rank)
+            mine = check(build, matrices, here)
         except Exception as e:
             mine = Verdict("fail", raised(e))
-        every: list[Any] = [None] * int(_HERE["world"])
+        every: list[Any] = [None] * here.world
         dist.all_gather_object(every, mine)
         out[cap] = next((v for v in every if v.status != "pass"), mine)
     return out
@@ -360,7 +368,7 @@ def _worker(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cuda = args.device == "cuda"
-    _HERE.update(device=args.device, world=_world(args.device), backend="nccl" if cuda else "gloo")
+    here = _Rank(args.rank, _world(args.device), args.device, "nccl" if cuda else "gloo")
     if cuda:
         torch.cuda.set_device(args.rank)
     if args.setup:
@@ -369,16 +377,16 @@ def _worker(argv: list[str]) -> int:
         if function:
             getattr(loaded, function)()
     dist.init_process_group(
-        str(_HERE["backend"]),
+        here.backend,
         init_method=f"tcp://127.0.0.1:{args.port}",
         rank=args.rank,
-        world_size=int(_HERE["world"]),
+        world_size=here.world,
         timeout=datetime.timedelta(seconds=SECONDS_PER_NAME),
     )
     try:
         for name in args.names:
             try:
-                verdicts = _one(name, args.rank)
+                verdicts = _one(name, here)
             except Exception:
                 print(f"{name}: {traceback.format_exc()}", flush=True)
                 raise
