@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 
-from optreg._core.catalog import Catalog, install
+from optreg._core.catalog import Catalog, install  # install(): a fresh default mid-test
 from optreg.testing import isolated_registry
 
 # The suite steps tiny tensors: on a small, shared CI machine torch's intra-op

@@ -225,7 +225,7 @@ def test_zero_redundancy_matches_single_process_and_ddp(results: dict[str, Any],
     ],
 )
 def test_fsdp2_matches_single_process(results: dict[str, Any], name: str) -> None:
-    from optreg.testing._common import fsdp2_missing
+    from optreg.testing import fsdp2_missing
 
     if missing := fsdp2_missing():
         pytest.skip(missing)

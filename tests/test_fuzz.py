@@ -24,8 +24,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 import optreg
 from optreg import MissingDependencyError, OptregError, UnknownNameError
-from optreg._core.signature import step_scheduler
-from optreg.testing import needs
+from optreg.testing import needs, step_scheduler
 
 FUZZ = settings(
     derandomize=True,

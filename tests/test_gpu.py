@@ -17,18 +17,15 @@ if not torch.cuda.is_available():
     )
 
 import optreg
-from optreg._core.entry import BUILTIN_DIST
-from optreg._core.registry import optimizers
 from optreg.builtin.capabilities import table
-from optreg.testing._capabilities import measure_local
-from optreg.testing._distributed import measure_distributed
+from optreg.testing import measure_distributed, measure_local
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
 CUDA = torch.device("cuda")
 
 
 def _builtins() -> list[str]:
-    return sorted(e.name for e in optimizers.entries() if e.provider == BUILTIN_DIST)
+    return sorted(e.name for e in optreg.optimizers.entries() if e.source == "builtin")
 
 
 def test_the_kit_measures_every_builtin_on_cuda(capsys: pytest.CaptureFixture[str]) -> None:

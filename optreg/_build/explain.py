@@ -18,7 +18,7 @@ from optreg._core.table import text_table
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["GroupReport", "GroupRow", "explain_groups", "rows_of"]
+__all__ = ["GroupReport", "GroupRow", "explain_groups"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +131,3 @@ def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: An
             warnings.append(f"{pname} is trainable but in no group: it will not be updated")
     return GroupReport(name, tuple(rows), tuple(warnings))
 
-
-def rows_of(report: GroupReport, fields: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The report's rows as tuples of ``fields`` (for tests and quick looks)."""
-    return [tuple(getattr(r, f) for f in fields) for r in report.rows]

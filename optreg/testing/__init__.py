@@ -55,22 +55,43 @@ True}}``. Recognised keys:
   of ``step`` when not given.
 
 ``isolated_registry()`` (a context manager, and a pytest fixture of the same name from
-optreg's pytest plugin) gives a test a registry of its own: every optreg state reset
-before and after it, without reaching into optreg's private modules.
+optreg's pytest plugin) gives a test a catalog of its own ([optreg.Catalog][]), the one before put back after
+it, without reaching into optreg's private modules.
 
 The verdict on every name of a distribution, as the table an adapter's README shows:
-``python -m optreg.testing README.md --provider my-dist`` (``--check`` to compare).
+``python -m optreg.testing README.md --provider my-dist`` (``--check`` to compare;
+`main` is that command).
+
+The capabilities (compile, bf16, DDP, FSDP2) of names, measured for real:
+`measure_local` (one name, in this process, on a device), `measure_distributed` (names,
+on two ranks), `measure_capabilities` and `capability_table` (both, as the table
+``--capabilities`` writes), `stale_rows` (where a published table differs);
+`fsdp2_missing` says why FSDP2 cannot run here, or None.
+
+Stepping any name in a loop of your own, as the kit and the integrations do:
+`step_scheduler` (with the metric where the scheduler is metric-driven,
+`step_needs_metric`), `needs_closure` (the optimizer's step requires a closure).
 """
 
 from __future__ import annotations
 
+from optreg._core.signature import needs_closure, step_needs_metric, step_scheduler
+from optreg.testing._capabilities import (
+    capability_table,
+    measure_capabilities,
+    measure_local,
+    stale_rows,
+)
+from optreg.testing._command import main
 from optreg.testing._common import (
     METADATA_KEY,
     OPTIMIZER_CHECKS,
     SCHEDULER_CHECKS,
     Report,
+    fsdp2_missing,
     needs,
 )
+from optreg.testing._distributed import measure_distributed
 from optreg.testing._isolation import isolated_registry
 from optreg.testing._optimizers import check_optimizer
 from optreg.testing._schedulers import check_scheduler
@@ -84,10 +105,20 @@ __all__ = [
     "Report",
     "Row",
     "assert_table_current",
+    "capability_table",
     "check_optimizer",
     "check_scheduler",
     "conformance_rows",
+    "fsdp2_missing",
     "isolated_registry",
+    "main",
+    "measure_capabilities",
+    "measure_distributed",
+    "measure_local",
     "needs",
+    "needs_closure",
     "render_table",
+    "stale_rows",
+    "step_needs_metric",
+    "step_scheduler",
 ]

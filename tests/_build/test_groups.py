@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 import optreg
-from optreg._build.explain import rows_of
-from optreg.cli._example import ExampleLM
+from optreg.cli._example import ExampleLM  # the model `optreg groups` explains
 
 MUON = pytest.mark.skipif(not hasattr(torch.optim, "Muon"), reason="needs torch >= 2.9")
 
@@ -73,3 +72,8 @@ def test_frozen_and_forgotten_parameters_are_warned_about() -> None:
 def test_errors_are_get_optimizers() -> None:
     with pytest.raises(optreg.UnknownNameError, match="unknown optimizer 'adamx'; did you mean"):
         optreg.explain_groups("adamx", nn.Linear(2, 2))
+
+
+def rows_of(report: optreg.GroupReport, fields: tuple[str, ...]) -> list[tuple[object, ...]]:
+    """The report's rows as tuples of ``fields``."""
+    return [tuple(getattr(r, f) for f in fields) for r in report.rows]

@@ -11,7 +11,7 @@ import torch
 from helpers import Net
 
 import optreg
-from optreg._build.spec import OptimizerSpec, ScheduleSpec, Spec
+from optreg._build.spec import OptimizerSpec, ScheduleSpec, Spec  # the module under test
 from optreg.cli import main
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")

@@ -386,6 +386,7 @@ def test_a_renamed_parameter_is_still_refused_and_the_comparison_is_explained() 
     ],
 )
 def test_unwrapped_name(name: str | None, expected: str | None) -> None:
+    # how a checkpoint names a wrapped parameter: cases no model builds
     from optreg._checkpoint.state import unwrapped_name
 
     assert unwrapped_name(name) == expected

@@ -193,7 +193,7 @@ def test_converting_to_a_paged_name_leaves_the_users_cpu_warning(
 
 
 def test_the_conversions_are_derived_from_the_catalogue() -> None:
-    from optreg._checkpoint.convert import CONVERSIONS
+    from optreg._checkpoint.convert import CONVERSIONS  # the table under test
     from optreg.builtin import BNB_OPTIMIZERS
 
     assert {k: dict(v) for k, v in CONVERSIONS.items()} == {

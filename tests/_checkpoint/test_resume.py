@@ -27,8 +27,7 @@ from torch import nn
 
 import optreg
 from optreg import MissingDependencyError
-from optreg._core.signature import needs_closure, step_scheduler
-from optreg.testing import needs
+from optreg.testing import needs, needs_closure, step_scheduler
 
 N_BEFORE = 3  # steps before the checkpoint
 N_AFTER = 3  # steps after it

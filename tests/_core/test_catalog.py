@@ -43,22 +43,16 @@ def test_an_optimizer_built_in_a_catalog_is_saved_and_loaded_outside_it() -> Non
     assert float(again.state_dict()["state"][0]["step"]) == 1.0
 
 
-def test_names_registered_in_a_catalog_stay_in_it() -> None:
+def test_names_registered_in_a_catalog_stay_in_it(fresh_registry: optreg.Catalog) -> None:
     optreg.register_optimizer("outside_sgd", torch.optim.SGD)
-    with optreg.Catalog(plugins=[]):
+    with optreg.Catalog(plugins=[]) as bare:
         assert optreg.list_optimizers() == []  # no plugin, not even a builtin one
         optreg.register_optimizer("inside_sgd", torch.optim.SGD)
         assert optreg.list_optimizers() == ["inside_sgd"]
         optreg.prefer("acme-one")
     assert "inside_sgd" not in optreg.list_optimizers()
     assert "outside_sgd" in optreg.list_optimizers()
-    assert [where for _, where in _preferences()] == []  # the block's preference stayed in it
-
-
-def _preferences() -> list[tuple[list[str], str]]:
-    from optreg._core.prefer import preferences  # no public reader of the preferences
-
-    return [p for p in preferences() if p[1] == "optreg.prefer()"]
+    assert bare.preferred == ["acme_one"] and fresh_registry.preferred == []  # stayed in it
 
 
 def test_a_catalog_entered_in_one_thread_is_not_current_in_another() -> None:

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from optreg._core.entry import is_ref, make_entry, normalize_dist, normalize_name, split_qualified
+from optreg._core.entry import (  # the module under test
+    is_ref,
+    make_entry,
+    normalize_dist,
+    normalize_name,
+    split_qualified,
+)
 
 
 @pytest.mark.parametrize(
     ("given", "canonical"),
-    [("AdamW", "adamw"), (" adam-w\t", "adam_w"), ("Paged-AdamW_8bit", "paged_adamw_8bit")],
+    [
+        ("AdamW", "adamw"),
+        (" adam-w\t", "adam_w"),
+        ("Paged-AdamW_8bit", "paged_adamw_8bit"),
+        ("ADAMW-Torch", "adamw_torch"),
+        ("lion.v2", "lion.v2"),
+    ],
 )
 def test_normalize_name(given: str, canonical: str) -> None:
     assert normalize_name(given) == canonical
@@ -22,6 +34,9 @@ def test_normalize_name(given: str, canonical: str) -> None:
         ("  ", ValueError, "name must be a non-empty string, got '  '"),
         ("a:b", ValueError, "contains ':', which is reserved for qualified names"),
         ("adam w", ValueError, "invalid name 'adam w': use letters, digits"),
+        ("", ValueError, "non-empty"),
+        ("é", ValueError, "'é'"),
+        (None, TypeError, "got NoneType: None"),
     ],
 )
 def test_normalize_name_errors(given: object, error: type[Exception], message: str) -> None:
@@ -35,6 +50,7 @@ def test_split_qualified() -> None:
     with pytest.raises(ValueError, match=r"invalid qualified name 'optreg:' \('dist:name'\)"):
         split_qualified("optreg:")
     assert normalize_dist("Acme.Opt--Plugin") == "acme_opt_plugin"
+    assert normalize_dist("Optreg-Pytorch.Optimizer") == "optreg_pytorch_optimizer"
 
 
 def test_is_ref() -> None:
@@ -125,3 +141,8 @@ def test_descriptions_come_from_the_targets_own_docstring() -> None:
     assert make_entry("optimizer", "x", _Child).description == ""  # not the base class's
     assert make_entry("optimizer", "x", _Undocumented).description == ""
     assert make_entry("optimizer", "x", _Base).description == "Base class for all optimizers."
+
+
+def test_a_relative_requirement_is_refused_at_registration() -> None:
+    with pytest.raises(ValueError, match="requirement '.rel' must be a module name"):
+        make_entry("optimizer", "r", "torch.optim:SGD", requires=[".rel"])

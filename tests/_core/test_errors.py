@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 import optreg
-from optreg._core import errors
+from optreg._core import errors  # the module under test
 
 
 def test_every_class_is_exported_and_documented_in_the_tree() -> None:

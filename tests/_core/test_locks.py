@@ -14,8 +14,7 @@ CHILD = textwrap.dedent(
     import os, threading, time, warnings
     warnings.simplefilter("ignore", DeprecationWarning)  # 3.12: fork() with threads running
     import torch, optreg
-    from optreg._core import loading
-    from optreg._core import registry
+    from optreg._core import loading, registry  # the locks under test
 
     held, done = threading.Event(), threading.Event()
 

@@ -11,48 +11,13 @@ import optreg
 from optreg import (
     AmbiguousNameError,
     DuplicateNameError,
+    Entry,
     MissingDependencyError,
     PluginLoadError,
     UnknownNameError,
 )
-from optreg._core.entry import Entry, normalize_dist, normalize_name
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
-
-
-@pytest.mark.parametrize(
-    ("raw", "canonical"),
-    [
-        ("AdamW", "adamw"),
-        ("  adamw_torch ", "adamw_torch"),
-        ("adamw-torch", "adamw_torch"),
-        ("ADAMW-Torch", "adamw_torch"),
-        ("lion.v2", "lion.v2"),
-    ],
-)
-def test_normalize_name(raw: str, canonical: str) -> None:
-    assert normalize_name(raw) == canonical
-
-
-@pytest.mark.parametrize(
-    ("raw", "exc", "match"),
-    [
-        ("", ValueError, "non-empty"),
-        ("   ", ValueError, "non-empty"),
-        ("a:b", ValueError, "':'.*reserved"),
-        ("bad name", ValueError, "'bad name'"),
-        ("é", ValueError, "'é'"),
-        (3, TypeError, "got int: 3"),
-        (None, TypeError, "got NoneType: None"),
-    ],
-)
-def test_normalize_name_rejects(raw: object, exc: type[Exception], match: str) -> None:
-    with pytest.raises(exc, match=match):
-        normalize_name(raw)
-
-
-def test_normalize_dist() -> None:
-    assert normalize_dist("Optreg-Pytorch.Optimizer") == "optreg_pytorch_optimizer"
 
 
 def test_register_and_build() -> None:

@@ -9,7 +9,7 @@ import torch
 from helpers import sgd
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
-from optreg._core import signature as _signature
+from optreg._core import signature as _signature  # the module under test
 
 
 def factory(params: Any, lr: float = 0.1, *, momentum: float = 0.0, nesterov: bool = False) -> None:

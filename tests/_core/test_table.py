@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from optreg._core.table import one_line, text_table
+from optreg._core.table import one_line, text_table  # the module under test
 
 
 def test_text_table_aligns_left_and_right() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import optreg
-from optreg._core import validate
+from optreg._core import validate  # the module under test
 
 np = pytest.importorskip("numpy")
 

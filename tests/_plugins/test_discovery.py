@@ -18,8 +18,7 @@ from conftest import MakeDist, ScanCounter, rediscover
 
 import optreg
 from optreg import AmbiguousNameError, OptregPluginWarning, PluginLoadError
-from optreg._plugins import discovery as _discovery
-from optreg._plugins.discovery import PluginProblem
+from optreg._plugins import discovery as _discovery  # the module under test
 
 if TYPE_CHECKING:
     from conftest import MakeDist, ScanCounter
@@ -497,7 +496,7 @@ def test_plugin_raising_at_import_is_reported_and_contained(make_dist: MakeDist)
     problems = _discovery.problems()
     assert len(problems) == 1
     (problem,) = problems
-    assert isinstance(problem, PluginProblem)
+    assert isinstance(problem, _discovery.PluginProblem)
     assert problem.dist == "broken_hooks"
     assert "broken = broken_hooks" in problem.entry_point
     assert problem.error == "RuntimeError: boom at import"

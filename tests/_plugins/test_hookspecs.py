@@ -9,7 +9,7 @@ import torch
 
 import optreg
 from optreg import hookspecs
-from optreg._plugins import discovery as _discovery
+from optreg._plugins import discovery as _discovery  # the hooks' caller, its problems
 from optreg.cli import main
 
 if TYPE_CHECKING:

@@ -14,7 +14,6 @@ import pytest
 from conftest import rediscover
 
 import optreg
-from optreg._plugins import discovery
 from optreg.builtin import CATALOGUE, BuiltinPlugin
 from optreg.testing import needs
 
@@ -65,8 +64,11 @@ def test_every_target_resolves() -> None:
             assert callable(registry.load(entry)), entry.target
 
 
-def test_the_builtins_are_pluggy_plugins_named_optreg_colon_plugin() -> None:
-    pm = discovery.plugin_manager()
+def test_the_builtins_are_pluggy_plugins_named_optreg_colon_plugin(
+    fresh_registry: optreg.Catalog,
+) -> None:
+    optreg.list_optimizers()  # discovery
+    pm = fresh_registry.discovery.pm
     for plugin in CATALOGUE:
         assert pm.get_plugin(f"optreg:{plugin.name}") is plugin
 

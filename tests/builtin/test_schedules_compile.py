@@ -10,9 +10,7 @@ import torch
 from torch._dynamo.testing import CompileCounter
 
 import optreg
-from optreg._core.registry import schedulers
-from optreg._core.signature import step_needs_metric, step_scheduler
-from optreg.testing import needs
+from optreg.testing import needs, step_needs_metric, step_scheduler
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
 
@@ -22,7 +20,7 @@ REL = 1e-6
 
 
 def _names() -> list[str]:
-    return sorted(e.name for e in schedulers.entries() if e.name != "adafactor")
+    return sorted(e.name for e in optreg.schedulers.entries() if e.name != "adafactor")
 
 
 def _metric(t: int) -> float:
@@ -30,7 +28,7 @@ def _metric(t: int) -> float:
 
 
 def _run(name: str, lr: float | torch.Tensor, compiled: bool) -> tuple[list[float], int]:
-    kwargs = dict(needs(schedulers.resolve(name)).get("kwargs") or {})
+    kwargs = dict(needs(optreg.schedulers.resolve(name)).get("kwargs") or {})
     weight = torch.nn.Parameter(torch.linspace(-1, 1, 12).reshape(4, 3))
     opt = torch.optim.SGD([weight], lr=lr)
     sched = optreg.get_scheduler(name, opt, num_warmup_steps=3, num_training_steps=STEPS, **kwargs)
@@ -52,7 +50,7 @@ def _run(name: str, lr: float | torch.Tensor, compiled: bool) -> tuple[list[floa
 
 
 def test_every_builtin_schedule_but_adafactors_is_covered() -> None:
-    assert len(_names()) == len(schedulers.entries()) - 1
+    assert len(_names()) == len(optreg.schedulers.entries()) - 1
 
 
 @pytest.mark.parametrize("name", _names())

@@ -246,8 +246,7 @@ def test_a_plugin_phase_leaves_the_optimizers_learning_rates_as_they_were() -> N
 
 
 def test_every_builtin_pure_form_equals_its_schedules_multipliers_at_10000_steps() -> None:
-    from optreg._core.loading import contract
-    from optreg._core.signature import takes
+    from optreg._core import loading, signature  # contracts and signatures of the factories
 
     steps = 10_000
     arguments = {
@@ -265,16 +264,16 @@ def test_every_builtin_pure_form_equals_its_schedules_multipliers_at_10000_steps
     lambda_schedules = {
         name
         for name in optreg.list_schedulers()
-        if contract(optreg.schedulers.resolve(name)).multiplier is not None
+        if loading.contract(optreg.schedulers.resolve(name)).multiplier is not None
     }
     assert lambda_schedules == set(arguments)  # every builtin LambdaLR declares its pure form
     for name, kwargs in arguments.items():
-        pure = contract(optreg.schedulers.resolve(name)).multiplier
+        pure = loading.contract(optreg.schedulers.resolve(name)).multiplier
         assert pure is not None
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
         sched = optreg.get_scheduler(name, opt, **kwargs)
         given = dict(kwargs)
-        if takes(pure, "base_lr") == "named":  # the optimizer's lr, which it reads
+        if signature.takes(pure, "base_lr") == "named":  # the optimizer's lr, which it reads
             given["base_lr"] = 0.2
         fn = pure(**given)
         assert [fn(s) for s in range(steps + 1)] == [

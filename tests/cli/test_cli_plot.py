@@ -13,7 +13,7 @@ import torch
 from helpers import STEPS, one_error_line, plateau, png_size, run, sgd, table_rows
 
 import optreg
-from optreg.cli import _curves, _task, main
+from optreg.cli import _curves, _task, main  # figures and task, replaced
 
 if TYPE_CHECKING:
     pass

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from optreg.cli import _task
+from optreg.cli import _task  # the training task compare runs
 
 if TYPE_CHECKING:
     pass

@@ -10,7 +10,7 @@ import pytest
 from helpers import plateau
 
 import optreg
-from optreg.cli import _curves
+from optreg.cli import _curves  # the figures, drawn without the command
 
 if TYPE_CHECKING:
     pass

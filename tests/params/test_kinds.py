@@ -10,9 +10,7 @@ import torch
 from torch import nn
 
 import optreg
-from optreg._build.explain import explain_groups
-from optreg.params._kinds import is_embedding, is_head, is_named_pairs, is_norm
-from optreg.params._rules import layer_ids
+from optreg.params._kinds import is_embedding, is_head, is_named_pairs, is_norm  # under test
 
 pytestmark = pytest.mark.skipif(not hasattr(torch.optim, "Muon"), reason="needs torch.optim.Muon")
 
@@ -117,7 +115,7 @@ def test_module_and_named_pairs_route_alike(cls: type[nn.Module]) -> None:
 @pytest.mark.parametrize("cls", list(ZOO), ids=lambda c: c.__name__)
 def test_the_optimizer_and_the_dry_run_agree(cls: type[nn.Module]) -> None:
     model = cls()
-    report = explain_groups("muon_adamw", model)
+    report = optreg.explain_groups("muon_adamw", model)
     sides = {row.param: row.optimizer for row in report.rows}
     assert sides == {n: "muon" if n in ZOO[cls] else "adamw" for n, _ in model.named_parameters()}
     assert not [w for w in report.warnings if "goes to Muon" in w], report.warnings
@@ -127,7 +125,7 @@ def test_the_optimizer_and_the_dry_run_agree(cls: type[nn.Module]) -> None:
 
 def test_the_dry_run_flags_an_embedding_or_head_sent_to_muon_by_a_rule() -> None:
     model = RoBERTaClassifier()
-    report = explain_groups(
+    report = optreg.explain_groups(
         "muon_adamw",
         model,
         rules=[
@@ -140,17 +138,6 @@ def test_the_dry_run_flags_an_embedding_or_head_sent_to_muon_by_a_rule() -> None
         "for it)",
         "classifier.out_proj.weight is an output head and goes to Muon (use AdamW for it)",
     )
-
-
-def test_layer_decay_puts_every_embedding_in_layer_zero() -> None:
-    names = [n for n, _ in ViT().named_parameters()] + ["shared.weight", "transformer.wte.weight"]
-    layers, count = layer_ids(names)
-    assert count == 1
-    embeddings = {n for n in names if layers[n] == 0}
-    assert embeddings == {
-        "cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias",
-        "shared.weight", "transformer.wte.weight",
-    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

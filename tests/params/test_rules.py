@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import optreg
-from optreg.params._rules import layer_ids
+from optreg.params._rules import layer_ids  # layer decay's layer numbering, under test
 
 
 class Encoder(nn.Module):
@@ -240,3 +240,19 @@ def test_layer_decay_scales_a_tensor_lr_into_a_tensor_per_group() -> None:
     assert len({id(v) for v in lrs}) == len(lrs)  # each its own, for a schedule to fill
     with pytest.raises(ValueError, match=r"has lr='fast', which is not a number: give"):
         optreg.group_parameters(model, layer_decay=0.5, layer_pattern=r"^(\d+)\.", lr="fast")
+
+
+def test_layer_decay_puts_every_embedding_in_layer_zero() -> None:
+    vit = [  # timm's VisionTransformer names: a 2-D pos_embed Parameter, a head Linear
+        "cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias",
+        "blocks.0.norm1.weight", "blocks.0.norm1.bias", "blocks.0.qkv.weight",
+        "blocks.0.qkv.bias", "norm.weight", "norm.bias", "head.weight", "head.bias",
+    ]  # fmt: skip
+    names = [*vit, "shared.weight", "transformer.wte.weight"]
+    layers, count = layer_ids(names)
+    assert count == 1
+    embeddings = {n for n in names if layers[n] == 0}
+    assert embeddings == {
+        "cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias",
+        "shared.weight", "transformer.wte.weight",
+    }  # fmt: skip

@@ -489,8 +489,11 @@ def test_pytest_plugin_rejects_an_unknown_provider(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the kit table
 def test_the_kit_table_states_each_verdict_and_the_file_round_trips(tmp_path: Path) -> None:
     import optreg
-    from optreg.testing import conformance_rows, render_table
-    from optreg.testing.__main__ import main
+    from optreg.testing import (
+        conformance_rows,
+        main,  # python -m optreg.testing
+        render_table,
+    )
 
     optreg.register_optimizer("good_sgd", torch.optim.SGD)
     optreg.register_optimizer("forgets", ForgetsStep)
@@ -560,17 +563,17 @@ def test_a_name_that_needs_a_device_is_not_checked_and_says_which() -> None:
         needs(optreg.optimizers.resolve("bad_device"))
 
 
-def test_isolated_registry_forgets_what_a_test_registered_and_preferred() -> None:
+def test_isolated_registry_forgets_what_a_test_registered_and_preferred(
+    fresh_registry: optreg.Catalog,
+) -> None:
     from optreg.testing import isolated_registry
 
-    with isolated_registry():
+    with isolated_registry() as inner:
         optreg.register_optimizer("isolated_sgd", torch.optim.SGD)
         optreg.prefer("someone")
         assert "isolated_sgd" in optreg.list_optimizers()
     assert "isolated_sgd" not in optreg.list_optimizers()
-    from optreg._core import prefer
-
-    assert all(where != "optreg.prefer()" for _, where in prefer.preferences())
+    assert inner.preferred == ["someone"] and fresh_registry.preferred == []
 
 
 def test_the_isolated_registry_fixture_of_optregs_pytest_plugin(isolated_registry: None) -> None:
