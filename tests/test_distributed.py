@@ -25,7 +25,6 @@ from helpers import join_gloo, run_ranks
 from torch import nn
 
 import optreg
-from optreg.params import param_groups
 
 WORLD = 2
 STEPS = 4
@@ -108,7 +107,7 @@ def _run_case(kind: str, name: str, rank: int) -> list[torch.Tensor]:
 
         ddp = DDP(model)
         # the same param groups get_optimizer builds (no decay for biases / norms)
-        groups = param_groups(model, weight_decay=KWARGS[name].get("weight_decay", 0.0))
+        groups = optreg.group_parameters(model, weight_decay=KWARGS[name].get("weight_decay", 0.0))
         optimizer = ZeroRedundancyOptimizer(
             groups, optimizer_class=optreg.get_optimizer_cls(name), **KWARGS[name]
         )

@@ -16,7 +16,7 @@ from optreg._core import signature
 from optreg._core import validate
 from optreg._core.contract import FactoryContract
 
-__all__ = ["Grouping", "check_grouping", "check_overrides", "check_rule_options"]
+__all__ = ["Grouping", "check_grouping", "check_rule_options", "checked_overrides"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def check_grouping(
     if no_decay is not None:  # one pattern, not its characters; a generator read once
         no_decay = [no_decay] if isinstance(no_decay, str) else list(no_decay)
     if overrides:
-        overrides = check_overrides(label, factory, overrides, contract.group_options)
+        overrides = checked_overrides(label, factory, overrides, contract.group_options)
     if rules is not None:
         check_rule_options(label, factory, rules, contract)
     if layer_pattern is not None:
@@ -119,7 +119,7 @@ def check_rule_options(
         validate.hyperparameters(where, factory, {k: rule[k] for k in options}, group=True)
 
 
-def check_overrides(
+def checked_overrides(
     label: str, factory: Any, overrides: Mapping[str, Any], group_options: tuple[str, ...]
 ) -> dict[str, dict[str, Any]]:
     """Check ``overrides`` like keyword arguments: every option one the optimizer takes.

@@ -2,6 +2,8 @@
 home of "embedding / output head / norm / (name, tensor) pairs".
 
 The public helpers below import torch when first used (``import optreg`` does not).
+The one grouping function is [optreg.group_parameters][]; ``param_groups`` here is its
+deprecated former name (the weight-decay split and overrides only).
 """
 
 from __future__ import annotations
@@ -16,7 +18,38 @@ if TYPE_CHECKING:
         check_overrides,
         matches,
         named_no_decay,
-        param_groups,
+    )
+
+
+def param_groups(
+    params: Any,
+    *,
+    weight_decay: float | None = None,
+    no_decay: Any = None,
+    overrides: Any = None,
+    lr: Any = None,
+) -> list[dict[str, Any]]:
+    """Deprecated: [optreg.group_parameters][] makes the same groups (and takes ``rules``
+    and ``layer_decay`` too).
+
+    Returns:
+        Fresh param-group dicts.
+
+    Raises:
+        TypeError, ValueError: what [optreg.group_parameters][] raises.
+    """
+    import warnings
+
+    from optreg.params._rules import group_parameters
+
+    warnings.warn(
+        "optreg.params.param_groups is deprecated: call optreg.group_parameters(params, "
+        "weight_decay=..., no_decay=..., overrides=..., lr=...), which makes the same groups",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return group_parameters(
+        params, weight_decay=weight_decay, no_decay=no_decay, overrides=overrides, lr=lr
     )
 
 

@@ -12,7 +12,6 @@ from torch import nn
 
 import optreg
 from optreg.builtin.muon import MuonAdamW, route
-from optreg.params import param_groups
 
 pytestmark = needs_muon
 
@@ -111,9 +110,14 @@ def _by_hand(model: nn.Module, fused: bool | None = None) -> list[torch.optim.Op
     muon_part = [(n, p) for n, p in named if routes[n] == "muon"]
     adamw_part = [(n, p) for n, p in named if routes[n] == "adamw"]
     return [
-        torch.optim.Muon(param_groups(muon_part, weight_decay=0.1), lr=0.02, weight_decay=0.1),  # type: ignore[attr-defined]
+        torch.optim.Muon(
+            optreg.group_parameters(muon_part, weight_decay=0.1), lr=0.02, weight_decay=0.1
+        ),  # type: ignore[attr-defined]
         torch.optim.AdamW(
-            param_groups(adamw_part, weight_decay=0.01), lr=1e-3, weight_decay=0.01, fused=fused
+            optreg.group_parameters(adamw_part, weight_decay=0.01),
+            lr=1e-3,
+            weight_decay=0.01,
+            fused=fused,
         ),
     ]
 

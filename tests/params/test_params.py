@@ -8,7 +8,6 @@ from helpers import Net
 from torch import nn
 
 import optreg
-from optreg.params import param_groups
 
 pytestmark = pytest.mark.usefixtures("fresh_registry")
 
@@ -121,7 +120,9 @@ def test_bad_params_are_named(params: object, error: type, message: str) -> None
 
 def test_group_params_given_as_a_generator_are_read_once() -> None:
     net = Net()
-    groups = param_groups([{"params": net.fc.parameters(), "lr": 0.1}, {"params": net.scale}])
+    groups = optreg.group_parameters(
+        [{"params": net.fc.parameters(), "lr": 0.1}, {"params": net.scale}]
+    )
     assert [len(g["params"]) for g in groups] == [2, 1]
     assert groups[0]["params"][0] is net.fc.weight
 
@@ -147,3 +148,18 @@ def test_no_decay_as_one_string_is_one_pattern() -> None:
     ).param_groups
     assert {id(p) for p in no_decay["params"]} == {id(net.fc.bias), id(net.norm.bias)}
     assert id(net.fc.weight) in {id(p) for p in decay["params"]}
+
+
+def test_param_groups_is_a_deprecated_name_of_group_parameters() -> None:
+    from optreg.params import param_groups
+
+    model = Net()
+    with pytest.warns(DeprecationWarning, match=r"call optreg.group_parameters\(params, "):
+        old = param_groups(model, weight_decay=0.1, overrides={"fc": {"lr": 0.5}}, lr=1.0)
+    new = optreg.group_parameters(model, weight_decay=0.1, overrides={"fc": {"lr": 0.5}}, lr=1.0)
+    assert [{k: v for k, v in g.items() if k != "params"} for g in old] == [
+        {k: v for k, v in g.items() if k != "params"} for g in new
+    ]
+    assert [[id(p) for p in g["params"]] for g in old] == [
+        [id(p) for p in g["params"]] for g in new
+    ]
