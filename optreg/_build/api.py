@@ -356,32 +356,24 @@ def effective_arguments(kind: str, name: str, arguments: Mapping[str, Any]) -> d
     return _signature.with_defaults(factory, given)
 
 
-def is_metric_driven(name: str, kwargs: Mapping[str, Any] | None = None) -> bool:
+def is_metric_driven(name: str) -> bool:
     """Whether schedule ``name`` steps with a metric (``step(metric)``, as
-    ``ReduceLROnPlateau``): the one decision every integration uses.
+    ``ReduceLROnPlateau``): the one decision every integration uses, made before anything
+    is built.
 
-    Read from the schedule itself: one is built with ``kwargs`` on a throwaway optimizer
-    (with the step counts it declares) and its ``step()`` signature read, as every
-    caller of a built one reads it (`optreg._core.signature.step_needs_metric()`). A
-    schedule that cannot be built that way counts as metric-driven when its entry
-    declares ``metadata={"metric_driven": True}``.
+    From facts: the entry's [Traits][optreg.Traits] (``metric_driven=True``), or, for a
+    factory that is a scheduler class, its ``step()`` signature. A function that returns
+    a metric-driven scheduler says so in its traits.
 
     Raises:
         UnknownNameError: no scheduler has that name.
+        PluginLoadError: the factory cannot be loaded.
     """
-    import torch
-
     entry = schedulers.resolve(name)
+    if entry.traits.metric_driven:
+        return True
     factory = schedulers.load(entry)
-    probe = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    try:
-        call = validate.schedule_arguments(
-            entry.name, _label(entry), factory, 0, 2, dict(kwargs or {})
-        )
-        built = loading.first_call(entry, factory, probe, **call)
-    except Exception:  # needs what only the real run has: the declaration decides
-        return entry.traits.metric_driven
-    return _signature.step_needs_metric(built)
+    return isinstance(factory, type) and _signature.step_needs_metric(factory)
 
 
 def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:

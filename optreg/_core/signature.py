@@ -172,11 +172,15 @@ HABITS: dict[str, tuple[str, str]] = {
 
 
 def step_needs_metric(scheduler: Any) -> bool:
-    """Whether ``scheduler.step`` needs a metric (like ``ReduceLROnPlateau.step(metrics)``)."""
+    """Whether ``scheduler.step`` needs a metric (like ``ReduceLROnPlateau.step(metrics)``);
+    ``scheduler`` may be the class (its ``step``'s ``self`` is not counted)."""
     params = parameters(getattr(scheduler, "step", None))
-    return params is not None and any(
+    if params is None:
+        return False
+    values = _after_first(params) if isinstance(scheduler, type) else list(params.values())
+    return any(
         p.default is _EMPTY and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        for p in params.values()
+        for p in values
     )
 
 

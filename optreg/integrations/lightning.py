@@ -95,7 +95,7 @@ def configure_optimizers(
     if scheduler is None:
         return {"optimizer": built}
     entry = schedulers.resolve(scheduler)
-    metric_driven = is_metric_driven(scheduler, scheduler_kwargs)
+    metric_driven = is_metric_driven(scheduler)
     interval = interval or ("epoch" if metric_driven else "step")
     if interval not in _INTERVALS:
         raise ValueError(f"`interval` must be 'step' or 'epoch', got {interval!r}")

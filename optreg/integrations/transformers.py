@@ -91,7 +91,7 @@ def _scheduler_name(value: object, kwargs: object = None) -> tuple[str, bool]:
     if isinstance(kwargs, str):  # TrainingArguments takes its JSON text too
         with contextlib.suppress(ValueError):
             kwargs = json.loads(kwargs)
-    return name, is_metric_driven(name, kwargs if isinstance(kwargs, Mapping) else None)
+    return name, is_metric_driven(name)
 
 
 @dataclasses.dataclass
