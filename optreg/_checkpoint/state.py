@@ -14,7 +14,8 @@ The record holds only tensors, numbers, strings, lists, tuples and dicts:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from optreg._build.api import effective_arguments
@@ -27,7 +28,15 @@ from optreg._core.validate import is_real
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FORMAT", "from_state_dict", "load_state_dict", "state_dict", "unwrapped_name"]
+__all__ = [
+    "FORMAT",
+    "Differences",
+    "differences",
+    "from_state_dict",
+    "load_state_dict",
+    "state_dict",
+    "unwrapped_name",
+]
 
 #: The record's ``"format"``: bumped when its layout changes incompatibly.
 FORMAT = "optreg.checkpoint/1"
@@ -94,24 +103,37 @@ def state_dict(optimizer: torch.optim.Optimizer, scheduler: Any = None) -> dict[
     Raises:
         TypeError: an object optreg did not build (its name is unknown).
     """
+    here = _here(optimizer, scheduler)
+    here["optimizer"]["state"] = optimizer.state_dict()
+    if scheduler is not None:
+        here["scheduler"]["state"] = scheduler.state_dict()
+    return {"format": FORMAT, "optreg_version": optreg_version(), **here}
+
+
+def _here(
+    optimizer: Any, scheduler: Any, *, saved: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The record of the live objects, in a checkpoint's layout, without their states.
+
+    With ``saved`` (a checkpoint), a scheduler is described only where the checkpoint
+    holds a schedule to compare it with; otherwise it stands as ``{}`` (one was given).
+
+    Raises:
+        TypeError: an object optreg did not build (where its record is needed).
+    """
     record = _record_of(optimizer, "optimizer")
     out_opt = {k: v for k, v in record.items() if k not in ("names", "qualified_name")}
     out_opt["name"] = record["qualified_name"]
     out_opt["groups"] = _groups(optimizer, record["names"])
-    out_opt["state"] = optimizer.state_dict()
-    out: dict[str, Any] = {
-        "format": FORMAT,
-        "optreg_version": optreg_version(),
-        "optimizer": out_opt,
-        "scheduler": None,
-    }
+    out_sched: dict[str, Any] | None = None
     if scheduler is not None:
-        srecord = _record_of(scheduler, "scheduler")
-        out_sched = {k: v for k, v in srecord.items() if k != "qualified_name"}
-        out_sched["name"] = srecord["qualified_name"]
-        out_sched["state"] = scheduler.state_dict()
-        out["scheduler"] = out_sched
-    return out
+        if saved is not None and saved.get("scheduler") is None:
+            out_sched = {}
+        else:
+            srecord = _record_of(scheduler, "scheduler")
+            out_sched = {k: v for k, v in srecord.items() if k != "qualified_name"}
+            out_sched["name"] = srecord["qualified_name"]
+    return {"optimizer": out_opt, "scheduler": out_sched}
 
 
 def _check_format(checkpoint: Any) -> None:
@@ -186,7 +208,7 @@ def _effective(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
         return given
 
 
-def _listed(lines: list[str]) -> str:
+def _listed(lines: Sequence[str]) -> str:
     shown = lines[:_MAX_LISTED]
     more = len(lines) - len(shown)
     return "; ".join(shown) + (f"; and {more} more" if more else "")
@@ -227,76 +249,97 @@ def load_state_dict(
         TypeError: an object optreg did not build.
     """
     _check_format(checkpoint)
-    saved_opt = checkpoint["optimizer"]
-    record = _record_of(optimizer, "optimizer")
-    errors: list[str] = []
-    if saved_opt["name"] != record["qualified_name"]:
-        errors.append(
+    found = differences(checkpoint, _here(optimizer, scheduler, saved=checkpoint))
+    refusals = list(found.refusals)
+    schedule = (checkpoint.get("scheduler") or {}).get("name")
+    if strict and found.schedule:
+        refusals.append(
+            f"schedule {schedule!r} would continue differently: {_listed(found.schedule)}"
+        )
+    if refusals:
+        raise CheckpointMismatchError(
+            f"cannot load this checkpoint (nothing was loaded): {_listed(refusals)} {_NAMES_NOTE}"
+        )
+    if found.schedule:
+        warnings.warn(
+            f"schedule {schedule!r} continues with the arguments it was built with here, not "
+            f"the checkpoint's: {_listed(found.schedule)}",
+            CheckpointMismatchWarning,
+            stacklevel=2,
+        )
+    if found.hyperparameters:
+        warnings.warn(
+            f"optimizer {checkpoint['optimizer']['name']!r} was built with other "
+            "hyperparameters than the checkpoint's, and the checkpoint's continue: "
+            f"{_listed(found.hyperparameters)}",
+            CheckpointMismatchWarning,
+            stacklevel=2,
+        )
+    optimizer.load_state_dict(checkpoint["optimizer"]["state"])
+    if scheduler is not None and checkpoint.get("scheduler") is not None:
+        scheduler.load_state_dict(checkpoint["scheduler"]["state"])
+
+
+@dataclass(frozen=True)
+class Differences:
+    """What stands between a checkpoint record and the objects it would load into.
+
+    Attributes:
+        refusals: what forbids loading: another name, other param groups, a schedule
+            saved but not given (or given but not saved).
+        schedule: the schedule's arguments that differ (it would continue differently).
+        hyperparameters: the optimizer's arguments and grouping that differ (the
+            checkpoint's continue: torch restores every group's options).
+    """
+
+    refusals: tuple[str, ...]
+    schedule: tuple[str, ...]
+    hyperparameters: tuple[str, ...]
+
+
+def differences(saved: Mapping[str, Any], here: Mapping[str, Any]) -> Differences:
+    """Compare a checkpoint record with the record of the objects here (`_here()`);
+    reads both, changes nothing."""
+    saved_opt, here_opt = saved["optimizer"], here["optimizer"]
+    refusals: list[str] = []
+    if saved_opt["name"] != here_opt["name"]:
+        refusals.append(
             f"the checkpoint is for optimizer {saved_opt['name']!r} ({saved_opt['provider']} "
-            f"{saved_opt.get('provider_version')}), this one is {record['qualified_name']!r}"
+            f"{saved_opt.get('provider_version')}), this one is {here_opt['name']!r}"
         )
     else:
-        errors += _group_differences(saved_opt["groups"], _groups(optimizer, record["names"]))
-    saved_sched = checkpoint.get("scheduler")
-    schedule_diffs: list[str] = []
-    if saved_sched is None and scheduler is not None:
-        errors.append("the checkpoint holds no schedule, but a scheduler was given")
-    elif saved_sched is not None and scheduler is None:
-        errors.append(
+        refusals += _group_differences(saved_opt["groups"], here_opt["groups"])
+    saved_sched, here_sched = saved.get("scheduler"), here.get("scheduler")
+    schedule: list[str] = []
+    if saved_sched is None and here_sched is not None:
+        refusals.append("the checkpoint holds no schedule, but a scheduler was given")
+    elif saved_sched is not None and here_sched is None:
+        refusals.append(
             f"the checkpoint holds the state of schedule {saved_sched['name']!r}: pass its "
             "scheduler too (optreg.from_state_dict rebuilds both)"
         )
-    elif saved_sched is not None:
-        srecord = _record_of(scheduler, "scheduler")
-        if saved_sched["name"] != srecord["qualified_name"]:
-            errors.append(
+    elif saved_sched is not None and here_sched is not None:
+        if saved_sched["name"] != here_sched["name"]:
+            refusals.append(
                 f"the checkpoint is for schedule {saved_sched['name']!r}, this one is "
-                f"{srecord['qualified_name']!r}"
+                f"{here_sched['name']!r}"
             )
         else:
-            schedule_diffs = _differences(
-                _effective("scheduler", saved_sched), _effective("scheduler", srecord)
+            schedule = _differences(
+                _effective("scheduler", saved_sched), _effective("scheduler", here_sched)
             )
-    if strict and schedule_diffs:
-        errors.append(
-            f"schedule {saved_sched['name']!r} would continue differently: "  # type: ignore[index]
-            + _listed(schedule_diffs)
-        )
-    if errors:
-        raise CheckpointMismatchError(
-            f"cannot load this checkpoint (nothing was loaded): {_listed(errors)} {_NAMES_NOTE}"
-        )
-    if schedule_diffs:
-        warnings.warn(
-            f"schedule {saved_sched['name']!r} continues with the arguments it was built "  # type: ignore[index]
-            f"with here, not the checkpoint's: {_listed(schedule_diffs)}",
-            CheckpointMismatchWarning,
-            stacklevel=2,
-        )
-    hyper = _differences(
-        {
-            **_effective("optimizer", saved_opt),
-            "no_decay": saved_opt["no_decay"],
-            "overrides": saved_opt["overrides"],
-            **saved_opt.get("grouping", {}),
-        },
-        {
-            **_effective("optimizer", record),
-            "no_decay": record["no_decay"],
-            "overrides": record["overrides"],
-            **record["grouping"],
-        },
-    )
-    if hyper:
-        warnings.warn(
-            f"optimizer {record['qualified_name']!r} was built with other hyperparameters "
-            f"than the checkpoint's, and the checkpoint's continue: {_listed(hyper)}",
-            CheckpointMismatchWarning,
-            stacklevel=2,
-        )
-    optimizer.load_state_dict(saved_opt["state"])
-    if scheduler is not None and saved_sched is not None:
-        scheduler.load_state_dict(saved_sched["state"])
+    hyper = _differences(_hyperparameters(saved_opt), _hyperparameters(here_opt))
+    return Differences(tuple(refusals), tuple(schedule), tuple(hyper))
+
+
+def _hyperparameters(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An optimizer record's arguments as its factory receives them, and its grouping."""
+    return {
+        **_effective("optimizer", record),
+        "no_decay": record["no_decay"],
+        "overrides": record["overrides"],
+        **record.get("grouping", {}),
+    }
 
 
 def from_state_dict(checkpoint: Mapping[str, Any], params: Any) -> tuple[Any, Any]:
