@@ -181,7 +181,9 @@ def optreg_prepare_optimizer(
     runs on the groups that factory makes, each tagged ``"optimizer": "muon"`` or
     ``"adamw"``, with its hyperparameters (``adamw_lr``... included) as ``kwargs``:
     optreg passes such a factory an ``optreg_prepare(param_groups, kwargs)`` callable
-    when its signature names one, and the factory calls it before it builds.
+    when its signature names one, and the factory calls it before it builds. A routing
+    factory that takes no ``optreg_prepare`` cannot run the hook: its build warns
+    ([OptregPluginWarning][optreg.OptregPluginWarning]) naming the hooks that did not run.
 
     Args:
         name: the canonical optimizer name.

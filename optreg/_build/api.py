@@ -13,8 +13,9 @@ from optreg._core import signature as _signature
 
 from optreg._core import validate
 from optreg._core.contract import FactoryContract
-from optreg._plugins.discovery import call_hook
+from optreg._plugins.discovery import call_hook, implementers
 from optreg._core.entry import Entry, EntryInfo
+from optreg._core.errors import OptregPluginWarning
 from optreg._build.grouping import Grouping, check_grouping
 from optreg._core.registry import optimizers, schedulers
 
@@ -194,6 +195,8 @@ def _build_routed(
     extra: dict[str, Any] = grouping.ruling() if grouping.ruled else {}
     if _signature.takes(factory, "optreg_prepare") == "named":
         extra["optreg_prepare"] = _prepare_hook(entry.name)
+    else:
+        _warn_prepare_skipped(entry)
     built = loading.first_call(
         entry,
         factory,
@@ -221,6 +224,24 @@ def _checked_optimizer(entry: Entry, optimizer: Any) -> torch.optim.Optimizer:
             f"the plugin providing it ({entry.provider}) is broken"
         )
     return optimizer
+
+
+def _warn_prepare_skipped(entry: Entry) -> None:
+    """Say so where ``optreg_prepare_optimizer`` hooks exist that a factory splitting the
+    parameters itself cannot run (it takes no ``optreg_prepare``): they do not see its
+    groups, which only it makes."""
+    import warnings
+
+    skipped = implementers("optreg_prepare_optimizer")
+    if skipped:
+        warnings.warn(
+            f"{_label(entry)} splits the parameters itself and takes no optreg_prepare, so "
+            f"the optreg_prepare_optimizer hooks of {', '.join(skipped)} did not run for it; "
+            f"its provider ({entry.provider}) can accept optreg_prepare(param_groups, "
+            "kwargs) and call it on the groups it makes (see optreg.hookspecs)",
+            OptregPluginWarning,
+            stacklevel=4,
+        )
 
 
 def _prepare_hook(name: str) -> Any:

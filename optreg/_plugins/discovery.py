@@ -46,6 +46,7 @@ __all__ = [
     "PluginProblem",
     "call_hook",
     "ensure_discovered",
+    "implementers",
     "plugin_manager",
     "problems",
 ]
@@ -98,6 +99,12 @@ def problems() -> list[PluginProblem]:
     """Plugins that failed to load, failed pluggy's validation, or whose hooks raised."""
     ensure_discovered()
     return list(current().discovery.problems)
+
+
+def implementers(hookname: str) -> list[str]:
+    """The plugins (pluggy names) that implement ``hookname``, in call order."""
+    ensure_discovered()
+    return [name for name, _ in _callers(hookname)]
 
 
 def plugin_manager() -> pluggy.PluginManager:

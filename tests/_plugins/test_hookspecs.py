@@ -259,3 +259,57 @@ def test_a_plugin_registered_later_through_the_plugin_manager_is_called() -> Non
         pm.unregister(late)
     optreg.get_optimizer("sgd", params, lr=0.1)
     assert seen == ["sgd"]
+
+
+PREPARE_AND_ROUTE = """
+import torch
+from optreg import FactoryContract, hookimpl
+
+seen = []
+
+
+@hookimpl
+def optreg_prepare_optimizer(name, param_groups, kwargs):
+    seen.append(name)
+
+
+@hookimpl
+def optreg_add_optimizers(registry):
+    registry.register("routes_alone", "acme_prep:routes_alone")
+    registry.register("routes_with_hook", "acme_prep:routes_with_hook")
+
+
+def routes_alone(params, lr=0.1, no_decay=None, overrides=None):
+    return torch.optim.SGD(list(params), lr=lr)
+
+
+def routes_with_hook(params, lr=0.1, no_decay=None, overrides=None, optreg_prepare=None):
+    groups = [{"params": list(params), "optimizer": "only"}]
+    optreg_prepare(groups, {"lr": lr})
+    return torch.optim.SGD(groups, lr=lr)
+
+
+routes_alone.optreg_contract = FactoryContract(routes_params=True)
+routes_with_hook.optreg_contract = FactoryContract(routes_params=True)
+"""
+
+
+def test_a_routing_factory_that_cannot_run_the_prepare_hook_says_so(make_dist: MakeDist) -> None:
+    make_dist(
+        "acme-prep",
+        entry_points={"optreg": {"prep": "acme_prep"}},
+        modules={"acme_prep": PREPARE_AND_ROUTE},
+    )
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    optreg.get_optimizer("routes_with_hook", params)  # runs the hook: no warning
+    import acme_prep  # type: ignore[import-not-found]
+
+    assert acme_prep.seen == ["routes_with_hook"]
+    with pytest.warns(
+        optreg.OptregPluginWarning,
+        match=r"optimizer 'routes_alone' \(acme_prep:routes_alone\) splits the parameters "
+        r"itself and takes no optreg_prepare, so the optreg_prepare_optimizer hooks of "
+        r"acme_prep:prep did not run for it; its provider \(acme_prep\) can accept",
+    ):
+        optreg.get_optimizer("routes_alone", params)
+    assert acme_prep.seen == ["routes_with_hook"]
