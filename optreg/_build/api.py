@@ -17,6 +17,7 @@ from optreg._plugins.discovery import call_hook, implementers
 from optreg._core.entry import Entry, EntryInfo
 from optreg._core.errors import OptregPluginWarning
 from optreg._build.grouping import Grouping, check_grouping
+from optreg._core.call import label, optimizer_call
 from optreg._core.registry import optimizers, schedulers
 
 if TYPE_CHECKING:
@@ -112,17 +113,14 @@ def get_optimizer(
         ValueError: an invalid hyperparameter value or an empty parameter list.
     """
     from optreg.params._kinds import one_walk  # imports torch
+    from optreg.params._rules import RULE_KEYS
 
-    entry = optimizers.resolve(name)
-    factory = optimizers.load(entry)
-    contract = loading.contract(entry)
-    kwargs = _checked_kwargs(entry, factory, contract, kwargs)
+    call = optimizer_call(name, kwargs, overrides=overrides, rules=rules, rule_keys=RULE_KEYS)
+    entry, factory, contract, kwargs = call.entry, call.factory, call.contract, call.kwargs
     grouping = check_grouping(
-        _label(entry),
-        factory,
-        contract,
+        call.label,
         no_decay=no_decay,
-        overrides=overrides,
+        overrides=call.overrides,
         rules=rules,
         layer_decay=layer_decay,
         layer_pattern=layer_pattern,
@@ -135,28 +133,6 @@ def get_optimizer(
     records.remember_optimizer(optimizer, entry, kwargs, grouping.given(), names)
     call_hook("optreg_optimizer_created", name=entry.name, optimizer=optimizer)
     return optimizer
-
-
-def _checked_kwargs(
-    entry: Entry, factory: Any, contract: FactoryContract, kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    """The hyperparameters, checked against the factory (its own check where it has one).
-
-    Raises:
-        TypeError: a keyword it does not take (``optreg_prepare`` included).
-        ValueError: a value of the wrong kind.
-    """
-    label = _label(entry)
-    if "optreg_prepare" in kwargs:
-        raise TypeError(
-            f"{label}: optreg_prepare is what optreg passes a factory that splits the "
-            "parameters itself (see optreg.hookspecs), not an option"
-        )
-    if contract.check_keywords is not None:  # a factory that says more (bnb)
-        contract.check_keywords(kwargs)
-    else:
-        _signature.check_keywords(label, factory, kwargs)
-    return validate.hyperparameters(label, factory, kwargs)
 
 
 def _read_once(params: Any) -> Any:
@@ -219,7 +195,7 @@ def _checked_optimizer(entry: Entry, optimizer: Any) -> torch.optim.Optimizer:
 
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
-            f"{_label(entry)} returned {type(optimizer).__module__}."
+            f"{label(entry)} returned {type(optimizer).__module__}."
             f"{type(optimizer).__qualname__} ({optimizer!r:.60}), not a torch.optim.Optimizer; "
             f"the plugin providing it ({entry.provider}) is broken"
         )
@@ -235,7 +211,7 @@ def _warn_prepare_skipped(entry: Entry) -> None:
     skipped = implementers("optreg_prepare_optimizer")
     if skipped:
         warnings.warn(
-            f"{_label(entry)} splits the parameters itself and takes no optreg_prepare, so "
+            f"{label(entry)} splits the parameters itself and takes no optreg_prepare, so "
             f"the optreg_prepare_optimizer hooks of {', '.join(skipped)} did not run for it; "
             f"its provider ({entry.provider}) can accept optreg_prepare(param_groups, "
             "kwargs) and call it on the groups it makes (see optreg.hookspecs)",
@@ -314,7 +290,7 @@ def get_scheduler(
     specific.update(kwargs)
     try:
         call = validate.schedule_arguments(
-            entry.name, _label(entry), factory, num_warmup_steps, num_training_steps, specific
+            entry.name, label(entry), factory, num_warmup_steps, num_training_steps, specific
         )
     except TypeError as e:
         kin = _kin_taking(entry, specific)
@@ -325,7 +301,7 @@ def get_scheduler(
         from optreg._build.hyper import hyperparameter_scheduler
 
         scheduler = hyperparameter_scheduler(
-            _label(entry), optimizer, hyperparameter, lambda: factory(optimizer, **call)
+            label(entry), optimizer, hyperparameter, lambda: factory(optimizer, **call)
         )
         records.remember_scheduler(
             scheduler,
@@ -338,7 +314,7 @@ def get_scheduler(
     scheduler = loading.first_call(entry, factory, optimizer, **call)
     if not callable(getattr(scheduler, "step", None)):
         raise TypeError(
-            f"{_label(entry)} returned {type(scheduler).__module__}."
+            f"{label(entry)} returned {type(scheduler).__module__}."
             f"{type(scheduler).__qualname__} ({scheduler!r:.60}), not a scheduler (an object "
             f"with step(), such as a torch LRScheduler); the plugin providing it "
             f"({entry.provider}) is broken"
@@ -368,7 +344,7 @@ def effective_arguments(kind: str, name: str, arguments: Mapping[str, Any]) -> d
     if kind != "optimizer":
         given = validate.schedule_arguments(
             entry.name,
-            _label(entry),
+            label(entry),
             factory,
             given.pop("num_warmup_steps", None),
             given.pop("num_training_steps", None),
@@ -416,9 +392,6 @@ def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
             )
 
 
-def _label(entry: Entry) -> str:
-    """How errors name an entry: ``optimizer 'adamw' (optreg.builtin.torch_optim:adamw)``."""
-    return f"{entry.kind} {entry.name!r} ({entry.target_ref})"
 
 
 def _warn_if_it_fights(entry: Entry, optimizer: Any, scheduler: Any, steps: Any) -> None:

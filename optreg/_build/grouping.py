@@ -1,5 +1,5 @@
-"""The grouping a build asks for, as one spec checked once: no-decay patterns, overrides,
-rules and layer decay, against the optimizer's factory and contract.
+"""The grouping a build asks for, as one spec: no-decay patterns, overrides, rules and
+layer decay (their options were checked against the factory by `optreg._core.call`).
 
 [optreg.get_optimizer][] takes them as keywords, [optreg.build][] from a config,
 and the checkpoint record stores `Grouping.ruling()` with ``no_decay`` / ``overrides``.
@@ -11,12 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from optreg._core import signature
-
-from optreg._core import validate
-from optreg._core.contract import FactoryContract
-
-__all__ = ["Grouping", "check_grouping", "check_rule_options", "checked_overrides"]
+__all__ = ["Grouping", "check_grouping"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +46,6 @@ class Grouping:
 
 def check_grouping(
     label: str,
-    factory: Any,
-    contract: FactoryContract,
     *,
     no_decay: Iterable[str] | str | None,
     overrides: Mapping[str, Mapping[str, Any]] | None,
@@ -60,21 +53,17 @@ def check_grouping(
     layer_decay: float | None,
     layer_pattern: str | None,
 ) -> Grouping:
-    """The grouping keywords, checked against the factory, as one `Grouping`.
+    """The grouping keywords as one `Grouping` (``overrides`` as `optreg._core.call`
+    checked them).
 
     Raises:
-        TypeError: an override or rule option the optimizer does not take.
         ValueError: ``layer_pattern`` without ``layer_decay`` or not a regex with a
-            group, ``rules`` / ``layer_decay`` with ``overrides``, a bad option value.
+            group, ``rules`` / ``layer_decay`` with ``overrides``.
     """
     from optreg.params._rules import layer_regex
 
     if no_decay is not None:  # one pattern, not its characters; a generator read once
         no_decay = [no_decay] if isinstance(no_decay, str) else list(no_decay)
-    if overrides:
-        overrides = checked_overrides(label, factory, overrides, contract.group_options)
-    if rules is not None:
-        check_rule_options(label, factory, rules, contract)
     if layer_pattern is not None:
         if layer_decay is None:
             raise ValueError(
@@ -87,61 +76,3 @@ def check_grouping(
             f"{label}: give rules= or overrides=, not both (a rule does what an override does)"
         )
     return Grouping(no_decay, overrides, rules, layer_decay, layer_pattern)
-
-
-def check_rule_options(
-    label: str, factory: Any, rules: Sequence[Mapping[str, Any]], contract: FactoryContract
-) -> None:
-    """Every option a rule sets is one the optimizer takes (or lr_scale / optimizer).
-
-    Raises:
-        TypeError: an option the optimizer does not take, or ``optimizer`` for one that
-            does not route its parameters.
-    """
-    from optreg.params._rules import SELECTORS
-
-    if not isinstance(rules, (list, tuple)):
-        return  # assign() says what is wrong with it
-    for i, rule in enumerate(rules):
-        if not isinstance(rule, Mapping):
-            continue
-        where = f"{label} rules[{i}]"
-        skip = (*SELECTORS, "lr_scale", *contract.group_options)
-        options = [k for k in rule if k not in skip]
-        if "optimizer" in options:
-            if not contract.routes_params:
-                raise TypeError(
-                    f"{where} sets 'optimizer', which only a composite optimizer "
-                    "(such as 'muon_adamw') takes"
-                )
-            options.remove("optimizer")
-        signature.check_keywords(where, factory, options)
-        validate.hyperparameters(where, factory, {k: rule[k] for k in options}, group=True)
-
-
-def checked_overrides(
-    label: str, factory: Any, overrides: Mapping[str, Any], group_options: tuple[str, ...]
-) -> dict[str, dict[str, Any]]:
-    """Check ``overrides`` like keyword arguments: every option one the optimizer takes.
-
-    Raises:
-        TypeError: a pattern that is not a str, options that are not a mapping, or an
-            option the optimizer does not take (``params`` included).
-        ValueError: an option value of the wrong kind (see `optreg._core.validate`).
-    """
-    shape = (
-        f"{label}: overrides must map name patterns to option dicts, e.g. "
-        "{'embed': {'lr': 1e-4}}; got "
-    )
-    if not isinstance(overrides, Mapping):
-        raise TypeError(f"{shape}{type(overrides).__name__}: {overrides!r:.80}")
-    out: dict[str, dict[str, Any]] = {}
-    for pattern, options in overrides.items():
-        where = f"{label} overrides[{pattern!r}]"
-        if not isinstance(pattern, str) or not isinstance(options, Mapping):
-            raise TypeError(f"{shape}{pattern!r}: {options!r:.80}")
-        if "params" in options:
-            raise TypeError(f"{where}: 'params' is not an option; the pattern selects them")
-        signature.check_keywords(where, factory, [k for k in options if k not in group_options])
-        out[pattern] = validate.hyperparameters(where, factory, options, group=True)
-    return out

@@ -42,9 +42,19 @@ from optreg.params._kinds import (
 from optreg.params._kinds import named_parameters as walk
 from optreg.params._split import matches, param_groups
 
-__all__ = ["SELECTORS", "assign", "group_parameters", "layer_ids", "layer_regex", "named_of"]
+__all__ = [
+    "RULE_KEYS",
+    "SELECTORS",
+    "assign",
+    "group_parameters",
+    "layer_ids",
+    "layer_regex",
+    "named_of",
+]
 
 SELECTORS = frozenset({"match", "regex", "module", "ndim", "shape", "name"})
+#: The keys of a rule that are not options for the optimizer: its selectors and lr_scale.
+RULE_KEYS = (*sorted(SELECTORS), "lr_scale")
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|blocks|block|h)\.(\d+)(?:\.|$)")
 _MODULE_KINDS: Mapping[str, tuple[type[nn.Module], ...]] = {
     "embedding": EMBEDDING_MODULES,
