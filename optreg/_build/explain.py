@@ -2,7 +2,8 @@
 
 `explain_groups()` builds the optimizer on the model (nothing is stepped) and reads
 its param groups back by parameter name, with warnings for the classic mistakes: an
-embedding or output head routed to Muon, a norm weight or a bias decayed, a frozen
+embedding or output head routed to a side that updates whole matrices (Muon's, as the
+optimizer's contract declares), a norm weight or a bias decayed, a frozen
 parameter in a group, a trainable parameter in no group. ``optreg groups`` prints it.
 """
 
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from optreg._build.api import get_optimizer
+from optreg._core import loading
+from optreg._core.registry import optimizers
 from optreg._core.table import text_table
 
 if TYPE_CHECKING:
@@ -95,6 +98,7 @@ def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: An
     from optreg.params._kinds import is_embedding, is_head, is_norm, owners
 
     optimizer = get_optimizer(name, model if params is None else params, **kwargs)
+    sides = loading.contract(optimizers.resolve(name)).matrix_sides
     where = {
         id(p): (i, group) for i, group in enumerate(optimizer.param_groups) for p in group["params"]
     }
@@ -117,9 +121,13 @@ def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: An
         )
         module = held.get(id(p), ("", model))[1]
         embedding = is_embedding(pname, module)
-        if side == "muon" and (embedding or is_head(pname)):
+        instead = sides.get(side) if side is not None else None
+        if instead is not None and (embedding or is_head(pname)):
             what = "an embedding" if embedding else "an output head"
-            warnings.append(f"{pname} is {what} and goes to Muon (use AdamW for it)")
+            warnings.append(
+                f"{pname} is {what} and goes to the {side!r} side, which updates whole "
+                f"matrices (route it to {instead!r})"
+            )
         norm = is_norm(module)
         decay = rows[-1].weight_decay
         if decay and (norm or pname.endswith("bias")):

@@ -10,7 +10,8 @@ the hooks in `optreg.hookspecs`). optreg reads it once, when the name is loaded
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["DEFAULT", "ClipPolicy", "DeclaresContract", "FactoryContract", "contract_of"]
@@ -56,6 +57,11 @@ class FactoryContract:
             optimizer.
         clip: which param groups gradient clipping takes part in (`ClipPolicy`);
             None: all, as ``torch.nn.utils.clip_grad_norm_`` over every parameter.
+        matrix_sides: for a factory that splits the parameters itself into sides (each
+            group tagged ``"optimizer": side``): the sides whose update treats every
+            parameter as one matrix (Muon's orthogonalised update), each mapped to the
+            side an embedding or an output head belongs on instead;
+            [optreg.explain_groups][] warns where one is routed to such a side.
     """
 
     routes_params: bool = False
@@ -63,6 +69,7 @@ class FactoryContract:
     check_keywords: Callable[[Mapping[str, Any]], None] | None = None
     multiplier: Callable[..., Callable[[int], float]] | None = None
     clip: ClipPolicy | None = None
+    matrix_sides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 #: What a factory without ``optreg_contract`` declares: nothing beyond its signature.

@@ -11,6 +11,7 @@ equal theirs built by hand on the same split, bit for bit.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Literal
 
 import torch
@@ -85,6 +86,7 @@ class MuonAdamW(torch.optim.Optimizer):
             "gradient's norm never sets the update's size, and a norm taken over the "
             "matrices would scale the AdamW side by the Muon side's gradients",
         ),
+        matrix_sides=MappingProxyType({"muon": "adamw"}),
     )
 
     def __init__(

@@ -38,7 +38,10 @@ def test_rows_say_group_optimizer_lr_and_decay() -> None:
 @MUON
 def test_an_embedding_sent_to_muon_is_warned_about() -> None:
     report = optreg.explain_groups("muon_adamw", ExampleLM(layers=1), muon_params=["embed.weight"])
-    assert report.warnings == ("embed.weight is an embedding and goes to Muon (use AdamW for it)",)
+    assert report.warnings == (
+        "embed.weight is an embedding and goes to the 'muon' side, which updates whole "
+        "matrices (route it to 'adamw')",
+    )
     assert rows_of(report, ("param", "optimizer"))[0] == ("embed.weight", "muon")
 
 

@@ -118,7 +118,7 @@ def test_the_optimizer_and_the_dry_run_agree(cls: type[nn.Module]) -> None:
     report = optreg.explain_groups("muon_adamw", model)
     sides = {row.param: row.optimizer for row in report.rows}
     assert sides == {n: "muon" if n in ZOO[cls] else "adamw" for n, _ in model.named_parameters()}
-    assert not [w for w in report.warnings if "goes to Muon" in w], report.warnings
+    assert not [w for w in report.warnings if "goes to the 'muon' side" in w], report.warnings
     opt = optreg.get_optimizer("muon_adamw", list(model.named_parameters()))
     assert opt.routes == sides
 
@@ -134,9 +134,10 @@ def test_the_dry_run_flags_an_embedding_or_head_sent_to_muon_by_a_rule() -> None
         ],
     )
     assert report.warnings == (
-        "roberta.embeddings.word_embeddings.weight is an embedding and goes to Muon (use AdamW "
-        "for it)",
-        "classifier.out_proj.weight is an output head and goes to Muon (use AdamW for it)",
+        "roberta.embeddings.word_embeddings.weight is an embedding and goes to the 'muon' side, "
+        "which updates whole matrices (route it to 'adamw')",
+        "classifier.out_proj.weight is an output head and goes to the 'muon' side, which "
+        "updates whole matrices (route it to 'adamw')",
     )
 
 
