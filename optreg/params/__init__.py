@@ -36,7 +36,8 @@ def param_groups(
         Fresh param-group dicts.
 
     Raises:
-        TypeError, ValueError: what [optreg.group_parameters][] raises.
+        TypeError: what [optreg.group_parameters][] raises for bad ``params``.
+        ValueError: what [optreg.group_parameters][] raises for bad values.
     """
     import warnings
 

@@ -72,7 +72,7 @@ def measure_distributed(
     names: list[str], *, setup: str | None = None, device: str = "cpu"
 ) -> dict[str, dict[str, Verdict]]:
     """``{name: {"ddp": Verdict, "fsdp2": Verdict}}`` for optimizer names the kit can
-    step (see `optreg.testing._capabilities.plan()`), measured by one launch of
+    step (those the kit's problem fits: see [optreg.testing.needs][]), measured by one launch of
     `WORLD` gloo ranks. ``setup`` (``"module"`` or ``"module:function"``) is what
     the workers import, and call, first: a name registered at runtime exists only in the
     process that registered it. ``device="cuda"``: the same checks on NCCL, one rank per
