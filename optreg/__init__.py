@@ -23,6 +23,7 @@ _LAZY = {
     "CheckpointMismatchError": "optreg._core.errors",
     "CheckpointMismatchWarning": "optreg._core.errors",
     "ClipPolicy": "optreg._core.contract",
+    "Conformance": "optreg._core.traits",
     "DuplicateNameError": "optreg._core.errors",
     "Entry": "optreg._core.entry",
     "EntryInfo": "optreg._core.entry",
@@ -71,6 +72,7 @@ __all__ = [
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",
     "ClipPolicy",
+    "Conformance",
     "DuplicateNameError",
     "Entry",
     "EntryInfo",
@@ -155,7 +157,7 @@ if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
     from optreg._core.names import SchedulerType
     from optreg._core.prefer import prefer
     from optreg._core.registry import Registry, optimizers, schedulers
-    from optreg._core.traits import Traits
+    from optreg._core.traits import Conformance, Traits
     from optreg._policies.clip import clip_grad_norm_
     from optreg._policies.modes import eval_mode
     from optreg.hookspecs import PluginRegistry

@@ -7,6 +7,7 @@ requirements and metadata are normalised and checked the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import weakref
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from optreg._core.traits import Traits
+from optreg._core.traits import Conformance, Traits
 
 __all__ = [
     "BUILTIN_DIST",
@@ -306,13 +307,18 @@ def make_entry(
         raise TypeError(
             f"{kind} {key!r}: metadata must be a mapping, got {type(metadata).__name__}"
         )
-    if traits is None:
-        traits = Traits.from_metadata(metadata or {})
-    elif not isinstance(traits, Traits):
-        raise TypeError(
-            f"{kind} {key!r}: traits must be an optreg.Traits, got {type(traits).__name__}: "
-            f"{traits!r:.60}"
-        )
+    try:
+        if traits is None:
+            traits = Traits.from_metadata(metadata or {})
+        elif not isinstance(traits, Traits):
+            raise TypeError(
+                f"traits must be an optreg.Traits, got {type(traits).__name__}: {traits!r:.60}"
+            )
+        elif metadata and "conformance" in metadata and traits.conformance == Conformance():
+            conformance = Conformance.from_mapping(metadata["conformance"])
+            traits = dataclasses.replace(traits, conformance=conformance)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{kind} {key!r}: {e}") from e
     if description is None:
         doc = own_doc(target) if callable(target) else ""
         description = doc.splitlines()[0] if doc else ""

@@ -330,7 +330,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         }
         for kind, item in out.items():
             item["metadata"] = dict(item["metadata"])
-            item["traits"] = dataclasses.asdict(item["traits"])
+            item["traits"] = item["traits"].to_json()
             if kind == "optimizer":
                 item["capabilities"] = _info_capabilities(infos[kind])
         print(json.dumps(out, indent=2, default=repr))

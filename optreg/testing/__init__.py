@@ -31,9 +31,10 @@ is a finite number >= 0 at every step; the same resume check (optimizer and
 scheduler state saved and restored); the scheduler pickles and the copy continues
 identically.
 
-What a name needs to be checked is read from its entry's metadata under the key
-``"conformance"`` (a mapping), e.g. ``metadata={"conformance": {"requires_closure":
-True}}``. Recognised keys:
+What a name needs to be checked is declared with it as an [optreg.Conformance][]
+(``traits=optreg.Traits(conformance=optreg.Conformance(requires_closure=True))``) or as
+the mapping ``metadata={"conformance": {"requires_closure": True}}``, both checked when
+the name is registered. Its fields:
 
 * ``skip``: a reason; the name is not checked by the pytest plugin.
 * ``device``: the device the name needs beyond the CPU (``"cuda"``, ``"xla"``,

@@ -230,24 +230,24 @@ def clone_units(units: Sequence[Sequence[torch.Tensor]]) -> list[list[torch.Tens
 
 
 def needs(entry: Entry) -> dict[str, Any]:
-    """What checking ``entry`` needs, from its metadata (``metadata["conformance"]``).
+    """What checking ``entry`` needs: its declared [optreg.Conformance][] (typed, checked
+    when the name was registered), as a mapping of the fields it sets.
 
     The entry's traits count too (``needs_train_eval``: `train_eval`;
     ``metric_driven``). A ``device`` (``"cuda"``, ...) makes the name a whole-name ``skip`` saying so.
 
     Raises:
-        TypeError: ``metadata["conformance"]`` is not a mapping, or its ``device`` is not
-            a device name other than ``"cpu"``.
+        TypeError: an entry made without `make_entry` whose ``metadata["conformance"]``
+            is not a mapping or holds a value of the wrong type.
+        ValueError: the same, with a key the kit does not read.
     """
-    out: dict[str, Any] = {}
-    meta = entry.metadata or {}
-    declared = meta.get(METADATA_KEY) or {}
-    if not isinstance(declared, Mapping):
-        raise TypeError(
-            f"{entry.kind} {entry.qualified_name!r}: metadata[{METADATA_KEY!r}] must be a "
-            f"mapping, got {type(declared).__name__}: {declared!r}"
-        )
-    out.update(declared)
+    from optreg._core.traits import Conformance
+
+    conformance = entry.traits.conformance
+    declared = (entry.metadata or {}).get(METADATA_KEY)
+    if conformance == Conformance() and declared is not None:  # an Entry made by hand
+        conformance = Conformance.from_mapping(declared)
+    out: dict[str, Any] = conformance.declared()
     traits = entry.traits
     if traits.train_eval:
         out.setdefault("needs_train_eval", True)
@@ -255,12 +255,6 @@ def needs(entry: Entry) -> dict[str, Any]:
         out.setdefault("metric_driven", True)
     device = out.get("device")
     if device is not None:
-        if not isinstance(device, str) or not device or device == "cpu":
-            raise TypeError(
-                f"{entry.kind} {entry.qualified_name!r}: metadata[{METADATA_KEY!r}]['device'] "
-                f"names the device the name needs beyond the CPU ('cuda', 'xla', 'npu', ...), "
-                f"got {device!r}"
-            )
         reason = f"needs {device.upper()} hardware (the kit's problem runs on the CPU)"
         out["skip"] = f"{reason}: {out['skip']}" if out.get("skip") else reason
     return out

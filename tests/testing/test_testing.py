@@ -528,7 +528,7 @@ def test_the_kit_table_states_each_verdict_and_the_file_round_trips(tmp_path: Pa
 
 def test_a_name_that_needs_a_device_is_not_checked_and_says_which() -> None:
     import optreg
-    from optreg.testing import conformance_rows, needs
+    from optreg.testing import conformance_rows
 
     optreg.register_optimizer(
         "on_gpu", torch.optim.SGD, metadata={"conformance": {"device": "cuda"}}
@@ -556,11 +556,39 @@ def test_a_name_that_needs_a_device_is_not_checked_and_says_which() -> None:
     assert rows["on_tpu"].detail.endswith(
         "install it with: pip install not_installed_xla; it needs XLA hardware too"
     )
+    with pytest.raises(
+        TypeError,
+        match=r"optimizer 'bad_device': Conformance.device names the device .* got 'cpu'",
+    ):  # refused where it is declared, not when the kit comes to check it
+        optreg.register_optimizer(
+            "bad_device", torch.optim.SGD, metadata={"conformance": {"device": "cpu"}}
+        )
+
+
+def test_conformance_is_typed_and_checked_at_registration() -> None:
+    from optreg.testing import needs
+
+    with pytest.raises(
+        ValueError,
+        match=r"optimizer 'typo': metadata\['conformance'\] has 'requires_closue', which the "
+        r"kit does not read; known: skip, device, kwargs, requires_closure",
+    ):
+        optreg.register_optimizer(
+            "typo", torch.optim.LBFGS, metadata={"conformance": {"requires_closue": True}}
+        )
+    with pytest.raises(TypeError, match=r"optimizer 'listed': metadata\['conformance'\] must be"):
+        optreg.register_optimizer("listed", torch.optim.SGD, metadata={"conformance": ["skip"]})
+    typed = optreg.Traits(conformance=optreg.Conformance(requires_closure=True, param_groups=False))
+    optreg.register_optimizer("typed_lbfgs", torch.optim.LBFGS, traits=typed)
     optreg.register_optimizer(
-        "bad_device", torch.optim.SGD, metadata={"conformance": {"device": "cpu"}}
-    )
-    with pytest.raises(TypeError, match=r"\['device'\] names the device .* got 'cpu'"):
-        needs(optreg.optimizers.resolve("bad_device"))
+        "both", torch.optim.LBFGS, traits=optreg.Traits(train_eval=False),
+        metadata={"conformance": {"requires_closure": True, "param_groups": False}},
+    )  # fmt: skip
+    for name in ("typed_lbfgs", "both"):
+        entry = optreg.optimizers.resolve(name)
+        assert needs(entry) == {"requires_closure": True, "param_groups": False}
+        assert entry.traits.conformance.requires_closure is True
+    assert check_optimizer("typed_lbfgs", lr=0.5).passed
 
 
 def test_isolated_registry_forgets_what_a_test_registered_and_preferred(
