@@ -155,14 +155,16 @@ def draws(seed: int) -> Iterator[None]:
     of Python's ``random`` and numpy (pytorch_optimizer's Kron draws its rebalancing from
     ``numpy.random``), each restored after. Two runs that draw (Kron, stochastic rounding)
     compare with each other, not two draws."""
+    import importlib
     import random
 
     import torch
 
-    try:
-        import numpy.random as np_random
-    except ImportError:  # numpy is optional: nothing of it to seed
-        np_random = None  # type: ignore[assignment]
+    np_random: Any
+    try:  # by name: numpy is optional (torch does not require it), and untyped where absent
+        np_random = importlib.import_module("numpy.random")
+    except ImportError:  # nothing of it to seed
+        np_random = None
     python_state = random.getstate()
     numpy_state = np_random.get_state() if np_random is not None else None
     try:
