@@ -37,7 +37,11 @@ def test_entry_info_tells_a_trainer_about_train_and_eval(name: str) -> None:
     info = optreg.optimizer_info(name)
     assert info.provider == "optreg-schedulefree"  # the project name its metadata gives
     assert info.available is True
-    assert info.traits == optreg.Traits(train_eval=True)  # what optreg acts on
+    # what optreg acts on: train/eval modes, and what the kit needs to check the name
+    conformance = {"kwargs": {"silent_sgd_phase": False}} if name.endswith("radam") else {}
+    assert info.traits == optreg.Traits(
+        train_eval=True, conformance=optreg.Conformance(**conformance)
+    )
     assert info.metadata["needs_train_eval"] is True  # shown, for 0.3 readers
     assert "optimizer.train()" in info.metadata["note"]
     assert "optimizer.eval()" in info.metadata["note"]
