@@ -37,6 +37,7 @@ _LAZY = {
     "Registry": "optreg._core.registry",
     "ScheduleFightsOptimizerWarning": "optreg._core.errors",
     "SchedulerType": "optreg._core.names",
+    "StateLayout": "optreg._core.contract",
     "Traits": "optreg._core.traits",
     "UnknownNameError": "optreg._core.errors",
     "UsageError": "optreg._core.errors",
@@ -87,6 +88,7 @@ __all__ = [
     "Registry",
     "ScheduleFightsOptimizerWarning",
     "SchedulerType",
+    "StateLayout",
     "Traits",
     "UnknownNameError",
     "UsageError",
@@ -137,7 +139,7 @@ if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
     from optreg._checkpoint.convert import convert_state_dict
     from optreg._checkpoint.state import from_state_dict, load_state_dict, state_dict
     from optreg._core.catalog import Catalog
-    from optreg._core.contract import ClipPolicy, FactoryContract
+    from optreg._core.contract import ClipPolicy, FactoryContract, StateLayout
     from optreg._core.entry import Entry, EntryInfo
     from optreg._core.errors import (
         AmbiguousNameError,

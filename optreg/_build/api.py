@@ -377,21 +377,30 @@ def _check_numeric_lrs(entry: Entry, optimizer: Any) -> None:
     """A schedule scales each group's lr: refuse, by name, an optimizer without one.
 
     Raises:
-        ValueError: a param group whose lr is not a number (Adafactor with
-            ``relative_step=True`` computes its own and holds ``lr=None``).
+        ValueError: a param group whose lr is not a number (an optimizer that computes
+            its own, such as Adafactor with its relative step, holds ``lr=None``).
     """
     for i, group in enumerate(optimizer.param_groups):
         lr = group.get("lr")
-        if not (validate.is_real(lr) or validate.is_tensor(lr)):
-            raise ValueError(
-                f"{entry.name} cannot schedule {type(optimizer).__name__}: param group {i} has "
-                f"lr={lr!r}, so there is no learning rate to scale (an optimizer that computes "
-                "its own, such as adafactor with relative_step=True). Give it one "
-                "(adafactor: lr=1e-3, relative_step=False), or use the 'adafactor' schedule, "
-                "which reports the lr Adafactor computes"
-            )
-
-
+        if validate.is_real(lr) or validate.is_tensor(lr):
+            continue
+        built = records.built_entry(optimizer)
+        options = (
+            f" (`optreg info {built.name}` lists the options that give it one)"
+            if built is not None
+            else ""
+        )
+        reporting = [e.name for e in schedulers.entries() if e.traits.own_lr]
+        instead = (
+            f", or use a schedule that reports the lr it computes: {', '.join(map(repr, reporting))}"
+            if reporting
+            else ""
+        )
+        raise ValueError(
+            f"{entry.name} cannot schedule {type(optimizer).__name__}: param group {i} has "
+            f"lr={lr!r}, so there is no learning rate to scale (the optimizer computes its "
+            f"own). Build it with a numeric lr{options}{instead}"
+        )
 
 
 def _warn_if_it_fights(entry: Entry, optimizer: Any, scheduler: Any, steps: Any) -> None:

@@ -5,77 +5,63 @@ Users convert by hand today (bitsandbytes #782, #1382): to resume an 8-bit run i
 to debug one, to move a run to a machine without bitsandbytes. `convert_state_dict()`
 does it from ``optimizer.state_dict()`` to a state dict the other name's optimizer loads.
 
-Approximate where 8-bit is involved: 8-bit state is dequantised (bitsandbytes' blockwise
-dynamic quantisation, 256 values per block) and fp32 state is quantised the way the 8-bit
-optimizers store it. The README quotes the measured error.
+What a name stores is its factory's to say: the contract's
+[optreg.StateLayout][] reads one parameter's state into fp32 moments and writes them back
+(the torch and bitsandbytes builtins declare theirs; a plugin may declare its own). This
+module only pairs two layouts of one algorithm and carries the param groups over.
+Approximate where 8-bit is involved; the README quotes the measured error.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
+from optreg._core.contract import StateLayout
+from optreg._core.errors import OptregError
+from optreg._core.loading import contract
 from optreg._core.registry import optimizers
 
 __all__ = ["conversions", "convert_state_dict"]
 
-_BNB_WRAPPER = "__bnb_optimizer_quant_state__"  # where bitsandbytes' state_dict puts it
-_BLOCKSIZE = 256  # bitsandbytes' 8-bit optimizers quantise their state in blocks of 256
-_MIN_8BIT_SIZE = 4096  # and keep the state of smaller parameters in fp32 (their default)
 
-#: bitsandbytes class families whose state converts, by algorithm; the names and their
-#: bit widths come from the catalogue (`optreg.builtin.BNB_OPTIMIZERS`).
-_FAMILIES = {"Adam": "adam", "AdamW": "adam", "Lion": "lion"}
-#: torch's names of each algorithm (fp32 state as ``exp_avg`` / ``exp_avg_sq``).
-_TORCH_NAMES = {"adam": ("adam", "adamw"), "lion": ()}
+def conversions() -> dict[str, dict[str, str]]:
+    """algorithm -> {canonical name: layout label} over the names whose factories declare
+    a [optreg.StateLayout][] (``{"adam": {"adamw": "torch", "adamw_8bit": "8-bit", ...}}``).
 
-
-@functools.cache
-def conversions() -> Mapping[str, Mapping[str, int | str]]:
-    """algorithm -> {canonical name: layout}; a layout is 8 / 32 (bitsandbytes) or
-    ``"torch"``. Derived from the catalogue: a bitsandbytes name converts when its class
-    is of an Adam or Lion family (``PagedAdamW8bit``: AdamW, 8 bit)."""
-    from optreg.builtin import BNB_OPTIMIZERS
-
-    out: dict[str, dict[str, int | str]] = {
-        algorithm: dict.fromkeys(names, "torch") for algorithm, names in _TORCH_NAMES.items()
-    }
-    for b in BNB_OPTIMIZERS:
-        family = re.sub(r"^Paged|(?:8|32)bit$", "", b.class_name)
-        if family in _FAMILIES:
-            out[_FAMILIES[family]][b.name] = b.bits
-    return MappingProxyType({k: MappingProxyType(v) for k, v in out.items()})
+    Loads every available optimizer name to read its contract: call it to list, not on a
+    hot path. A name that fails to load is left out (its own error says why).
+    """
+    out: dict[str, dict[str, str]] = {}
+    for entry in optimizers.entries():
+        if not optimizers.status(entry)[0]:
+            continue
+        try:
+            layout = contract(entry).state
+        except OptregError:  # a broken plugin's name is not listed, nothing more
+            continue
+        if layout is not None:
+            out.setdefault(layout.algorithm, {})[entry.name] = layout.label
+    return out
 
 
-def __getattr__(name: str) -> Any:
-    if name == "CONVERSIONS":  # derived on first use: the catalogue imports pluggy
-        return conversions()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_MOMENTS = {"adam": 2, "lion": 1}
-_TORCH_KEYS = ("exp_avg", "exp_avg_sq")
-
-
-def _layout(name: str, role: str) -> tuple[str, str, int | str]:
-    canonical = optimizers.resolve(name).name
-    for algorithm, names in conversions().items():
-        if canonical in names:
-            return canonical, algorithm, names[canonical]
-    known = ", ".join(f"{a}: {' '.join(sorted(n))}" for a, n in conversions().items())
-    raise ValueError(
-        f"cannot convert the state of {role} optimizer {canonical!r}: conversions exist "
-        f"between the names of one algorithm ({known})"
-    )
+def _layout(name: str, role: str) -> tuple[str, StateLayout]:
+    entry = optimizers.resolve(name)
+    layout = contract(entry).state
+    if layout is None:
+        known = ", ".join(f"{a}: {' '.join(sorted(n))}" for a, n in conversions().items())
+        raise ValueError(
+            f"cannot convert the state of {role} optimizer {entry.name!r}: conversions exist "
+            f"between the names of one algorithm ({known}), whose factories declare a "
+            "state layout (optreg.FactoryContract(state=...))"
+        )
+    return entry.name, layout
 
 
 def convert_state_dict(state_dict: Mapping[str, Any], source: str, target: Any) -> dict[str, Any]:
     """``source``'s ``optimizer.state_dict()`` in the layout of ``target``'s optimizer.
 
-    ``adamw_8bit`` <-> ``adamw`` (and every Adam name of `CONVERSIONS`),
+    ``adamw_8bit`` <-> ``adamw`` (and every Adam name `conversions()` lists),
     ``lion_8bit`` <-> ``lion_32bit`` (and the paged ones). Each parameter's moments are
     dequantised to fp32 or quantised to 8 bit (bitsandbytes' blockwise dynamic maps, as its
     8-bit optimizers store them), the step count carried over. Each param group keeps the
@@ -102,28 +88,24 @@ def convert_state_dict(state_dict: Mapping[str, Any], source: str, target: Any) 
             conversion; a state that is not of ``source``'s layout, or parameters that
             are not the target optimizer's.
         TypeError: a target optimizer that optreg did not build (its name is unknown).
-        MissingDependencyError: a bitsandbytes layout without bitsandbytes installed.
+        MissingDependencyError: a bitsandbytes name without bitsandbytes installed.
     """
     target_optimizer = None if isinstance(target, str) else target
     target_name = target if target_optimizer is None else _built_name(target_optimizer)
-    src, algorithm, src_layout = _layout(source, "source")
-    dst, dst_algorithm, dst_layout = _layout(target_name, "target")
-    if algorithm != dst_algorithm:
+    src, src_layout = _layout(source, "source")
+    dst, dst_layout = _layout(target_name, "target")
+    if src_layout.algorithm != dst_layout.algorithm:
         raise ValueError(
-            f"cannot convert {src!r} ({algorithm}) state to {dst!r} ({dst_algorithm}): "
-            "only between the names of one algorithm"
+            f"cannot convert {src!r} ({src_layout.algorithm}) state to {dst!r} "
+            f"({dst_layout.algorithm}): only between the names of one algorithm"
         )
-    for name, layout in ((src, src_layout), (dst, dst_layout)):
-        if layout != "torch":  # a missing bitsandbytes is the name's own error
-            optimizers.load(optimizers.resolve(name))
     defaults = dict(target_optimizer.defaults) if target_optimizer is not None else _defaults(dst)
     groups = [_group(g, defaults) for g in state_dict["param_groups"]]
     where = _positions(state_dict, target_optimizer)
     state = {}
     for pid, st in state_dict["state"].items():
-        moments, step = _read(src, src_layout, algorithm, pid, st)
-        eight_bit = dst_layout == 8 and _wants_8bit(target_optimizer, where.get(pid), moments[0])
-        state[pid] = _write(dst_layout, moments, step, eight_bit=eight_bit)
+        moments, step = src_layout.read(st, f"parameter {pid} of the {src!r} state")
+        state[pid] = dst_layout.write(moments, step, target_optimizer, where.get(pid))
     return {"state": state, "param_groups": groups}
 
 
@@ -158,27 +140,6 @@ def _positions(state_dict: Mapping[str, Any], optimizer: Any) -> dict[Any, tuple
     return {pid: (gi, pi) for gi, group in enumerate(saved) for pi, pid in enumerate(group)}
 
 
-def _wants_8bit(optimizer: Any, position: tuple[int, int] | None, moment: Any) -> bool:
-    """Whether the target keeps this parameter's state in 8 bit, as bitsandbytes decides
-    at its first step (``Optimizer8bit.init_state``).
-
-    Raises:
-        ValueError: the parameter's size differs from the state's.
-    """
-    if optimizer is None or position is None:
-        return bool(moment.numel() >= _MIN_8BIT_SIZE)
-    gi, pi = position
-    group = optimizer.param_groups[gi]
-    param = group["params"][pi]
-    if param.numel() != moment.numel():
-        raise ValueError(
-            f"convert_state_dict: parameter {pi} of param group {gi} has {param.numel()} "
-            f"values in the target optimizer, {moment.numel()} in the state"
-        )
-    config = optimizer.get_config(gi, pi, group)
-    return bool(config["optim_bits"] == 8 and param.numel() >= config["min_8bit_size"])
-
-
 def _defaults(name: str) -> dict[str, Any]:
     """The target's group options, from one built on a throwaway parameter (on the meta
     device: no memory, and a paged name's once-per-process CPU warning is kept for the
@@ -199,69 +160,3 @@ def _group(group: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, A
         elif key in defaults or key in ("params", "initial_lr"):
             out[key] = value
     return out
-
-
-def _read(
-    name: str, layout: int | str, algorithm: str, pid: Any, state: Mapping[str, Any]
-) -> tuple[list[Any], int]:
-    """``([moment, ...] in fp32, step)`` of one parameter's state.
-
-    Raises:
-        ValueError: the state lacks what ``layout`` holds.
-    """
-    import torch
-
-    count = _MOMENTS[algorithm]
-    if layout == "torch":
-        keys = _TORCH_KEYS[:count]
-        missing = [k for k in ("step", *keys) if k not in state]
-        if missing:
-            raise ValueError(
-                f"parameter {pid} of the {name!r} state lacks {', '.join(missing)} "
-                f"(keys: {sorted(state)}): not a {name} state"
-            )
-        return [state[k].float() for k in keys], int(state["step"])
-    flat = {k: v for k, v in state.items() if k != _BNB_WRAPPER}
-    flat.update(state.get(_BNB_WRAPPER, {}))
-    moments = []
-    for i in range(1, count + 1):
-        value = flat.get(f"state{i}")
-        if not isinstance(value, torch.Tensor) or "step" not in flat:
-            raise ValueError(
-                f"parameter {pid} of the {name!r} state lacks state{i} / step "
-                f"(keys: {sorted(flat)}): not a bitsandbytes {name} state"
-            )
-        if value.dtype == torch.uint8:
-            functional = _bnb_functional()
-            value = functional.dequantize_blockwise(
-                value, absmax=flat[f"absmax{i}"], code=flat[f"qmap{i}"], blocksize=_BLOCKSIZE
-            )
-        moments.append(value.float())
-    return moments, int(flat["step"])
-
-
-def _write(layout: int | str, moments: list[Any], step: int, *, eight_bit: bool) -> dict[str, Any]:
-    import torch
-
-    if layout == "torch":
-        out: dict[str, Any] = {"step": torch.tensor(float(step), dtype=torch.float32)}
-        out.update(zip(_TORCH_KEYS, (m.clone() for m in moments), strict=False))
-        return out
-    quant: dict[str, Any] = {}
-    for i, moment in enumerate(moments, start=1):
-        if eight_bit:
-            functional = _bnb_functional()
-            code = functional.create_dynamic_map(signed=i == 1)  # the second moment is >= 0
-            q, qstate = functional.quantize_blockwise(
-                moment.contiguous(), code=code, blocksize=_BLOCKSIZE
-            )
-            quant.update({f"state{i}": q, f"qmap{i}": code, f"absmax{i}": qstate.absmax})
-        else:
-            quant[f"state{i}"] = moment.clone()
-    return {"step": step, _BNB_WRAPPER: quant}
-
-
-def _bnb_functional() -> Any:
-    from optreg._core.loading import import_heavy
-
-    return import_heavy("bitsandbytes.functional")

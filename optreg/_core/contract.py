@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["DEFAULT", "ClipPolicy", "DeclaresContract", "FactoryContract", "contract_of"]
+__all__ = [
+    "DEFAULT",
+    "ClipPolicy",
+    "DeclaresContract",
+    "FactoryContract",
+    "StateLayout",
+    "contract_of",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,31 @@ class ClipPolicy:
 
     clips: Callable[[Mapping[str, Any]], bool]
     reason: str
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """How an optimizer stores one algorithm's per-parameter state, so that
+    [optreg.convert_state_dict][] can move it to another name's layout of that algorithm
+    (bitsandbytes' 8-bit Adam to torch's fp32 AdamW and back).
+
+    Attributes:
+        algorithm: the state's algorithm (``"adam"``: a first moment and its square;
+            ``"lion"``: one moment); names whose layouts share it convert into each other.
+        label: the layout in one word, for listings (``"torch"``, ``"8-bit"``).
+        read: one parameter's saved state and a description of it for messages ->
+            ``([moment in fp32, ...], step)``; raises ``ValueError`` naming the
+            description where the state is not of this layout.
+        write: ``(moments, step, optimizer, position)`` -> one parameter's state in this
+            layout; ``optimizer`` is the optimizer that will load it (None when the
+            target was given by name) and ``position`` the parameter's
+            ``(group index, index in group)`` there (None then too).
+    """
+
+    algorithm: str
+    label: str
+    read: Callable[[Mapping[str, Any], str], tuple[list[Any], int]]
+    write: Callable[[list[Any], int, Any, tuple[int, int] | None], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +94,8 @@ class FactoryContract:
             parameter as one matrix (Muon's orthogonalised update), each mapped to the
             side an embedding or an output head belongs on instead;
             [optreg.explain_groups][] warns where one is routed to such a side.
+        state: how the optimizer stores its state (`StateLayout`), for names whose
+            state [optreg.convert_state_dict][] converts; None: it converts none.
     """
 
     routes_params: bool = False
@@ -70,6 +104,7 @@ class FactoryContract:
     multiplier: Callable[..., Callable[[int], float]] | None = None
     clip: ClipPolicy | None = None
     matrix_sides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    state: StateLayout | None = None
 
 
 #: What a factory without ``optreg_contract`` declares: nothing beyond its signature.

@@ -35,6 +35,7 @@ from optreg._core.errors import MissingDependencyError, PagedFallbackWarning, us
 from optreg._core.loading import import_heavy
 from optreg._core.locks import fork_safe_lock
 from optreg.builtin import BNB_OPTIMIZERS
+from optreg.builtin.bnb_state import layout
 
 __all__ = [
     "BNB_PARAM_OPTIONS",
@@ -164,7 +165,9 @@ class BnbOptimizerFactory:
         #: a param group, rule or override may set bitsandbytes' per-parameter options;
         #: a keyword the name fixes is refused by name, not as "unexpected"
         self.optreg_contract = FactoryContract(
-            group_options=BNB_PARAM_OPTIONS, check_keywords=self.check_keywords
+            group_options=BNB_PARAM_OPTIONS,
+            check_keywords=self.check_keywords,
+            state=layout(class_name, bits),
         )
         self.__doc__ = (
             f"{description}.\n\nBuilds ``bitsandbytes.optim.{class_name}`` "

@@ -22,10 +22,12 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from optreg._core.contract import FactoryContract, StateLayout
 from optreg.builtin.fused import fused_guard, want_fused
 from optreg.builtin.shards import step_shards_locally
 
 __all__ = [
+    "ADAM_STATE",
     "adam",
     "adamw",
     "adamw_for",
@@ -344,3 +346,31 @@ def muon(
         adjust_lr_fn=adjust_lr_fn,
     )
     return optimizer
+
+
+_ADAM_KEYS = ("exp_avg", "exp_avg_sq")
+
+
+def _read_adam(state: Mapping[str, Any], what: str) -> tuple[list[Any], int]:
+    missing = [k for k in ("step", *_ADAM_KEYS) if k not in state]
+    if missing:
+        raise ValueError(
+            f"{what} lacks {', '.join(missing)} (keys: {sorted(state)}): not a torch Adam state"
+        )
+    return [state[k].float() for k in _ADAM_KEYS], int(state["step"])
+
+
+def _write_adam(
+    moments: list[Any], step: int, optimizer: Any, position: tuple[int, int] | None
+) -> dict[str, Any]:
+    del optimizer, position  # torch keeps every parameter's state alike
+    out: dict[str, Any] = {"step": torch.tensor(float(step), dtype=torch.float32)}
+    out.update(zip(_ADAM_KEYS, (m.clone() for m in moments), strict=True))
+    return out
+
+
+#: torch's Adam / AdamW state (``exp_avg``, ``exp_avg_sq`` and a tensor ``step``), for
+#: `optreg.convert_state_dict` to and from bitsandbytes' layouts.
+ADAM_STATE = StateLayout("adam", "torch", _read_adam, _write_adam)
+adamw.optreg_contract = FactoryContract(state=ADAM_STATE)  # type: ignore[attr-defined]
+adam.optreg_contract = FactoryContract(state=ADAM_STATE)  # type: ignore[attr-defined]
