@@ -55,8 +55,8 @@ class OptimizerSpec:
     @classmethod
     def from_record(cls, saved: Mapping[str, Any]) -> OptimizerSpec:
         """The optimizer part of a checkpoint record (every optreg version's)."""
-        kwargs, grouping = records.optimizer_arguments(saved)
-        return cls(saved["name"], kwargs, grouping)
+        record = records.OptimizerRecord.from_data(saved)
+        return cls(record.qualified_name, record.kwargs, record.grouping)
 
     def record(self) -> dict[str, Any]:
         """The keys a checkpoint record keeps for this spec (``from_record`` reads them)."""
@@ -91,8 +91,12 @@ class ScheduleSpec:
     @classmethod
     def from_record(cls, saved: Mapping[str, Any]) -> ScheduleSpec:
         """The scheduler part of a checkpoint record."""
+        record = records.ScheduleRecord.from_data(saved)
         return cls(
-            saved["name"], saved["num_warmup_steps"], saved["num_training_steps"], dict(saved["kwargs"])
+            record.qualified_name,
+            record.num_warmup_steps,
+            record.num_training_steps,
+            record.kwargs,
         )
 
     def build(self, optimizer: Any) -> Any:

@@ -110,16 +110,16 @@ def convert_state_dict(state_dict: Mapping[str, Any], source: str, target: Any) 
 
 
 def _built_name(optimizer: Any) -> str:
-    from optreg._core.catalog import RECORDS
+    from optreg._build.records import optimizer_record_of
 
-    record = RECORDS["optimizer"].get(optimizer) if hasattr(optimizer, "param_groups") else None
+    record = optimizer_record_of(optimizer)
     if record is None:
         raise TypeError(
             "convert_state_dict: `target` must be an optimizer name or an optimizer built by "
             "optreg.get_optimizer (whose name is known), got "
             f"{type(optimizer).__name__}: {optimizer!r:.80}"
         )
-    return str(record["name"])
+    return record.name
 
 
 def _positions(state_dict: Mapping[str, Any], optimizer: Any) -> dict[Any, tuple[int, int]]:

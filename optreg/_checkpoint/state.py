@@ -19,8 +19,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from optreg._build.api import effective_arguments
+from optreg._build.records import (
+    OptimizerRecord,
+    ScheduleRecord,
+    optimizer_record_of,
+    schedule_record_of,
+)
 from optreg._build.spec import Spec
-from optreg._core.catalog import RECORDS
 from optreg._core.entry import optreg_version
 from optreg._core.errors import CheckpointMismatchError, CheckpointMismatchWarning
 from optreg._core.validate import is_real
@@ -63,17 +68,13 @@ def unwrapped_name(name: str | None) -> str | None:
     return ".".join(parts)
 
 
-def _record_of(obj: Any, kind: str) -> dict[str, Any]:
-    records = RECORDS["optimizer" if kind == "optimizer" else "scheduler"]
-    record = records.get(obj) if obj is not None else None
-    if record is None:
-        maker = "get_optimizer" if kind == "optimizer" else "get_scheduler"
-        raise TypeError(
-            f"this {type(obj).__name__} was not built by optreg.{maker}, so its name and "
-            f"arguments are unknown; build it with optreg.{maker}(...), or save its "
-            "state_dict() yourself"
-        )
-    return record
+def _not_built(obj: Any, kind: str) -> TypeError:
+    maker = "get_optimizer" if kind == "optimizer" else "get_scheduler"
+    return TypeError(
+        f"this {type(obj).__name__} was not built by optreg.{maker}, so its name and "
+        f"arguments are unknown; build it with optreg.{maker}(...), or save its "
+        "state_dict() yourself"
+    )
 
 
 def _groups(optimizer: Any, names: Mapping[int, str]) -> list[dict[str, Any]]:
@@ -121,18 +122,20 @@ def _here(
     Raises:
         TypeError: an object optreg did not build (where its record is needed).
     """
-    record = _record_of(optimizer, "optimizer")
-    out_opt = {k: v for k, v in record.items() if k not in ("names", "qualified_name")}
-    out_opt["name"] = record["qualified_name"]
-    out_opt["groups"] = _groups(optimizer, record["names"])
+    record = optimizer_record_of(optimizer)
+    if record is None:
+        raise _not_built(optimizer, "optimizer")
+    out_opt = record.to_data()
+    out_opt["groups"] = _groups(optimizer, record.names)
     out_sched: dict[str, Any] | None = None
     if scheduler is not None:
         if saved is not None and saved.get("scheduler") is None:
             out_sched = {}
         else:
-            srecord = _record_of(scheduler, "scheduler")
-            out_sched = {k: v for k, v in srecord.items() if k != "qualified_name"}
-            out_sched["name"] = srecord["qualified_name"]
+            srecord = schedule_record_of(scheduler)
+            if srecord is None:
+                raise _not_built(scheduler, "scheduler")
+            out_sched = srecord.to_data()
     return {"optimizer": out_opt, "scheduler": out_sched}
 
 
@@ -193,19 +196,13 @@ def _group_differences(saved: list[dict[str, Any]], here: list[dict[str, Any]]) 
     return out
 
 
-def _effective(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record's arguments as its factory effectively receives them (see
+def _effective(kind: str, name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Arguments as the name's factory effectively receives them (see
     `optreg._build.api.effective_arguments()`); as written when the factory refuses them."""
-    given = dict(record["kwargs"])
-    if kind == "scheduler":
-        given.update(
-            num_warmup_steps=record["num_warmup_steps"],
-            num_training_steps=record["num_training_steps"],
-        )
     try:
-        return effective_arguments(kind, record.get("qualified_name", record["name"]), given)
+        return effective_arguments(kind, name, dict(given))
     except (TypeError, ValueError):
-        return given
+        return dict(given)
 
 
 def _listed(lines: Sequence[str]) -> str:
@@ -325,21 +322,26 @@ def differences(saved: Mapping[str, Any], here: Mapping[str, Any]) -> Difference
                 f"{here_sched['name']!r}"
             )
         else:
-            schedule = _differences(
-                _effective("scheduler", saved_sched), _effective("scheduler", here_sched)
-            )
+            schedule = _differences(_schedule(saved_sched), _schedule(here_sched))
     hyper = _differences(_hyperparameters(saved_opt), _hyperparameters(here_opt))
     return Differences(tuple(refusals), tuple(schedule), tuple(hyper))
 
 
-def _hyperparameters(record: Mapping[str, Any]) -> dict[str, Any]:
+def _hyperparameters(data: Mapping[str, Any]) -> dict[str, Any]:
     """An optimizer record's arguments as its factory receives them, and its grouping."""
-    return {
-        **_effective("optimizer", record),
-        "no_decay": record["no_decay"],
-        "overrides": record["overrides"],
-        **record.get("grouping", {}),
+    record = OptimizerRecord.from_data(data)
+    return {**_effective("optimizer", record.qualified_name, record.kwargs), **record.grouping}
+
+
+def _schedule(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A schedule record's arguments as its factory receives them, step counts included."""
+    record = ScheduleRecord.from_data(data)
+    given = {
+        **record.kwargs,
+        "num_warmup_steps": record.num_warmup_steps,
+        "num_training_steps": record.num_training_steps,
     }
+    return _effective("scheduler", record.qualified_name, given)
 
 
 def from_state_dict(checkpoint: Mapping[str, Any], params: Any) -> tuple[Any, Any]:

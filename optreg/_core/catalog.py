@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["RECORDS", "Catalog", "Discovery", "Slot", "current", "install"]
 
 #: What optreg built, keyed by the object (weakly: a record never keeps one alive), per
-#: kind; shared by every catalog (a record belongs to the object).
-RECORDS: dict[Kind, weakref.WeakKeyDictionary[Any, dict[str, Any]]] = {
+#: kind (`optreg._build.records`' typed records); shared by every catalog (a record
+#: belongs to the object).
+RECORDS: dict[Kind, weakref.WeakKeyDictionary[Any, Any]] = {
     "optimizer": weakref.WeakKeyDictionary(),
     "scheduler": weakref.WeakKeyDictionary(),
 }

@@ -60,3 +60,47 @@ def test_a_single_no_decay_pattern_is_recorded_as_one_pattern() -> None:
     opt = spec.build(torch.nn.Linear(2, 2))
     record = optreg.state_dict(opt)
     assert record["optimizer"]["no_decay"] == ["bias"]
+
+
+def test_a_record_round_trips_through_plain_data_with_one_grouping() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    opt = optreg.get_optimizer(
+        "adamw",
+        model,
+        lr=1e-3,
+        weight_decay=0.1,
+        no_decay="bias",
+        rules=[{"match": "0.*", "lr_scale": 0.5}],
+    )
+    data = optreg.state_dict(opt)["optimizer"]
+    # the published layout: no_decay / overrides beside kwargs, the rest under grouping
+    assert (data["no_decay"], data["overrides"]) == (["bias"], None)
+    assert data["grouping"] == {"rules": [{"match": "0.*", "lr_scale": 0.5}]}
+    record = _records.OptimizerRecord.from_data(data)
+    assert (record.name, record.qualified_name) == ("adamw", "optreg:adamw")
+    assert record.grouping == {"no_decay": ["bias"], "rules": [{"match": "0.*", "lr_scale": 0.5}]}
+    assert {k: data[k] for k in record.to_data()} == record.to_data()  # the same plain data
+    assert _records.optimizer_record_of(opt) is not None
+    assert _records.optimizer_record_of(torch.optim.SGD(model.parameters(), lr=0.1)) is None
+
+
+def test_records_of_every_version_migrate_to_one_grouping() -> None:
+    """0.1 kept only no_decay / overrides; 0.2 on, the rest under "grouping"."""
+    v01 = {"name": "optreg:adamw", "provider": "optreg", "kwargs": {"lr": 0.1},
+           "no_decay": ["bias"], "overrides": None}  # fmt: skip
+    v02 = {**v01, "provider_version": "0.2.0", "overrides": {"0.": {"lr": 0.2}},
+           "grouping": {"layer_decay": 0.5}}  # fmt: skip
+    assert _records.migrate(v01)["grouping"] == {"no_decay": ["bias"]}
+    assert _records.migrate(v02)["grouping"] == {
+        "no_decay": ["bias"],
+        "overrides": {"0.": {"lr": 0.2}},
+        "layer_decay": 0.5,
+    }
+    old = _records.OptimizerRecord.from_data(v01)
+    assert (old.provider_version, old.kwargs) == (None, {"lr": 0.1})
+    spec = OptimizerSpec.from_record(v02)
+    assert spec.grouping == {
+        "no_decay": ["bias"],
+        "overrides": {"0.": {"lr": 0.2}},
+        "layer_decay": 0.5,
+    }
