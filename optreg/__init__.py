@@ -64,7 +64,7 @@ _LAZY = {
     "schedulers": "optreg._core.registry",
     "state_dict": "optreg._checkpoint.state",
     "PluginRegistry": "optreg.hookspecs",
-    "group_parameters": "optreg.params._rules",
+    "group_parameters": "optreg.params._grouping",
 }
 
 __all__ = [
@@ -164,7 +164,7 @@ if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
     from optreg._policies.modes import eval_mode
     from optreg.hookspecs import PluginRegistry
     from optreg.optim import get_optimizer_cls
-    from optreg.params._rules import group_parameters
+    from optreg.params._grouping import group_parameters
 
     hookimpl: pluggy.HookimplMarker
     """The marker a hook plugin puts on its ``optreg_add_optimizers`` /

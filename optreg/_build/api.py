@@ -16,12 +16,13 @@ from optreg._core.contract import FactoryContract
 from optreg._plugins.discovery import call_hook, implementers
 from optreg._core.entry import Entry, EntryInfo
 from optreg._core.errors import OptregPluginWarning
-from optreg._build.grouping import Grouping, check_grouping
 from optreg._core.call import label, optimizer_call
 from optreg._core.registry import optimizers, schedulers
 
 if TYPE_CHECKING:
     import torch
+
+    from optreg.params._grouping import Grouping
 
 __all__ = [
     "get_optimizer",
@@ -95,7 +96,7 @@ def get_optimizer(
         rules: declarative param-group rules, plain data: selectors (``match``,
             ``regex``, ``module``, ``ndim``, ``shape``) and the options they set
             (``lr``, ``lr_scale``, ``weight_decay``, any hyperparameter; ``optimizer``
-            for a composite such as ``muon_adamw``); see `optreg.params._rules`.
+            for a composite such as ``muon_adamw``); see the rules guide.
         layer_decay: layer-wise lr decay (``0.75``: each layer below the top gets
             0.75 times the lr of the one above).
         layer_pattern: a regex whose first group is a parameter name's layer index.
@@ -112,19 +113,20 @@ def get_optimizer(
         TypeError: a keyword the optimizer does not accept, or bad ``params``.
         ValueError: an invalid hyperparameter value or an empty parameter list.
     """
+    from optreg.params._grouping import Grouping
     from optreg.params._kinds import one_walk  # imports torch
-    from optreg.params._rules import RULE_KEYS
 
-    call = optimizer_call(name, kwargs, overrides=overrides, rules=rules, rule_keys=RULE_KEYS)
-    entry, factory, contract, kwargs = call.entry, call.factory, call.contract, call.kwargs
-    grouping = check_grouping(
-        call.label,
+    grouping = Grouping.of(
         no_decay=no_decay,
-        overrides=call.overrides,
+        overrides=overrides,
         rules=rules,
         layer_decay=layer_decay,
         layer_pattern=layer_pattern,
+        where=f"get_optimizer({name!r})",
     )
+    call = optimizer_call(name, kwargs, grouping.option_sets())
+    entry, factory, contract, kwargs = call.entry, call.factory, call.contract, call.kwargs
+    grouping = grouping.with_options(call.group_options)
     params = _read_once(params)  # for the groups, and for the names a record keeps
     build = _build_routed if contract.routes_params else _build_grouped
     with one_walk():  # a module's parameters are walked once for all of it
@@ -147,14 +149,9 @@ def _build_grouped(
     entry: Entry, factory: Any, params: Any, grouping: Grouping, kwargs: dict[str, Any]
 ) -> torch.optim.Optimizer:
     """Group the parameters, run the prepare hook on the groups, build."""
-    from optreg.params._rules import group_parameters
-
-    groups = group_parameters(
+    groups = grouping.groups(
         params,
-        **grouping.ruling(),
         weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
-        no_decay=grouping.no_decay,
-        overrides=grouping.overrides,
         lr=kwargs.get("lr", _signature.default(factory, "lr")),
     )
     call_hook(
@@ -168,20 +165,17 @@ def _build_routed(
 ) -> torch.optim.Optimizer:
     """A factory that splits the parameters itself (muon_adamw): what the user gave, with
     the grouping, and the prepare hook to run on the groups it makes."""
-    extra: dict[str, Any] = grouping.ruling() if grouping.ruled else {}
+    given = grouping.given()
+    extra: dict[str, Any] = {
+        "no_decay": given.pop("no_decay", None),
+        "overrides": given.pop("overrides", None),
+        **given,  # rules, layer_decay, layer_pattern: only when given
+    }
     if _signature.takes(factory, "optreg_prepare") == "named":
         extra["optreg_prepare"] = _prepare_hook(entry.name)
     else:
         _warn_prepare_skipped(entry)
-    built = loading.first_call(
-        entry,
-        factory,
-        params,
-        no_decay=grouping.no_decay,
-        overrides=grouping.overrides,
-        **extra,
-        **kwargs,
-    )
+    built = loading.first_call(entry, factory, params, **extra, **kwargs)
     return _checked_optimizer(entry, built)
 
 

@@ -18,9 +18,8 @@ from optreg._core.registry import optimizers
 
 __all__ = [
     "CheckedCall",
-    "check_rule_options",
+    "checked_group_options",
     "checked_kwargs",
-    "checked_overrides",
     "label",
     "optimizer_call",
 ]
@@ -41,7 +40,8 @@ class CheckedCall:
         contract: what the factory declares.
         label: how errors name it.
         kwargs: the hyperparameters, checked (numbers as Python numbers).
-        overrides: the overrides, each pattern's options checked; None when none.
+        group_options: each option set the grouping gives (an override's, a rule's),
+            checked, in the order given.
     """
 
     entry: Entry
@@ -49,25 +49,21 @@ class CheckedCall:
     contract: FactoryContract
     label: str
     kwargs: dict[str, Any]
-    overrides: dict[str, dict[str, Any]] | None
+    group_options: tuple[dict[str, Any], ...]
 
 
 def optimizer_call(
     name: str,
     kwargs: dict[str, Any],
-    *,
-    overrides: Mapping[str, Any] | None,
-    rules: Sequence[Mapping[str, Any]] | None,
-    rule_keys: Sequence[str],
+    group_options: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> CheckedCall:
-    """Resolve and load ``name``, then check its keywords, overrides and rule options.
+    """Resolve and load ``name``, then check its keywords and every group option set.
 
     Args:
         name: the optimizer's name.
         kwargs: its hyperparameters.
-        overrides: ``{pattern: options}``, or None.
-        rules: the rules, or None (their shape is checked where they are applied).
-        rule_keys: the keys of a rule that are not options (its selectors, ``lr_scale``).
+        group_options: ``(where, options)`` of each override and rule, in order (what
+            ``optreg.params._grouping.Grouping.option_sets()`` lists).
 
     Returns:
         The `CheckedCall`.
@@ -83,11 +79,10 @@ def optimizer_call(
     contract = loading.contract(entry)
     where = label(entry)
     kwargs = checked_kwargs(where, factory, contract, kwargs)
-    checked = (
-        checked_overrides(where, factory, overrides, contract.group_options) if overrides else None
+    checked = tuple(
+        checked_group_options(f"{where} {at}", factory, contract, options)
+        for at, options in group_options
     )
-    if rules is not None:
-        check_rule_options(where, factory, rules, contract, rule_keys)
     return CheckedCall(entry, factory, contract, where, kwargs, checked)
 
 
@@ -112,61 +107,25 @@ def checked_kwargs(
     return validate.hyperparameters(label, factory, kwargs)
 
 
-def check_rule_options(
-    label: str,
-    factory: Any,
-    rules: Sequence[Mapping[str, Any]],
-    contract: FactoryContract,
-    rule_keys: Sequence[str],
-) -> None:
-    """Every option a rule sets is one the optimizer takes (or lr_scale / optimizer).
+def checked_group_options(
+    where: str, factory: Any, contract: FactoryContract, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One override's or rule's options, checked like keyword arguments: each one the
+    optimizer takes (or its contract's group options; ``optimizer`` for a composite).
 
     Raises:
         TypeError: an option the optimizer does not take, or ``optimizer`` for one that
             does not route its parameters.
-    """
-    if not isinstance(rules, (list, tuple)):
-        return  # assign() says what is wrong with it
-    for i, rule in enumerate(rules):
-        if not isinstance(rule, Mapping):
-            continue
-        where = f"{label} rules[{i}]"
-        skip = (*rule_keys, *contract.group_options)
-        options = [k for k in rule if k not in skip]
-        if "optimizer" in options:
-            if not contract.routes_params:
-                raise TypeError(
-                    f"{where} sets 'optimizer', which only a composite optimizer "
-                    "(such as 'muon_adamw') takes"
-                )
-            options.remove("optimizer")
-        signature.check_keywords(where, factory, options)
-        validate.hyperparameters(where, factory, {k: rule[k] for k in options}, group=True)
-
-
-def checked_overrides(
-    label: str, factory: Any, overrides: Mapping[str, Any], group_options: tuple[str, ...]
-) -> dict[str, dict[str, Any]]:
-    """Check ``overrides`` like keyword arguments: every option one the optimizer takes.
-
-    Raises:
-        TypeError: a pattern that is not a str, options that are not a mapping, or an
-            option the optimizer does not take (``params`` included).
         ValueError: an option value of the wrong kind (see `optreg._core.validate`).
     """
-    shape = (
-        f"{label}: overrides must map name patterns to option dicts, e.g. "
-        "{'embed': {'lr': 1e-4}}; got "
-    )
-    if not isinstance(overrides, Mapping):
-        raise TypeError(f"{shape}{type(overrides).__name__}: {overrides!r:.80}")
-    out: dict[str, dict[str, Any]] = {}
-    for pattern, options in overrides.items():
-        where = f"{label} overrides[{pattern!r}]"
-        if not isinstance(pattern, str) or not isinstance(options, Mapping):
-            raise TypeError(f"{shape}{pattern!r}: {options!r:.80}")
-        if "params" in options:
-            raise TypeError(f"{where}: 'params' is not an option; the pattern selects them")
-        signature.check_keywords(where, factory, [k for k in options if k not in group_options])
-        out[pattern] = validate.hyperparameters(where, factory, options, group=True)
-    return out
+    names = [k for k in options if k not in contract.group_options]
+    if "optimizer" in names:
+        if not contract.routes_params:
+            raise TypeError(
+                f"{where} sets 'optimizer', which only a composite optimizer "
+                "(such as 'muon_adamw') takes"
+            )
+        names.remove("optimizer")
+    signature.check_keywords(where, factory, names)
+    checked = validate.hyperparameters(where, factory, {k: options[k] for k in names}, group=True)
+    return {**options, **checked}

@@ -20,6 +20,7 @@ from torch import nn
 from optreg._core.contract import ClipPolicy, FactoryContract
 from optreg.builtin.muon_routing import HEAD_MODULES, SIDES, SideOptions, route, sides_of
 from optreg.builtin.torch_optim import adamw_for, keep_kernel_choice, muon
+from optreg.params._grouping import Grouping
 from optreg.params._rules import assign, named_of
 from optreg.params._split import check_overrides, matches, param_groups
 
@@ -154,16 +155,16 @@ class MuonAdamW(torch.optim.Optimizer):
             "eps": adamw_eps,
             "weight_decay": adamw_weight_decay,
         }
+        grouping = Grouping.of(
+            no_decay=no_decay,
+            overrides=overrides,
+            rules=rules,
+            layer_decay=layer_decay,
+            layer_pattern=layer_pattern,
+            where="muon_adamw",
+        )
         groups = self._groups(
-            params,
-            route,
-            adamw_params,
-            muon_params,
-            no_decay,
-            overrides,
-            muon_options,
-            adamw_options,
-            {"rules": rules, "layer_decay": layer_decay, "layer_pattern": layer_pattern},
+            params, route, adamw_params, muon_params, grouping, muon_options, adamw_options
         )
         if optreg_prepare is not None:
             optreg_prepare(groups, given)
@@ -218,11 +219,9 @@ class MuonAdamW(torch.optim.Optimizer):
         route_by: str,
         adamw_params: Sequence[str],
         muon_params: Sequence[str],
-        no_decay: Iterable[str] | None,
-        overrides: Mapping[str, Mapping[str, Any]] | None,
+        grouping: Grouping,
         muon_options: Mapping[str, Any],
         adamw_options: Mapping[str, Any],
-        ruling: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
         """Every param group, tagged with its side, in the order Muon's, then AdamW's."""
         if (
@@ -232,18 +231,18 @@ class MuonAdamW(torch.optim.Optimizer):
         ):
             return self._tagged(params, route_by)
         options: dict[str, dict[str, Any]] | None = None
-        if ruling["rules"] is not None or ruling["layer_decay"] is not None:
+        if grouping.ruled:
             named_all, model = named_of(params)
             options = assign(
                 named_all,
-                ruling["rules"],
+                grouping.rules,
                 model=model,
-                layer_decay=ruling["layer_decay"],
-                layer_pattern=ruling["layer_pattern"],
+                layer_decay=grouping.layer_decay,
+                layer_pattern=grouping.layer_pattern,
             )
         forced = {n: o.pop("optimizer") for n, o in (options or {}).items() if "optimizer" in o}
         self.routes, named = sides_of(params, route_by, adamw_params, muon_params, forced)
-        patterns = dict(overrides or {})
+        patterns = dict(grouping.overrides or {})
         check_overrides(named, patterns)
         sides = SideOptions()
         out: list[dict[str, Any]] = []
@@ -262,7 +261,7 @@ class MuonAdamW(torch.optim.Optimizer):
             for group in param_groups(
                 part,
                 weight_decay=side_options["weight_decay"],
-                no_decay=no_decay,
+                no_decay=grouping.no_decay,
                 overrides=mine,
                 options=ruled,
                 lr=side_options["lr"],

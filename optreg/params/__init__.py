@@ -41,7 +41,7 @@ def param_groups(
     """
     import warnings
 
-    from optreg.params._rules import group_parameters
+    from optreg.params._grouping import group_parameters
 
     warnings.warn(
         "optreg.params.param_groups is deprecated: call optreg.group_parameters(params, "

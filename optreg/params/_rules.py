@@ -40,13 +40,13 @@ from optreg.params._kinds import (
     is_norm,
 )
 from optreg.params._kinds import named_parameters as walk
-from optreg.params._split import matches, param_groups
+from optreg.params._split import matches
 
 __all__ = [
     "RULE_KEYS",
     "SELECTORS",
     "assign",
-    "group_parameters",
+    "check_rules",
     "layer_ids",
     "layer_regex",
     "named_of",
@@ -110,8 +110,14 @@ def _module_matches(module: nn.Module | None, kinds: list[str]) -> bool:
     return False
 
 
-def _check(rules: Sequence[Mapping[str, Any]], model: nn.Module | None) -> None:
-    """Raises: TypeError / ValueError for a malformed rule, naming it."""
+def check_rules(rules: Any) -> None:
+    """Check the rules' shape (what needs no parameters), naming the rule at fault.
+
+    Raises:
+        TypeError: not a list of dicts, or a selector of the wrong type.
+        ValueError: a rule that selects nothing or sets nothing, a regex that does not
+            compile, an ``lr_scale`` that is not a finite number >= 0.
+    """
     if not isinstance(rules, (list, tuple)):
         raise TypeError(f"rules must be a list of dicts, got {type(rules).__name__}: {rules!r:.80}")
     for i, rule in enumerate(rules):
@@ -125,8 +131,6 @@ def _check(rules: Sequence[Mapping[str, Any]], model: nn.Module | None) -> None:
             )
         if not set(rule) - SELECTORS:
             raise ValueError(f"{label} sets no option (lr, lr_scale, weight_decay, ...)")
-        if "module" in rule and model is None:
-            raise ValueError(f"{label} selects by module type: pass the nn.Module as params")
         _check_selector_types(label, rule)
         if "regex" in rule:
             try:
@@ -256,16 +260,20 @@ def assign(
     layer_pattern: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{name: options}`` for every parameter: what the rules set (and ``lr_scale``, layer
-    decay included).
+    decay included). The rules and ``layer_decay`` are as `optreg.params._grouping.Grouping`
+    checked them.
 
     Raises:
-        TypeError / ValueError: a malformed rule; a rule that matches no parameter; two
-            rules giving one parameter different values for one option (both named);
-            ``layer_decay`` outside (0, 1] or names without a layer index.
+        ValueError: a rule selecting by module without the module; a rule that matches no
+            parameter; two rules giving one parameter different values for one option
+            (both named); names without a layer index.
     """
-    rules = [] if rules is None else rules
-    _check(rules, model)
-    rules = list(rules)
+    rules = list(rules or ())
+    for i, rule in enumerate(rules):
+        if "module" in rule and model is None:
+            raise ValueError(
+                f"{_label(rule, i)} selects by module type: pass the nn.Module as params"
+            )
     owners = _owners(model)
     used = [False] * len(rules)
     out: dict[str, dict[str, Any]] = {}
@@ -300,71 +308,8 @@ def assign(
             f"names look like {', '.join(n for n, _ in named[:3])}"
         )
     if layer_decay is not None:
-        if (
-            isinstance(layer_decay, bool)
-            or not isinstance(layer_decay, (int, float))
-            or not 0 < layer_decay <= 1
-        ):
-            raise ValueError(f"layer_decay must be a number in (0, 1], got {layer_decay!r}")
         ids, count = layer_ids([n for n, _ in named], layer_pattern)
         for name, options in out.items():
             scale = float(layer_decay) ** (count + 1 - ids[name])
             options["lr_scale"] = options.get("lr_scale", 1.0) * scale
     return out
-
-
-def group_parameters(
-    params: Any,
-    *,
-    rules: Sequence[Mapping[str, Any]] | None = None,
-    layer_decay: float | None = None,
-    layer_pattern: str | None = None,
-    weight_decay: float | None = None,
-    no_decay: Any = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    lr: Any = None,
-) -> list[dict[str, Any]]:
-    """The param groups [optreg.get_optimizer][] gives an optimizer, without building one.
-
-    For a plugin whose factory splits the parameters itself (``FactoryContract.routes_params``)
-    and for anyone who wants optreg's grouping for an optimizer built by hand::
-
-        groups = optreg.group_parameters(
-            model, rules=[{"module": "embedding", "lr_scale": 0.1}], weight_decay=0.1, lr=1e-3
-        )
-        opt = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.1)
-
-    Args:
-        params: an ``nn.Module``, ``(name, tensor)`` pairs, tensors or param-group dicts.
-        rules: declarative rules (see this module); need names.
-        layer_decay: layer-wise lr decay; needs names.
-        layer_pattern: a regex whose first group is the layer index.
-        weight_decay: with a value > 0, the no-decay parameters get a 0.0 group.
-        no_decay: name patterns exempt from weight decay (default: biases, norms, 1-D).
-        overrides: ``{pattern: {option: value}}``; not together with ``rules``.
-        lr: the optimizer's lr, which a rule's ``lr_scale`` multiplies.
-
-    Returns:
-        Fresh param-group dicts.
-
-    Raises:
-        TypeError / ValueError: what `assign()` and `optreg.params._split.param_groups()`
-            raise, and ``rules`` given with ``overrides``.
-    """
-    ruled = rules is not None or layer_decay is not None
-    if overrides and ruled:
-        raise ValueError("give rules= or overrides=, not both (a rule does what an override does)")
-    options = None
-    if ruled:
-        named, model = named_of(params)
-        options = assign(
-            named, rules, model=model, layer_decay=layer_decay, layer_pattern=layer_pattern
-        )
-    return param_groups(
-        params,
-        weight_decay=weight_decay,
-        no_decay=no_decay,
-        overrides=overrides,
-        options=options,
-        lr=lr,
-    )

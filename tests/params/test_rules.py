@@ -256,3 +256,56 @@ def test_layer_decay_puts_every_embedding_in_layer_zero() -> None:
         "cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias",
         "shared.weight", "transformer.wte.weight",
     }  # fmt: skip
+
+
+PATTERN = r"x(\d)"
+
+
+@pytest.mark.parametrize(
+    ("call", "where"),
+    [
+        (lambda kw: optreg.get_optimizer("adamw", Encoder(), lr=1e-3, **kw), "get_optimizer('adamw')"),
+        (lambda kw: optreg.group_parameters(Encoder(), lr=1e-3, **kw), "group_parameters"),
+        (lambda kw: optreg.get_optimizer("muon_adamw", Encoder(), lr=1e-3, **kw), "get_optimizer('muon_adamw')"),
+    ],
+)  # fmt: skip
+def test_the_grouping_keywords_are_checked_in_one_place_for_every_caller(
+    call: Any, where: str
+) -> None:
+    """get_optimizer, group_parameters and a composite read one checked Grouping: the
+    same keyword error, named for the call, before any parameter is walked."""
+    both = {"rules": [{"ndim": 1, "lr": 1.0}], "overrides": {"head": {"lr": 1.0}}}
+    with pytest.raises(
+        ValueError, match=re.escape(f"{where}: give rules= or overrides=, not both")
+    ):
+        call(both)
+    with pytest.raises(TypeError, match=re.escape(f"{where}: overrides must map name patterns")):
+        call({"overrides": {"head": 0.1}})
+    with pytest.raises(
+        ValueError, match=re.escape(f"{where}: layer_pattern={PATTERN!r} is read only")
+    ):
+        call({"layer_pattern": PATTERN})
+
+
+def test_override_and_rule_options_are_checked_alike_and_kept_as_checked() -> None:
+    """Each override and each rule is one option set, checked as keywords are: the same
+    message for both, and the checked value (a NumPy scalar as a Python float) is what
+    the group gets."""
+    np = pytest.importorskip("numpy")
+    for kw, at in (
+        ({"overrides": {"final_norm": {"lrr": 1.0}}}, "overrides['final_norm']"),
+        ({"rules": [{"match": "final_norm*", "lrr": 1.0}]}, "rules[0]"),
+        ({"rules": [{"name": "norms", "match": "final_norm*", "lrr": 1.0}]}, "rule 'norms'"),
+    ):
+        with pytest.raises(
+            TypeError, match=re.escape(f"{at} got an unexpected keyword argument 'lrr'")
+        ):
+            optreg.get_optimizer("adamw", Encoder(), lr=1e-3, **kw)
+    for kw in (
+        {"overrides": {"final_norm": {"weight_decay": np.float64(0.5)}}},
+        {"rules": [{"match": "final_norm*", "weight_decay": np.float64(0.5)}]},
+    ):
+        opt = optreg.get_optimizer("adamw", Encoder(), lr=1e-3, **kw)
+        groups = [g for g in opt.param_groups if g["weight_decay"] == 0.5]
+        assert len(groups) == 1 and len(groups[0]["params"]) == 2  # final_norm's two
+        assert type(groups[0]["weight_decay"]) is float
