@@ -33,6 +33,9 @@ class Routed(abc.ABC):
     """
 
     optreg_contract = FactoryContract(routes_params=True)
+    #: whether :meth:`build` makes param groups, and so runs optreg's
+    #: ``optreg_prepare_optimizer`` hook on them (``optreg_prepare`` in the signature)
+    makes_groups = False
 
     def __init__(self, attr: str, doc: str) -> None:
         self.attr = attr
@@ -57,6 +60,8 @@ class Routed(abc.ABC):
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
         grouping = [inspect.Parameter(k, keyword, default=None) for k in GROUPING]
+        if self.makes_groups:
+            grouping.append(inspect.Parameter("optreg_prepare", keyword, default=None))
         rest = [p for p in upstream if p.kind is p.VAR_KEYWORD]
         first = inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD)
         return inspect.Signature(
@@ -70,6 +75,8 @@ class Routed(abc.ABC):
             TypeError / ValueError: what :meth:`build` and the class raise.
         """
         grouping = {k: kwargs.pop(k) for k in GROUPING if k in kwargs}
+        if self.makes_groups:
+            grouping["optreg_prepare"] = kwargs.pop("optreg_prepare", None)
         return self.build(params, grouping, kwargs)
 
     @abc.abstractmethod
@@ -77,4 +84,5 @@ class Routed(abc.ABC):
         self, params: Any, grouping: dict[str, Any], kwargs: dict[str, Any]
     ) -> torch.optim.Optimizer:
         """Build the optimizer from ``params``, optreg's ``grouping`` and the class's
-        ``kwargs`` (each subclass says how)."""
+        ``kwargs`` (each subclass says how). Where it `makes_groups`, ``grouping`` holds
+        ``optreg_prepare`` too: the hook to call on the groups, or None."""

@@ -92,6 +92,7 @@ class MuonFamily(Routed):
 
     #: a rule may send a parameter to either side
     optreg_contract = FactoryContract(routes_params=True, group_options=("use_muon",))
+    makes_groups = True
 
     def __init__(self, attr: str) -> None:
         super().__init__(
@@ -103,12 +104,14 @@ class MuonFamily(Routed):
     def build(
         self, params: Any, grouping: dict[str, Any], kwargs: dict[str, Any]
     ) -> torch.optim.Optimizer:
-        """Group as ``optreg.get_optimizer`` does, then flag and split each group.
+        """Group as ``optreg.get_optimizer`` does, then flag and split each group, and run
+        optreg's ``optreg_prepare_optimizer`` hook on the flagged groups.
 
         Raises:
             ValueError / TypeError: what ``optreg.group_parameters`` and the class raise.
         """
         defaults = self.__signature__.parameters  # the class's keywords and defaults
+        prepare = grouping.pop("optreg_prepare", None)
 
         def given(key: str) -> Any:
             return kwargs.get(key, defaults[key].default if key in defaults else None)
@@ -123,7 +126,10 @@ class MuonFamily(Routed):
             optreg.group_parameters(params, weight_decay=decay, lr=given(lr), **grouping)
             for lr in ("lr", "adamw_lr")
         )
-        return self.upstream()(_split(for_muon, for_adamw, muon_ids), **kwargs)
+        groups = _split(for_muon, for_adamw, muon_ids)
+        if prepare is not None:
+            prepare(groups, kwargs)  # each group flagged use_muon, as the class reads it
+        return self.upstream()(groups, **kwargs)
 
 
 adago = MuonFamily("AdaGO")

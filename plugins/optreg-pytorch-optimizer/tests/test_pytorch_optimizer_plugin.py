@@ -298,3 +298,24 @@ def test_a_model_taking_name_says_what_it_needs() -> None:
         optreg.get_optimizer("adammini", [p])
     with pytest.raises(ValueError, match=r"its own param groups .* so optreg's overrides cannot"):
         optreg.get_optimizer("adammini", _Net(), overrides={"head": {"lr": 0.1}})
+
+
+def test_a_muon_name_runs_optregs_prepare_hook_on_its_flagged_groups() -> None:
+    """The factory makes the groups, so it takes ``optreg_prepare`` (optreg passes every
+    ``optreg_prepare_optimizer`` hook through it) and calls it on the flagged groups; an
+    edit the hook makes is what the optimizer gets."""
+    factory = optreg.optimizers.load(f"{DIST}:muon")
+    assert "optreg_prepare" in (optreg.optimizer_info(f"{DIST}:muon").signature or "")
+    seen: list[list[bool]] = []
+
+    def prepare(groups: list[dict], kwargs: dict) -> None:
+        seen.append([g["use_muon"] for g in groups])
+        for g in groups:
+            if not g["use_muon"]:
+                g["lr"] = 1e-4  # the hook's edit
+        kwargs["momentum"] = 0.9
+
+    opt = factory(_Net(), lr=0.02, adamw_lr=1e-3, optreg_prepare=prepare)
+    assert seen == [[g["use_muon"] for g in opt.param_groups]] and seen[0] == [True, False]
+    assert [g["lr"] for g in opt.param_groups] == [0.02, 1e-4]
+    assert opt.param_groups[0]["momentum"] == 0.9

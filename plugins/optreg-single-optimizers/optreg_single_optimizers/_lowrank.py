@@ -233,6 +233,7 @@ class LowRankFactory:
         params.append(inspect.Parameter("target_modules", kw, default=None))
         params += [inspect.Parameter(k, kw, default=v) for k, v in self.options.items()]
         params += [inspect.Parameter(k, kw, default=None) for k in _GROUPING[1:]]
+        params.append(inspect.Parameter("optreg_prepare", kw, default=None))
         return inspect.Signature(params)
 
     def __call__(
@@ -245,9 +246,11 @@ class LowRankFactory:
         rules: Sequence[Mapping[str, Any]] | None = None,
         layer_decay: float | None = None,
         layer_pattern: str | None = None,
+        optreg_prepare: Callable[[list[dict[str, Any]], dict[str, Any]], None] | None = None,
         **kwargs: Any,
     ) -> torch.optim.Optimizer:
-        """Build the optimizer on ``params`` (an ``nn.Module`` or ``(name, tensor)`` pairs).
+        """Build the optimizer on ``params`` (an ``nn.Module`` or ``(name, tensor)`` pairs);
+        optreg's ``optreg_prepare_optimizer`` hook (``optreg_prepare``) runs on the groups.
 
         Raises:
             TypeError: an unknown keyword, or ``target_modules`` without an ``nn.Module``.
@@ -282,6 +285,8 @@ class LowRankFactory:
             if all_rules or layer_decay is not None:
                 raise ValueError(f"{name}: rules= need names: pass the nn.Module")
             groups = optreg.group_parameters(params, no_decay=no_decay, overrides=overrides)
+            if optreg_prepare is not None:
+                optreg_prepare(groups, upstream)
             inner = cls(groups, **upstream)
             return LayerwiseOptimizer(inner) if self._layerwise else inner
         marked = [r for r in all_rules if "rank" in r]
@@ -306,6 +311,8 @@ class LowRankFactory:
             overrides=overrides,
             lr=upstream.get("lr", signature.parameters["lr"].default),
         )
+        if optreg_prepare is not None:
+            optreg_prepare(groups, upstream)  # each projected group carries rank=...
         inner = cls(groups, **upstream)
         return LayerwiseOptimizer(inner) if self._layerwise else inner
 

@@ -274,3 +274,21 @@ def test_lomo_takes_the_model_and_trains_through_fused_backward() -> None:
 def test_every_name_has_a_row_in_the_readme_kit_table_and_it_is_current() -> None:
     rows = assert_table_current(README, DIST)
     assert {r.name for r in rows} == set(NAMES)
+
+
+def test_a_lowrank_name_runs_optregs_prepare_hook_on_its_groups() -> None:
+    """The factory makes the groups (the projected ones carry rank=), so it takes
+    ``optreg_prepare`` and calls it on them; the hook's edits are what GaLore gets."""
+    factory = optreg.optimizers.load("galore_adamw")
+    assert "optreg_prepare" in (optreg.optimizer_info("galore_adamw").signature or "")
+    seen: list[list[int | None]] = []
+
+    def prepare(groups: list[dict], kwargs: dict) -> None:
+        seen.append([g.get("rank") for g in groups])
+        kwargs["lr"] = 5e-3
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # galore_torch's own deprecation notes
+        opt = factory(tiny(), lr=1e-2, target_modules=["attn"], rank=4, optreg_prepare=prepare)
+    assert seen == [[g.get("rank") for g in opt.param_groups]] and 4 in seen[0]
+    assert {g["lr"] for g in opt.param_groups} == {5e-3}
