@@ -37,6 +37,7 @@ _LAZY = {
     "Registry": "optreg._core.registry",
     "ScheduleFightsOptimizerWarning": "optreg._core.errors",
     "SchedulerType": "optreg._core.names",
+    "Sides": "optreg._core.contract",
     "StateLayout": "optreg._core.contract",
     "Traits": "optreg._core.traits",
     "UnknownNameError": "optreg._core.errors",
@@ -65,6 +66,7 @@ _LAZY = {
     "state_dict": "optreg._checkpoint.state",
     "PluginRegistry": "optreg.hookspecs",
     "group_parameters": "optreg.params._grouping",
+    "group_sides": "optreg.params._sides",
 }
 
 __all__ = [
@@ -88,6 +90,7 @@ __all__ = [
     "Registry",
     "ScheduleFightsOptimizerWarning",
     "SchedulerType",
+    "Sides",
     "StateLayout",
     "Traits",
     "UnknownNameError",
@@ -104,6 +107,7 @@ __all__ = [
     "get_optimizer_cls",
     "get_scheduler",
     "group_parameters",
+    "group_sides",
     "hookimpl",
     "list_optimizers",
     "list_schedulers",
@@ -139,7 +143,7 @@ if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
     from optreg._checkpoint.convert import convert_state_dict
     from optreg._checkpoint.state import from_state_dict, load_state_dict, state_dict
     from optreg._core.catalog import Catalog
-    from optreg._core.contract import ClipPolicy, FactoryContract, StateLayout
+    from optreg._core.contract import ClipPolicy, FactoryContract, Sides, StateLayout
     from optreg._core.entry import Entry, EntryInfo
     from optreg._core.errors import (
         AmbiguousNameError,
@@ -165,6 +169,7 @@ if TYPE_CHECKING:  # resolved lazily by __getattr__ at run time
     from optreg.hookspecs import PluginRegistry
     from optreg.optim import get_optimizer_cls
     from optreg.params._grouping import group_parameters
+    from optreg.params._sides import group_sides
 
     hookimpl: pluggy.HookimplMarker
     """The marker a hook plugin puts on its ``optreg_add_optimizers`` /

@@ -128,7 +128,13 @@ def get_optimizer(
     entry, factory, contract, kwargs = call.entry, call.factory, call.contract, call.kwargs
     grouping = grouping.with_options(call.group_options)
     params = _read_once(params)  # for the groups, and for the names a record keeps
-    build = _build_routed if contract.routes_params else _build_grouped
+    build = (
+        _build_routed
+        if contract.routes_params
+        else _build_sided
+        if contract.sides is not None
+        else _build_grouped
+    )
     with one_walk():  # a module's parameters are walked once for all of it
         optimizer = build(entry, factory, params, grouping, kwargs)
         names = records.parameter_names(params)
@@ -154,6 +160,25 @@ def _build_grouped(
         weight_decay=kwargs.get("weight_decay", _signature.default(factory, "weight_decay")),
         lr=kwargs.get("lr", _signature.default(factory, "lr")),
     )
+    call_hook(
+        "optreg_prepare_optimizer", undo=True, name=entry.name, param_groups=groups, kwargs=kwargs
+    )
+    return _checked_optimizer(entry, loading.first_call(entry, factory, groups, **kwargs))
+
+
+def _build_sided(
+    entry: Entry, factory: Any, params: Any, grouping: Grouping, kwargs: dict[str, Any]
+) -> torch.optim.Optimizer:
+    """A composite that declares its sides (`optreg.Sides`) and takes param groups: route,
+    group and tag the parameters once, run the prepare hook on the tagged groups, build."""
+    from optreg.params._sides import side_groups
+
+    sides = loading.contract(entry).sides
+    if sides is None:  # pragma: no cover - chosen by its contract
+        raise TypeError(f"{label(entry)} declares no sides")
+    read = {"lr", "weight_decay", *sides.lr.values(), *sides.weight_decay.values()}
+    hyperparameters = {k: _signature.default(factory, k) for k in read} | kwargs
+    groups, _ = side_groups(params, sides, hyperparameters, grouping)
     call_hook(
         "optreg_prepare_optimizer", undo=True, name=entry.name, param_groups=groups, kwargs=kwargs
     )

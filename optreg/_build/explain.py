@@ -10,7 +10,7 @@ parameter in a group, a trainable parameter in no group. ``optreg groups`` print
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from optreg._build.api import get_optimizer
@@ -20,6 +20,8 @@ from optreg._core.table import text_table
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from optreg._core.contract import Sides
 
 __all__ = ["GroupReport", "GroupRow", "explain_groups"]
 
@@ -78,6 +80,12 @@ def _number(value: Any) -> float | None:
         return None
 
 
+def _side(sides: Sides | None, group: Mapping[str, Any], name: str) -> str:
+    """The group's side where the optimizer declares sides, else its name."""
+    side = None if sides is None else sides.side_of(group)
+    return name if side is None else side
+
+
 def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: Any) -> GroupReport:
     """Build ``name`` on ``model`` and report each parameter's group, without a step.
 
@@ -98,7 +106,8 @@ def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: An
     from optreg.params._kinds import is_embedding, is_head, is_norm, owners
 
     optimizer = get_optimizer(name, model if params is None else params, **kwargs)
-    sides = loading.contract(optimizers.resolve(name)).matrix_sides
+    declared = loading.contract(optimizers.resolve(name)).sides
+    matrices = {} if declared is None else declared.matrices
     where = {
         id(p): (i, group) for i, group in enumerate(optimizer.param_groups) for p in group["params"]
     }
@@ -107,7 +116,7 @@ def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: An
     for pname, p in model.named_parameters():
         found = where.get(id(p))
         group = found[1] if found else None
-        side = None if group is None else str(group.get("optimizer", name))
+        side = None if group is None else _side(declared, group, name)
         rows.append(
             GroupRow(
                 param=pname,
@@ -121,7 +130,7 @@ def explain_groups(name: str, model: nn.Module, params: Any = None, **kwargs: An
         )
         module = held.get(id(p), ("", model))[1]
         embedding = is_embedding(pname, module)
-        instead = sides.get(side) if side is not None else None
+        instead = matrices.get(side) if side is not None else None
         if instead is not None and (embedding or is_head(pname)):
             what = "an embedding" if embedding else "an output head"
             warnings.append(

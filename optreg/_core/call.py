@@ -111,14 +111,17 @@ def checked_group_options(
     where: str, factory: Any, contract: FactoryContract, options: Mapping[str, Any]
 ) -> dict[str, Any]:
     """One override's or rule's options, checked like keyword arguments: each one the
-    optimizer takes (or its contract's group options; ``optimizer`` for a composite).
+    optimizer takes (or its contract's group options; a composite's side key and the
+    options one side takes, as its `optreg.Sides` declares them).
 
     Raises:
         TypeError: an option the optimizer does not take, or ``optimizer`` for one that
             does not route its parameters.
         ValueError: an option value of the wrong kind (see `optreg._core.validate`).
     """
-    names = [k for k in options if k not in contract.group_options]
+    sides = contract.sides
+    side_options = () if sides is None else (sides.key, *(k for o in sides.own.values() for k in o))
+    names = [k for k in options if k not in contract.group_options and k not in side_options]
     if "optimizer" in names:
         if not contract.routes_params:
             raise TypeError(

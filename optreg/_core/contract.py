@@ -19,6 +19,7 @@ __all__ = [
     "ClipPolicy",
     "DeclaresContract",
     "FactoryContract",
+    "Sides",
     "StateLayout",
     "contract_of",
 ]
@@ -37,6 +38,54 @@ class ClipPolicy:
 
     clips: Callable[[Mapping[str, Any]], bool]
     reason: str
+
+
+@dataclass(frozen=True)
+class Sides:
+    """How a composite optimizer splits its parameters between sides (``muon_adamw``: Muon
+    for hidden matrices, AdamW for the rest), declared once so that one implementation,
+    [optreg.group_sides][], routes, groups and tags them for it.
+
+    Attributes:
+        key: the param-group key naming a group's side, as the optimizer reads it
+            (``"optimizer"``; pytorch_optimizer's Muon family: ``"use_muon"``). A rule
+            setting it sends the parameters it selects to that side.
+        values: side -> the value of ``key`` in its groups (``{"muon": True, "adamw":
+            False}``); groups are made side by side in this order.
+        route: ``(params, forced, hyperparameters) -> ({name: side}, [(name, tensor)])``:
+            where each trainable parameter goes, and the parameters by name (bare tensors
+            as ``params[i]``); ``forced`` is ``{name: side}`` from rules, which wins.
+            Raises ``TypeError`` / ``ValueError`` for what it cannot route.
+        lr: side -> the hyperparameter holding the side's lr where it is not ``lr``
+            (``{"adamw": "adamw_lr"}``; where it is None, ``lr``): the base a rule's
+            ``lr_scale`` multiplies.
+        weight_decay: side -> the hyperparameter holding its weight decay where it is not
+            ``weight_decay``: a side that decays gets the no-decay split.
+        own: side -> ``{option as a rule or override spells it: the side's group option}``
+            for options only that side takes (``{"adamw": {"adamw_betas": "betas"}}``);
+            an option in no side's ``own`` applies on every side, and one that reaches
+            no parameter of its side is refused.
+        matrices: the sides whose update treats every parameter as one matrix (Muon's
+            orthogonalised update), each mapped to the side an embedding or an output
+            head belongs on instead; [optreg.explain_groups][] warns where one is routed
+            to such a side.
+        label: how errors name the optimizer.
+    """
+
+    key: str
+    values: Mapping[str, Any]
+    route: Callable[[Any, Mapping[str, str], Mapping[str, Any]], tuple[dict[str, str], list[Any]]]
+    lr: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    weight_decay: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    own: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    matrices: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    label: str = "the optimizer"
+
+    def side_of(self, group: Mapping[str, Any]) -> str | None:
+        """The side a param group is tagged with (None: untagged, or another value)."""
+        if self.key not in group:
+            return None
+        return next((s for s, v in self.values.items() if v == group[self.key]), None)
 
 
 @dataclass(frozen=True)
@@ -89,13 +138,10 @@ class FactoryContract:
             optimizer.
         clip: which param groups gradient clipping takes part in (`ClipPolicy`);
             None: all, as ``torch.nn.utils.clip_grad_norm_`` over every parameter.
-        matrix_sides: for a factory that splits the parameters itself into sides (each
-            group tagged ``"optimizer": side``): the sides whose update treats every
-            parameter as one matrix (Muon's orthogonalised update), each mapped to the
-            side an embedding or an output head belongs on instead;
-            [optreg.explain_groups][] warns where one is routed to such a side.
         state: how the optimizer stores its state (`StateLayout`), for names whose
             state [optreg.convert_state_dict][] converts; None: it converts none.
+        sides: a composite's sides (`Sides`), which its factory groups with
+            [optreg.group_sides][]; None: not a composite.
     """
 
     routes_params: bool = False
@@ -103,8 +149,8 @@ class FactoryContract:
     check_keywords: Callable[[Mapping[str, Any]], None] | None = None
     multiplier: Callable[..., Callable[[int], float]] | None = None
     clip: ClipPolicy | None = None
-    matrix_sides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     state: StateLayout | None = None
+    sides: Sides | None = None
 
 
 #: What a factory without ``optreg_contract`` declares: nothing beyond its signature.

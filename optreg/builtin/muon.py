@@ -11,18 +11,16 @@ equal theirs built by hand on the same split, bit for bit.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from optreg._core.contract import ClipPolicy, FactoryContract
-from optreg.builtin.muon_routing import HEAD_MODULES, SIDES, SideOptions, route, sides_of
+from optreg.builtin.muon_routing import HEAD_MODULES, MUON_SIDES, SIDES, route
 from optreg.builtin.torch_optim import adamw_for, keep_kernel_choice, muon
 from optreg.params._grouping import Grouping
-from optreg.params._rules import assign, named_of
-from optreg.params._split import check_overrides, matches, param_groups
+from optreg.params._sides import side_groups
 
 __all__ = ["HEAD_MODULES", "MuonAdamW", "muon", "route"]
 
@@ -87,7 +85,7 @@ class MuonAdamW(torch.optim.Optimizer):
             "gradient's norm never sets the update's size, and a norm taken over the "
             "matrices would scale the AdamW side by the Muon side's gradients",
         ),
-        matrix_sides=MappingProxyType({"muon": "adamw"}),
+        sides=MUON_SIDES,
     )
 
     def __init__(
@@ -164,7 +162,15 @@ class MuonAdamW(torch.optim.Optimizer):
             where="muon_adamw",
         )
         groups = self._groups(
-            params, route, adamw_params, muon_params, grouping, muon_options, adamw_options
+            params,
+            grouping,
+            {
+                **muon_options,
+                **{f"adamw_{k}": v for k, v in adamw_options.items()},
+                "route": route,
+                "adamw_params": adamw_params,
+                "muon_params": muon_params,
+            },
         )
         if optreg_prepare is not None:
             optreg_prepare(groups, given)
@@ -216,12 +222,8 @@ class MuonAdamW(torch.optim.Optimizer):
     def _groups(
         self,
         params: Any,
-        route_by: str,
-        adamw_params: Sequence[str],
-        muon_params: Sequence[str],
         grouping: Grouping,
-        muon_options: Mapping[str, Any],
-        adamw_options: Mapping[str, Any],
+        hyperparameters: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
         """Every param group, tagged with its side, in the order Muon's, then AdamW's."""
         if (
@@ -229,47 +231,9 @@ class MuonAdamW(torch.optim.Optimizer):
             and params
             and all(isinstance(g, Mapping) for g in params)
         ):
-            return self._tagged(params, route_by)
-        options: dict[str, dict[str, Any]] | None = None
-        if grouping.ruled:
-            named_all, model = named_of(params)
-            options = assign(
-                named_all,
-                grouping.rules,
-                model=model,
-                layer_decay=grouping.layer_decay,
-                layer_pattern=grouping.layer_pattern,
-            )
-        forced = {n: o.pop("optimizer") for n, o in (options or {}).items() if "optimizer" in o}
-        self.routes, named = sides_of(params, route_by, adamw_params, muon_params, forced)
-        patterns = dict(grouping.overrides or {})
-        check_overrides(named, patterns)
-        sides = SideOptions()
-        out: list[dict[str, Any]] = []
-        for side, side_options in (("muon", muon_options), ("adamw", adamw_options)):
-            part = [(n, p) for n, p in named if self.routes[n] == side]
-            if not part:
-                continue
-            mine = {}
-            for pattern, opts in patterns.items():
-                hit = [n for n, _ in part if matches(n, pattern)]
-                if hit:
-                    mine[pattern] = sides.translate(side, f"overrides[{pattern!r}]", hit, opts)
-            ruled = None
-            if options is not None:
-                ruled = {n: sides.translate(side, "a rule", [n], options[n]) for n, _ in part}
-            for group in param_groups(
-                part,
-                weight_decay=side_options["weight_decay"],
-                no_decay=grouping.no_decay,
-                overrides=mine,
-                options=ruled,
-                lr=side_options["lr"],
-            ):
-                group["optimizer"] = side
-                out.append(group)
-        sides.check()
-        return out
+            return self._tagged(params, hyperparameters["route"])
+        groups, self.routes = side_groups(params, MUON_SIDES, hyperparameters, grouping)
+        return groups
 
     def _tagged(self, groups: Sequence[Mapping[str, Any]], route_by: str) -> list[dict[str, Any]]:
         """Param-group dicts: each tagged with its side, or (``route="ndim"``) split by shape

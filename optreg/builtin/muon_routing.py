@@ -10,16 +10,18 @@ parameter to a side by name (``{"optimizer": "adamw"}``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import torch
 from torch import nn
 
+from optreg._core.contract import Sides
 from optreg.params._kinds import HEAD_NAMES, is_embedding, is_head, is_named_pairs, owners
 from optreg.params._kinds import named_parameters as walk
 from optreg.params._split import matches
 
-__all__ = ["HEAD_MODULES", "SIDES", "SideOptions", "route", "sides_of"]
+__all__ = ["HEAD_MODULES", "MUON_SIDES", "SIDES", "route", "sides_of"]
 
 
 #: Name parts that mark an output head (`optreg.params._kinds.HEAD_NAMES`): to AdamW.
@@ -27,9 +29,7 @@ HEAD_MODULES = HEAD_NAMES
 _ROUTES = ("auto", "ndim")
 SIDES = ("muon", "adamw")
 #: Group options only Muon has (a rule or override giving one applies to Muon's side).
-_MUON_ONLY = frozenset(
-    {"momentum", "nesterov", "ns_coefficients", "eps", "ns_steps", "adjust_lr_fn"}
-)
+_MUON_ONLY = ("momentum", "nesterov", "ns_coefficients", "eps", "ns_steps", "adjust_lr_fn")
 #: Group options only AdamW has, by the names a rule or override may use -> AdamW's name.
 _ADAMW_ONLY = {
     "betas": "betas",
@@ -38,55 +38,6 @@ _ADAMW_ONLY = {
     "adamw_lr": "lr",
     "adamw_weight_decay": "weight_decay",
 }
-
-
-def _owner(option: str) -> str | None:
-    """The side a group option belongs to; None for one both sides take (lr, ...)."""
-    return "adamw" if option in _ADAMW_ONLY else "muon" if option in _MUON_ONLY else None
-
-
-class SideOptions:
-    """Group options from rules and overrides, each given to the side it names.
-
-    ``lr``, ``weight_decay`` and ``lr_scale`` apply on both sides; Muon's own options
-    (``momentum``...) to Muon's parameters; AdamW's (``betas``, or ``adamw_betas`` /
-    ``adamw_lr`` / ``adamw_eps`` / ``adamw_weight_decay``, as the keywords spell them)
-    to AdamW's, under AdamW's names. An option that reaches no parameter of its side
-    would be ignored: `check()` refuses it.
-    """
-
-    def __init__(self) -> None:
-        self.given: dict[tuple[str, str], list[str]] = {}  # (source, option) -> names
-        self.applied: set[tuple[str, str]] = set()
-
-    def translate(
-        self, side: str, source: str, names: Sequence[str], options: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        out = {}
-        for key, value in options.items():
-            owner = _owner(key)
-            if owner is None:
-                out[key] = value
-                continue
-            self.given.setdefault((source, key), []).extend(names)
-            if owner == side:
-                out[_ADAMW_ONLY.get(key, key)] = value
-                self.applied.add((source, key))
-        return out
-
-    def check(self) -> None:
-        """Raises: ValueError: an option that reached no parameter of its side."""
-        for (source, key), names in self.given.items():
-            if (source, key) not in self.applied:
-                side = _owner(key)
-                other = "AdamW" if side == "muon" else "Muon"
-                shown = ", ".join(repr(n) for n in dict.fromkeys(names)) if names else "none"
-                raise ValueError(
-                    f"muon_adamw: {source} sets {key!r}, an option of the "
-                    f"{'Muon' if side == 'muon' else 'AdamW'} side, but every parameter it "
-                    f"selects goes to {other} ({shown}): it would be ignored; select "
-                    f"{side}-side parameters, or set {other}'s own option"
-                )
 
 
 def _named(params: Any) -> tuple[list[tuple[str, torch.Tensor]], set[int], set[int]] | None:
@@ -194,3 +145,35 @@ def sides_of(
                 )
             out[name] = side
     return out, named
+
+
+def _route(
+    params: Any, forced: Mapping[str, str], hyperparameters: Mapping[str, Any]
+) -> tuple[dict[str, str], list[tuple[str, torch.Tensor]]]:
+    return sides_of(
+        params,
+        hyperparameters.get("route", "auto"),
+        hyperparameters.get("adamw_params", ()),
+        hyperparameters.get("muon_params", ()),
+        forced,
+    )
+
+
+#: muon_adamw's sides, for `optreg.group_sides`: groups tagged ``"optimizer": "muon" |
+#: "adamw"``; AdamW's lr and weight decay are ``adamw_lr`` / ``adamw_weight_decay``;
+#: Muon's own options reach Muon's groups only, AdamW's (as ``betas`` or ``adamw_*``) AdamW's.
+MUON_SIDES = Sides(
+    key="optimizer",
+    values=MappingProxyType({"muon": "muon", "adamw": "adamw"}),
+    route=_route,
+    lr=MappingProxyType({"adamw": "adamw_lr"}),
+    weight_decay=MappingProxyType({"adamw": "adamw_weight_decay"}),
+    own=MappingProxyType(
+        {
+            "muon": MappingProxyType({k: k for k in _MUON_ONLY}),
+            "adamw": MappingProxyType(_ADAMW_ONLY),
+        }
+    ),
+    matrices=MappingProxyType({"muon": "adamw"}),
+    label="muon_adamw",
+)

@@ -241,8 +241,10 @@ def optimizer_cls_and_kwargs(
     factory = optimizers.load(entry)
     label = f"optimizer {entry.name!r}"
     kwargs: dict[str, Any] = {}
-    routes = loading.contract(entry).routes_params
-    adam = "adamw_" if routes else ""  # its Adam side's arguments (Muon has an eps too)
+    contract = loading.contract(entry)
+    routes = contract.routes_params
+    # a composite's Adam side's arguments (Muon has an eps too)
+    adam = "adamw_" if routes or contract.sides is not None else ""
     if routes:
         if model is None:
             raise ValueError(

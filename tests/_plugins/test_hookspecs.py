@@ -313,3 +313,69 @@ def test_a_routing_factory_that_cannot_run_the_prepare_hook_says_so(make_dist: M
     ):
         optreg.get_optimizer("routes_alone", params)
     assert acme_prep.seen == ["routes_with_hook"]
+
+
+SIDED = """
+import torch
+import optreg
+from optreg import FactoryContract, Sides, hookimpl
+
+seen = []
+
+
+@hookimpl
+def optreg_prepare_optimizer(name, param_groups, kwargs):
+    seen.append((name, [g["kind"] for g in param_groups]))
+    for g in param_groups:
+        if g["kind"] == "vector":
+            g["lr"] = 0.5  # the hook's edit
+
+
+@hookimpl
+def optreg_add_optimizers(registry):
+    registry.register("sided", "acme_sided:sided")
+
+
+def route(params, forced, hyperparameters):
+    named = list(params.named_parameters())
+    return {**{n: "matrix" if p.ndim == 2 else "vector" for n, p in named}, **forced}, named
+
+
+SIDES = Sides(key="kind", values={"matrix": "matrix", "vector": "vector"}, route=route)
+received = []
+
+
+def sided(params, lr=0.1, weight_decay=0.0):
+    received.append([dict(g, params=len(g["params"])) for g in params])
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+
+
+sided.optreg_contract = FactoryContract(sides=SIDES)
+"""
+
+
+def test_optreg_routes_a_composite_that_declares_its_sides_and_runs_the_hook_there(
+    make_dist: MakeDist,
+) -> None:
+    """A factory declaring Sides (and not routes_params) receives the groups optreg made:
+    routed, grouped and tagged, after the prepare hook ran on them and edited them."""
+    make_dist(
+        "acme-sided",
+        entry_points={"optreg": {"sided": "acme_sided"}},
+        modules={"acme_sided": SIDED},
+    )
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2))
+    opt = optreg.get_optimizer(
+        "sided", model, weight_decay=0.1, rules=[{"match": "1.weight", "kind": "matrix"}]
+    )
+    import acme_sided  # type: ignore[import-not-found]
+
+    assert acme_sided.seen == [("sided", ["matrix", "matrix", "vector"])]
+    assert acme_sided.received == [
+        [
+            {"params": 1, "kind": "matrix"},  # 0.weight: decays
+            {"params": 1, "weight_decay": 0.0, "kind": "matrix"},  # 1.weight, by the rule
+            {"params": 2, "weight_decay": 0.0, "lr": 0.5, "kind": "vector"},  # the hook's lr
+        ]
+    ]
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1, 0.5]

@@ -1,8 +1,9 @@
 """The base of the factories that get what ``optreg.get_optimizer`` was given.
 
 A factory whose ``optreg_contract`` routes parameters receives the model (or the tensors) itself,
-with optreg's grouping options, instead of ready param groups: the Muon family splits
-parameters by module type, and LOMO, AdaLOMO and Adam-mini take the ``nn.Module``. Its
+with optreg's grouping options, instead of ready param groups: LOMO, AdaLOMO and
+Adam-mini take the ``nn.Module``. (The Muon family declares its sides instead, and optreg
+groups for it: `optreg_pytorch_optimizer.muon`.) Its
 signature, read when the name is used, is the class's own keywords with the grouping
 options, so ``optreg info`` shows them.
 """
@@ -33,9 +34,6 @@ class Routed(abc.ABC):
     """
 
     optreg_contract = FactoryContract(routes_params=True)
-    #: whether :meth:`build` makes param groups, and so runs optreg's
-    #: ``optreg_prepare_optimizer`` hook on them (``optreg_prepare`` in the signature)
-    makes_groups = False
 
     def __init__(self, attr: str, doc: str) -> None:
         self.attr = attr
@@ -60,8 +58,6 @@ class Routed(abc.ABC):
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
         grouping = [inspect.Parameter(k, keyword, default=None) for k in GROUPING]
-        if self.makes_groups:
-            grouping.append(inspect.Parameter("optreg_prepare", keyword, default=None))
         rest = [p for p in upstream if p.kind is p.VAR_KEYWORD]
         first = inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD)
         return inspect.Signature(
@@ -75,8 +71,6 @@ class Routed(abc.ABC):
             TypeError / ValueError: what :meth:`build` and the class raise.
         """
         grouping = {k: kwargs.pop(k) for k in GROUPING if k in kwargs}
-        if self.makes_groups:
-            grouping["optreg_prepare"] = kwargs.pop("optreg_prepare", None)
         return self.build(params, grouping, kwargs)
 
     @abc.abstractmethod
@@ -84,5 +78,4 @@ class Routed(abc.ABC):
         self, params: Any, grouping: dict[str, Any], kwargs: dict[str, Any]
     ) -> torch.optim.Optimizer:
         """Build the optimizer from ``params``, optreg's ``grouping`` and the class's
-        ``kwargs`` (each subclass says how). Where it `makes_groups`, ``grouping`` holds
-        ``optreg_prepare`` too: the hook to call on the groups, or None."""
+        ``kwargs`` (each subclass says how)."""

@@ -16,14 +16,22 @@ factories set it:
 - from tensors, ``(name, tensor)`` pairs or groups without the flag, by shape alone:
   2-D and larger to Muon.
 
-A group that holds both kinds is split in two with the same options, so optreg's
-no-decay split, overrides and rules apply on both sides: the no-decay parameters get
-``weight_decay=0.0`` when either ``weight_decay`` or ``adamw_wd`` is set, and a rule's
-``lr_scale`` multiplies ``lr`` on the Muon side and ``adamw_lr`` on the AdamW side.
+The split is declared once, as `SIDES` on each factory's contract, and optreg makes it
+(``optreg.group_sides``, as for its own ``muon_adamw``) before the factory is called,
+running the ``optreg_prepare_optimizer`` hook on the flagged groups: optreg's no-decay
+split, overrides and rules apply on both
+sides; a side gets the no-decay split when it decays (``weight_decay`` for Muon,
+``adamw_wd`` for AdamW), and a rule's ``lr_scale`` multiplies ``lr`` on the Muon side
+and ``adamw_lr`` on the AdamW side. A param-group dict without the flag is split in two
+by shape, with its options.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -31,10 +39,10 @@ from torch import nn
 
 import optreg
 from optreg import FactoryContract
-from optreg_pytorch_optimizer._routed import Routed
 
 __all__ = [
     "MuonFamily",
+    "SIDES",
     "adago",
     "adamuon",
     "distributedmuon",
@@ -61,74 +69,90 @@ def muon_parameter_ids(model: nn.Module) -> set[int]:
     return ids
 
 
-def _split(
-    for_muon: list[dict[str, Any]], for_adamw: list[dict[str, Any]], muon_ids: set[int] | None
-) -> list[dict[str, Any]]:
-    """Flag and split each group. ``for_muon`` and ``for_adamw`` are the same groups made
-    with Muon's and AdamW's lr as the base a rule's ``lr_scale`` multiplies."""
-    out: list[dict[str, Any]] = []
-    for muon_group, adamw_group in zip(for_muon, for_adamw, strict=True):
-        if "use_muon" in muon_group:  # a dict or a rule said which
-            out.append(muon_group if muon_group["use_muon"] else adamw_group)
-            continue
-        params = list(muon_group["params"])
-        is_muon = [(id(p) in muon_ids) if muon_ids is not None else p.ndim >= 2 for p in params]
-        for flag, group in ((True, muon_group), (False, adamw_group)):
-            part = [p for p, m in zip(params, is_muon, strict=True) if m is flag]
-            if part:
-                out.append({**group, "params": part, "use_muon": flag})
-    return out
+def _route(
+    params: Any, forced: Mapping[str, str], hyperparameters: Mapping[str, Any]
+) -> tuple[dict[str, str], list[tuple[str, torch.Tensor]]]:
+    """Where each parameter goes: a module by ``prepare_muon_parameters``' rule, pairs and
+    tensors by shape (2-D and larger to Muon), a rule's ``use_muon`` over either."""
+    del hyperparameters  # the route reads none
+    if isinstance(params, nn.Module):
+        named = [(n, p) for n, p in params.named_parameters() if p.requires_grad]
+        to_muon = muon_parameter_ids(params)
+    else:
+        items = list(params)
+        pairs = all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in items)
+        named = [(str(x[0]), x[1]) if pairs else (f"params[{i}]", x) for i, x in enumerate(items)]
+        named = [(n, p) for n, p in named if p.requires_grad]
+        to_muon = {id(p) for _, p in named if p.ndim >= 2}
+    routes = {n: "muon" if id(p) in to_muon else "adamw" for n, p in named}
+    for name, side in forced.items():
+        if side not in SIDES.values:
+            raise ValueError(f"a rule sets use_muon={side!r} for {name!r}: True or False")
+        routes[name] = side
+    return routes, named
 
 
-class MuonFamily(Routed):
-    """The factory of one Muon-family class: ``(params, **kwargs) -> Optimizer``.
+#: The family's sides: groups flagged ``use_muon``; AdamW's lr and weight decay are
+#: ``adamw_lr`` / ``adamw_wd``; ``adamw_betas`` / ``adamw_eps`` are the class's own
+#: keywords, not group options.
+SIDES = optreg.Sides(
+    key="use_muon",
+    values=MappingProxyType({"muon": True, "adamw": False}),
+    route=_route,
+    lr=MappingProxyType({"adamw": "adamw_lr"}),
+    weight_decay=MappingProxyType({"adamw": "adamw_wd"}),
+    label="pytorch_optimizer's Muon family",
+)
 
-    ``optreg.get_optimizer`` hands it the model itself (its ``optreg_contract``) with
-    the grouping options, so it can route by module type and name.
+
+class MuonFamily:
+    """The factory of one Muon-family class: ``(param groups, **kwargs) -> Optimizer``.
+
+    Its contract declares `SIDES`, so ``optreg.get_optimizer`` routes, groups and flags
+    the parameters (``optreg.group_sides``), runs the ``optreg_prepare_optimizer`` hook on
+    the flagged groups and hands them here; the factory only builds the class.
 
     Args:
         attr: the class's name in ``pytorch_optimizer``.
     """
 
-    #: a rule may send a parameter to either side
-    optreg_contract = FactoryContract(routes_params=True, group_options=("use_muon",))
-    makes_groups = True
+    #: a rule may send a parameter to either side (use_muon)
+    optreg_contract = FactoryContract(group_options=("use_muon",), sides=SIDES)
 
     def __init__(self, attr: str) -> None:
-        super().__init__(
-            attr,
-            f"pytorch_optimizer.{attr} over param groups flagged use_muon by "
-            "optreg_pytorch_optimizer.muon (see that module)",
+        self.attr = attr
+        self.__name__ = self.__qualname__ = attr
+        self.__doc__ = (
+            f"pytorch_optimizer.{attr} over param groups flagged use_muon as "
+            "optreg_pytorch_optimizer.muon.SIDES routes them"
         )
 
-    def build(
-        self, params: Any, grouping: dict[str, Any], kwargs: dict[str, Any]
-    ) -> torch.optim.Optimizer:
-        """Group as ``optreg.get_optimizer`` does, then flag and split each group, and run
-        optreg's ``optreg_prepare_optimizer`` hook on the flagged groups.
+    def upstream(self) -> type[torch.optim.Optimizer]:
+        """The class (imports ``pytorch_optimizer``)."""
+        cls: type[torch.optim.Optimizer] = getattr(
+            importlib.import_module("pytorch_optimizer"), self.attr
+        )
+        return cls
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The class's own signature: optreg reads its keywords and defaults."""
+        return inspect.signature(self.upstream())
+
+    def __call__(self, params: Any, **kwargs: Any) -> torch.optim.Optimizer:
+        """Build the class over ``params``: the flagged groups optreg made (kept as they
+        are), or, called directly, anything ``optreg.group_sides`` takes, split the same way.
 
         Raises:
-            ValueError / TypeError: what ``optreg.group_parameters`` and the class raise.
+            TypeError / ValueError: what ``optreg.group_sides`` and the class raise.
         """
-        defaults = self.__signature__.parameters  # the class's keywords and defaults
-        prepare = grouping.pop("optreg_prepare", None)
-
-        def given(key: str) -> Any:
-            return kwargs.get(key, defaults[key].default if key in defaults else None)
-
-        if not isinstance(params, (nn.Module, torch.Tensor)):
-            params = list(params)  # grouped twice
-        muon_ids = muon_parameter_ids(params) if isinstance(params, nn.Module) else None
-        # the no-decay split is made when either side decays; the same groups twice, with
-        # each side's lr as the base of a rule's lr_scale
-        decay = max(given("weight_decay") or 0.0, given("adamw_wd") or 0.0)
-        for_muon, for_adamw = (
-            optreg.group_parameters(params, weight_decay=decay, lr=given(lr), **grouping)
-            for lr in ("lr", "adamw_lr")
-        )
-        groups = _split(for_muon, for_adamw, muon_ids)
-        if prepare is not None:
-            prepare(groups, kwargs)  # each group flagged use_muon, as the class reads it
+        defaults = self.__signature__.parameters
+        hyperparameters = {
+            k: kwargs.get(k, defaults[k].default)
+            for k in ("lr", "weight_decay", "adamw_lr", "adamw_wd")
+            if k in defaults or k in kwargs
+        }
+        groups = optreg.group_sides(params, SIDES, hyperparameters)
         return self.upstream()(groups, **kwargs)
 
 

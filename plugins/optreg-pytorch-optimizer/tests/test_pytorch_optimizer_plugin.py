@@ -198,7 +198,7 @@ def test_a_rules_lr_scale_scales_each_sides_own_lr() -> None:
         _Net(),
         lr=0.02,
         adamw_lr=1e-3,
-        adamw_wd=0.01,  # Muon's weight_decay stays 0.0: the no-decay split is made anyway
+        adamw_wd=0.01,  # Muon's weight_decay stays 0.0: AdamW's side gets the no-decay split
         rules=[{"match": ["embed", "body"], "lr_scale": 0.5}],
     )
     got = sorted(
@@ -238,13 +238,14 @@ def test_bare_tensors_go_by_shape_and_a_flagged_group_stays_as_given() -> None:
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["use_muon"] is False
 
 
-def test_a_routed_factory_shows_the_class_keywords_and_the_grouping_options() -> None:
+def test_the_factories_show_the_class_keywords_and_a_routed_one_the_grouping_options() -> None:
     import inspect
 
     muon = inspect.signature(optreg.optimizers.load(optreg.optimizers.resolve(f"{DIST}:muon")))
     assert muon.parameters["lr"].default == 0.02
     assert muon.parameters["adamw_lr"].default == 3e-4
-    assert muon.parameters["rules"].default is None
+    assert "rules" not in muon.parameters  # optreg groups for it: the keywords are its own
+    assert inspect.signature(optreg.optimizers.load("adammini")).parameters["rules"].default is None
     info = optreg.optimizer_info("adammini")
     assert info.signature.startswith("(params, *, lr: float = 1.0, betas")  # not `model`
     assert "num_heads: int = 32" in info.signature
@@ -300,22 +301,19 @@ def test_a_model_taking_name_says_what_it_needs() -> None:
         optreg.get_optimizer("adammini", _Net(), overrides={"head": {"lr": 0.1}})
 
 
-def test_a_muon_name_runs_optregs_prepare_hook_on_its_flagged_groups() -> None:
-    """The factory makes the groups, so it takes ``optreg_prepare`` (optreg passes every
-    ``optreg_prepare_optimizer`` hook through it) and calls it on the flagged groups; an
-    edit the hook makes is what the optimizer gets."""
-    factory = optreg.optimizers.load(f"{DIST}:muon")
-    assert "optreg_prepare" in (optreg.optimizer_info(f"{DIST}:muon").signature or "")
-    seen: list[list[bool]] = []
+def test_a_muon_name_is_grouped_by_optreg_from_its_declared_sides() -> None:
+    """The factory declares its sides and takes param groups: optreg routes, groups and
+    flags (and runs the prepare hook there); the groups are what optreg.group_sides makes."""
+    from optreg_pytorch_optimizer.muon import SIDES
 
-    def prepare(groups: list[dict], kwargs: dict) -> None:
-        seen.append([g["use_muon"] for g in groups])
-        for g in groups:
-            if not g["use_muon"]:
-                g["lr"] = 1e-4  # the hook's edit
-        kwargs["momentum"] = 0.9
-
-    opt = factory(_Net(), lr=0.02, adamw_lr=1e-3, optreg_prepare=prepare)
-    assert seen == [[g["use_muon"] for g in opt.param_groups]] and seen[0] == [True, False]
-    assert [g["lr"] for g in opt.param_groups] == [0.02, 1e-4]
-    assert opt.param_groups[0]["momentum"] == 0.9
+    contract = optreg.optimizers.load(f"{DIST}:muon").optreg_contract
+    assert contract.sides is SIDES and not contract.routes_params
+    model = _Net()
+    opt = optreg.get_optimizer(f"{DIST}:muon", model, lr=0.02, adamw_lr=1e-3, adamw_wd=0.01)
+    groups = optreg.group_sides(
+        model, SIDES, {"lr": 0.02, "adamw_lr": 1e-3, "weight_decay": 0.0, "adamw_wd": 0.01}
+    )
+    assert [[id(p) for p in g["params"]] for g in opt.param_groups] == [
+        [id(p) for p in g["params"]] for g in groups
+    ]
+    assert [g["use_muon"] for g in opt.param_groups] == [True, False, False]
