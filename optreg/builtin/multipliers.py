@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from functools import partial
+from functools import partial, wraps
+from typing import Any, TypeVar
 
 from optreg._core import validate as _validate
 from optreg._core.errors import WarmupLongerThanTrainingWarning, user_stacklevel
@@ -66,25 +67,42 @@ def _warmup(step: int, num_warmup_steps: int) -> float:
     return float(step) / float(max(1, num_warmup_steps))
 
 
+_Shape = TypeVar("_Shape", bound=Callable[..., float])
+
+
+def _after_warmup(shape: _Shape) -> _Shape:
+    """``shape`` joined after the linear warmup, once for every schedule that has it:
+    steps below ``num_warmup_steps`` take `_warmup`, the others ``shape`` (which sees
+    the absolute step). The joined function keeps ``shape``'s name, so pickles of a bound
+    schedule name it as before."""
+
+    @wraps(shape)
+    def joined(step: int, *, num_warmup_steps: int, **kwargs: Any) -> float:
+        if step < num_warmup_steps:
+            return _warmup(step, num_warmup_steps)
+        return shape(step, num_warmup_steps=num_warmup_steps, **kwargs)
+
+    return joined  # type: ignore[return-value]
+
+
 def _constant(step: int) -> float:
     return 1.0
 
 
+@_after_warmup
 def _constant_with_warmup(step: int, *, num_warmup_steps: int) -> float:
-    if step < num_warmup_steps:
-        return _warmup(step, num_warmup_steps)
     return 1.0
 
 
+@_after_warmup
 def _linear(step: int, *, num_warmup_steps: int, num_training_steps: int) -> float:
-    if step < num_warmup_steps:
-        return _warmup(step, num_warmup_steps)
     return max(
         0.0,
         float(num_training_steps - step) / float(max(1, num_training_steps - num_warmup_steps)),
     )
 
 
+@_after_warmup
 def _cosine(
     step: int,
     *,
@@ -93,24 +111,22 @@ def _cosine(
     num_cycles: float,
     min_lr_rate: float = 0.0,
 ) -> float:
-    if step < num_warmup_steps:
-        return _warmup(step, num_warmup_steps)
     progress = float(step - num_warmup_steps) / float(max(1, num_training_steps - num_warmup_steps))
     factor = 0.5 * (1.0 + math.cos(math.pi * float(num_cycles) * 2.0 * progress))
     return max(0.0, factor * (1 - min_lr_rate) + min_lr_rate)
 
 
+@_after_warmup
 def _cosine_with_restarts(
     step: int, *, num_warmup_steps: int, num_training_steps: int, num_cycles: float
 ) -> float:
-    if step < num_warmup_steps:
-        return _warmup(step, num_warmup_steps)
     progress = float(step - num_warmup_steps) / float(max(1, num_training_steps - num_warmup_steps))
     if progress >= 1.0:
         return 0.0
     return max(0.0, 0.5 * (1.0 + math.cos(math.pi * ((float(num_cycles) * progress) % 1.0))))
 
 
+@_after_warmup
 def _polynomial(
     step: int,
     *,
@@ -120,8 +136,6 @@ def _polynomial(
     power: float,
     lr_init: float,
 ) -> float:
-    if step < num_warmup_steps:
-        return _warmup(step, num_warmup_steps)
     decay_steps = num_training_steps - num_warmup_steps
     if step > num_training_steps or decay_steps == 0:
         return lr_end / lr_init  # the end value (and the limit where decay_steps is 0)
@@ -130,9 +144,8 @@ def _polynomial(
     return float(decay / lr_init)
 
 
+@_after_warmup
 def _inverse_sqrt(step: int, *, num_warmup_steps: int, timescale: float) -> float:
-    if step < num_warmup_steps:
-        return _warmup(step, num_warmup_steps)
     shift = timescale - num_warmup_steps
     return 1.0 / math.sqrt((step + shift) / timescale)
 
