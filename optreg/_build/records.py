@@ -68,26 +68,13 @@ class OptimizerRecord:
         """The plain data a checkpoint keeps (``optreg.checkpoint/1``): ``name`` (the
         qualified one), ``provider``, ``provider_version``, ``kwargs``, ``no_decay``,
         ``overrides`` and ``grouping`` (the other grouping keywords)."""
-        return {
-            "name": self.qualified_name,
-            "provider": self.provider,
-            "provider_version": self.provider_version,
-            **optimizer_record(self.kwargs, self.grouping),
-        }
+        return {**_provided_data(self), **optimizer_record(self.kwargs, self.grouping)}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> OptimizerRecord:
         """The record a checkpoint's ``"optimizer"`` holds, any optreg version's."""
         data = migrate(data)
-        name = str(data["name"])
-        return cls(
-            name=name.rpartition(":")[2],
-            qualified_name=name,
-            provider=str(data.get("provider", "")),
-            provider_version=data.get("provider_version"),
-            kwargs=dict(data["kwargs"]),
-            grouping=dict(data["grouping"]),
-        )
+        return cls(**_provided(data), kwargs=dict(data["kwargs"]), grouping=dict(data["grouping"]))
 
 
 @dataclass(frozen=True)
@@ -105,26 +92,37 @@ class ScheduleRecord:
 
     def to_data(self) -> dict[str, Any]:
         """The plain data a checkpoint keeps for the schedule."""
-        return {
-            "name": self.qualified_name,
-            "provider": self.provider,
-            "provider_version": self.provider_version,
-            **schedule_record(self.num_warmup_steps, self.num_training_steps, self.kwargs),
-        }
+        steps = schedule_record(self.num_warmup_steps, self.num_training_steps, self.kwargs)
+        return {**_provided_data(self), **steps}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> ScheduleRecord:
         """The record a checkpoint's ``"scheduler"`` holds."""
-        name = str(data["name"])
         return cls(
-            name=name.rpartition(":")[2],
-            qualified_name=name,
-            provider=str(data.get("provider", "")),
-            provider_version=data.get("provider_version"),
+            **_provided(data),
             num_warmup_steps=data["num_warmup_steps"],
             num_training_steps=data["num_training_steps"],
             kwargs=dict(data["kwargs"]),
         )
+
+
+def _provided(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's name and provider fields, from its plain data (a qualified name)."""
+    name = str(data["name"])
+    return {
+        "name": name.rpartition(":")[2],
+        "qualified_name": name,
+        "provider": str(data.get("provider", "")),
+        "provider_version": data.get("provider_version"),
+    }
+
+
+def _provided_data(record: OptimizerRecord | ScheduleRecord) -> dict[str, Any]:
+    return {
+        "name": record.qualified_name,
+        "provider": record.provider,
+        "provider_version": record.provider_version,
+    }
 
 
 def migrate(data: Mapping[str, Any]) -> dict[str, Any]:

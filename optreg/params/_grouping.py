@@ -149,23 +149,31 @@ class Grouping:
             TypeError / ValueError: bad ``params``; a pattern or rule that matches no
                 parameter; rules that conflict; rules or layer decay without names.
         """
-        options = None
-        if self.ruled:
-            named, model = named_of(params)
-            options = assign(
-                named,
-                self.rules,
-                model=model,
-                layer_decay=self.layer_decay,
-                layer_pattern=self.layer_pattern,
-            )
         return param_groups(
             params,
             weight_decay=weight_decay,
             no_decay=self.no_decay,
             overrides=self.overrides,
-            options=options,
+            options=self.assigned(params),
             lr=lr,
+        )
+
+    def assigned(self, params: Any) -> dict[str, dict[str, Any]] | None:
+        """``{parameter name: options}`` the rules and layer decay give (None: neither
+        was given).
+
+        Raises:
+            ValueError: no names in ``params``; a rule that matches nothing; conflicts.
+        """
+        if not self.ruled:
+            return None
+        named, model = named_of(params)
+        return assign(
+            named,
+            self.rules,
+            model=model,
+            layer_decay=self.layer_decay,
+            layer_pattern=self.layer_pattern,
         )
 
 

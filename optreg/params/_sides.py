@@ -12,7 +12,6 @@ from torch import nn
 
 from optreg._core.contract import Sides
 from optreg.params._grouping import Grouping
-from optreg.params._rules import assign, named_of
 from optreg.params._split import check_overrides, matches, param_groups
 
 __all__ = ["group_sides", "side_groups"]
@@ -72,16 +71,7 @@ def side_groups(
         params = list(params)  # read more than once below
         if params and all(isinstance(g, Mapping) for g in params):
             return _tag_groups(params, sides, hyperparameters, grouping)
-    options: dict[str, dict[str, Any]] | None = None
-    if grouping.ruled:
-        named_all, model = named_of(params)
-        options = assign(
-            named_all,
-            grouping.rules,
-            model=model,
-            layer_decay=grouping.layer_decay,
-            layer_pattern=grouping.layer_pattern,
-        )
+    options = grouping.assigned(params)
     by_value = {_hashable(v): side for side, v in sides.values.items()}
     forced = {
         n: by_value.get(_hashable(o[sides.key]), o[sides.key])

@@ -19,10 +19,16 @@ import torch
 
 from optreg import FactoryContract
 
-__all__ = ["GROUPING", "Routed"]
+__all__ = ["GROUPING", "Routed", "upstream"]
 
 #: the grouping options optreg.get_optimizer passes a routing factory
 GROUPING = ("no_decay", "overrides", "rules", "layer_decay", "layer_pattern")
+
+
+def upstream(attr: str) -> type[torch.optim.Optimizer]:
+    """The class ``pytorch_optimizer.<attr>`` (imports ``pytorch_optimizer``)."""
+    cls: type[torch.optim.Optimizer] = getattr(importlib.import_module("pytorch_optimizer"), attr)
+    return cls
 
 
 class Routed(abc.ABC):
@@ -42,10 +48,7 @@ class Routed(abc.ABC):
 
     def upstream(self) -> type[torch.optim.Optimizer]:
         """The class (imports ``pytorch_optimizer``)."""
-        cls: type[torch.optim.Optimizer] = getattr(
-            importlib.import_module("pytorch_optimizer"), self.attr
-        )
-        return cls
+        return upstream(self.attr)
 
     @property
     def __signature__(self) -> inspect.Signature:

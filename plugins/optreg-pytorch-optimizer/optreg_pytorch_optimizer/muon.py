@@ -28,7 +28,6 @@ by shape, with its options.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -39,6 +38,7 @@ from torch import nn
 
 import optreg
 from optreg import FactoryContract
+from optreg_pytorch_optimizer._routed import upstream
 
 __all__ = [
     "MuonFamily",
@@ -129,10 +129,7 @@ class MuonFamily:
 
     def upstream(self) -> type[torch.optim.Optimizer]:
         """The class (imports ``pytorch_optimizer``)."""
-        cls: type[torch.optim.Optimizer] = getattr(
-            importlib.import_module("pytorch_optimizer"), self.attr
-        )
-        return cls
+        return upstream(self.attr)
 
     @property
     def __signature__(self) -> inspect.Signature:
