@@ -176,14 +176,16 @@ def optreg_prepare_optimizer(
     """Adjust ``param_groups`` and ``kwargs`` in place before the optimizer is built.
 
     A hook that raises has its edits undone (and is reported once, as a
-    [OptregPluginWarning][optreg.OptregPluginWarning]); the build goes on. For a factory that splits
-    the parameters itself (``muon_adamw``: its contract says ``routes_params=True``), the hook
-    runs on the groups that factory makes, each tagged ``"optimizer": "muon"`` or
-    ``"adamw"``, with its hyperparameters (``adamw_lr``... included) as ``kwargs``:
-    optreg passes such a factory an ``optreg_prepare(param_groups, kwargs)`` callable
-    when its signature names one, and the factory calls it before it builds. A routing
-    factory that takes no ``optreg_prepare`` cannot run the hook: its build warns
-    ([OptregPluginWarning][optreg.OptregPluginWarning]) naming the hooks that did not run.
+    [OptregPluginWarning][optreg.OptregPluginWarning]); the build goes on. For a composite
+    optimizer that declares its sides ([optreg.Sides][]), the hook runs on the groups optreg
+    made for it, each tagged with its side. For a factory that splits the parameters itself
+    (``muon_adamw``: its contract says ``routes_params=True``), it runs on the groups that
+    factory makes, each tagged ``"optimizer": "muon"`` or ``"adamw"``, with its
+    hyperparameters (``adamw_lr``... included) as ``kwargs``: optreg passes such a factory an
+    ``optreg_prepare(param_groups, kwargs)`` callable when its signature names one, and the
+    factory calls it before it builds. A routing factory that takes no ``optreg_prepare``
+    cannot run the hook: its build warns ([OptregPluginWarning][optreg.OptregPluginWarning])
+    naming the hooks that did not run.
 
     Args:
         name: the canonical optimizer name.
