@@ -189,8 +189,11 @@ def group_sides(
         sides: what the composite declares (`optreg.Sides`).
         hyperparameters: the optimizer's arguments as it will use them (each side's lr
             and weight decay, and whatever the route reads).
-        no_decay, overrides, rules, layer_decay, layer_pattern: as
-            [optreg.get_optimizer][] takes them.
+        no_decay: as [optreg.get_optimizer][] takes it.
+        overrides: as [optreg.get_optimizer][] takes it.
+        rules: as [optreg.get_optimizer][] takes it.
+        layer_decay: as [optreg.get_optimizer][] takes it.
+        layer_pattern: as [optreg.get_optimizer][] takes it.
 
     Returns:
         Fresh param-group dicts, side by side in ``sides.values``' order.
