@@ -5,11 +5,17 @@ optreg-single-optimizers), each of the installed transformers' names reaches an 
 a builtin, or an adapter's name; a name whose package (or hardware) is missing is listed
 as unavailable, with what to install. That the adapters build what transformers builds
 is checked in the plugins env, next to their packages.
+
+The names are resolved in a catalog of optreg's builtins and those three adapters alone:
+where more adapters are installed (optreg-pytorch-optimizer also offers ``lomo``), a
+plain name two of them share is ambiguous by design, and a trainer that wants these
+providers says so the same way.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,6 +32,18 @@ pytestmark = pytest.mark.skipif(
 HARDWARE = {"adamw_torch_xla", "adamw_torch_npu_fused", "adamw_anyprecision"}
 
 
+@pytest.fixture(scope="module")
+def adapters_catalog() -> optreg.Catalog:
+    return optreg.Catalog(plugins=["optreg", *ADAPTERS])
+
+
+@pytest.fixture
+def in_adapters_catalog(adapters_catalog: optreg.Catalog) -> Iterator[None]:
+    with adapters_catalog:
+        yield
+
+
+@pytest.mark.usefixtures("in_adapters_catalog")
 @pytest.mark.parametrize("name", [n.value for n in OptimizerNames])
 def test_every_transformers_optimizer_name_resolves(name: str) -> None:
     entry = optreg.optimizers.resolve(name)
